@@ -1,0 +1,218 @@
+//! One loaded plugin: its compiled component, manifest, and a live sandboxed instance that is
+//! replaced whenever a call fails.
+
+use std::path::Path;
+
+use lakegate_plugin_sdk::host::runner::{check_manifest, PluginFailure, Translator};
+use lakegate_plugin_sdk::{BatchContext, Manifest, Translation};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::Store;
+
+use super::limits::MemoryCap;
+use super::{v0_1_0, Host, HostError, Limits};
+
+/// The component-model layer and version bytes (4..8) of a component.
+const COMPONENT_MAGIC: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
+
+/// Facts about a loaded plugin, for reports and dead letters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// SHA-256 of the component file, hex.
+    pub sha256: String,
+    /// The WIT package version the plugin exports.
+    pub interface: &'static str,
+    /// Size of the component file.
+    pub size: usize,
+}
+
+/// The instantiation recipe for each supported interface version.
+enum Pre {
+    V0_1_0(v0_1_0::BindingsPre<MemoryCap>),
+}
+
+/// A live instance with its store.
+enum Live {
+    V0_1_0(Store<MemoryCap>, v0_1_0::Bindings),
+}
+
+/// A loaded source plugin.
+pub struct Plugin {
+    engine: wasmtime::Engine,
+    pre: Pre,
+    limits: Limits,
+    manifest: Manifest,
+    info: PluginInfo,
+    live: Option<Live>,
+    /// Instances created so far, including the first.
+    instantiations: u64,
+}
+
+impl Plugin {
+    pub(crate) fn load(host: &Host, path: &Path, bytes: &[u8]) -> Result<Plugin, HostError> {
+        let load_error = |reason: String| HostError::Load {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if bytes.get(4..8) != Some(&COMPONENT_MAGIC[..]) {
+            return Err(load_error("not a WebAssembly component (a core module or another file); build it with `cargo xtask plugins`".into()));
+        }
+        let sha256 = format!("{:x}", Sha256::digest(bytes));
+        let cached = host
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&host.engine, &sha256));
+        let component = match cached {
+            Some(c) => c,
+            None => {
+                let c = Component::new(&host.engine, bytes)
+                    .map_err(|e| load_error(format!("does not compile: {e}")))?;
+                if let Some(cache) = &host.cache {
+                    cache.put(&sha256, &c);
+                }
+                c
+            }
+        };
+        // Plugins get no imports at all: a component that needs any is refused here.
+        let linker: Linker<MemoryCap> = Linker::new(&host.engine);
+        let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
+            load_error(format!(
+                "imports something lakegate does not provide (plugins have no I/O): {e}"
+            ))
+        })?;
+        let pre = v0_1_0::BindingsPre::new(instance_pre).map_err(|e| {
+            load_error(format!("does not export lakegate:plugin/source@0.1.0: {e}"))
+        })?;
+        let mut plugin = Plugin {
+            engine: host.engine.clone(),
+            pre: Pre::V0_1_0(pre),
+            limits: host.limits,
+            manifest: Manifest::new("", ""),
+            info: PluginInfo {
+                sha256,
+                interface: "lakegate:plugin@0.1.0",
+                size: bytes.len(),
+            },
+            live: None,
+            instantiations: 0,
+        };
+        plugin.manifest = plugin
+            .call_manifest()
+            .map_err(|f| load_error(format!("describe() failed: {f}")))?;
+        check_manifest(&plugin.manifest).map_err(|source| HostError::Manifest {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(plugin)
+    }
+
+    /// Facts about the component.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// How many instances were created, counting replacements after failures.
+    pub fn instantiations(&self) -> u64 {
+        self.instantiations
+    }
+
+    fn instance(&mut self) -> Result<&mut Live, PluginFailure> {
+        if self.live.is_none() {
+            let mut store = Store::new(
+                &self.engine,
+                MemoryCap {
+                    limit: self.limits.memory_bytes,
+                    refused: false,
+                },
+            );
+            store.limiter(|cap| cap as &mut dyn wasmtime::ResourceLimiter);
+            store.set_epoch_deadline(self.limits.deadline_ticks());
+            store.epoch_deadline_trap();
+            let live = match &self.pre {
+                Pre::V0_1_0(pre) => {
+                    let bindings = pre.instantiate(&mut store).map_err(|e| PluginFailure {
+                        reason: format!("cannot instantiate plugin: {e}"),
+                    })?;
+                    Live::V0_1_0(store, bindings)
+                }
+            };
+            self.instantiations += 1;
+            self.live = Some(live);
+        }
+        Ok(self.live.as_mut().expect("instance was just created"))
+    }
+
+    fn call_manifest(&mut self) -> Result<Manifest, PluginFailure> {
+        let limits = self.limits;
+        let result = match self.instance()? {
+            Live::V0_1_0(store, bindings) => {
+                store.set_epoch_deadline(limits.deadline_ticks());
+                bindings
+                    .lakegate_plugin_source()
+                    .call_describe(&mut *store)
+                    .map(v0_1_0::manifest)
+                    .map_err(|e| classify(e, store.data(), limits))
+            }
+        };
+        self.settle(result)
+    }
+
+    /// Drops the instance after a failure: a trapped instance cannot be entered again.
+    fn settle<T>(&mut self, result: Result<T, PluginFailure>) -> Result<T, PluginFailure> {
+        if result.is_err() {
+            self.live = None;
+        }
+        result
+    }
+}
+
+impl Translator for Plugin {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn translate(
+        &mut self,
+        context: &BatchContext,
+        data: &[u8],
+        ends: &[u32],
+    ) -> Result<Translation, PluginFailure> {
+        let limits = self.limits;
+        let result = match self.instance()? {
+            Live::V0_1_0(store, bindings) => {
+                store.set_epoch_deadline(limits.deadline_ticks());
+                bindings
+                    .lakegate_plugin_source()
+                    .call_translate(
+                        &mut *store,
+                        &v0_1_0::context(context),
+                        &v0_1_0::batch(data, ends),
+                    )
+                    .map(v0_1_0::translation)
+                    .map_err(|e| classify(e, store.data(), limits))
+            }
+        };
+        self.settle(result)
+    }
+}
+
+/// Turns a wasmtime error into the reason recorded with every dead letter of the batch.
+fn classify(error: wasmtime::Error, cap: &MemoryCap, limits: Limits) -> PluginFailure {
+    let reason = if matches!(
+        error.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    ) {
+        format!(
+            "plugin exceeded its deadline of {} ms and was stopped",
+            limits.deadline.as_millis()
+        )
+    } else if cap.refused {
+        format!(
+            "plugin exceeded its memory limit of {} MiB and was stopped ({error})",
+            limits.memory_bytes >> 20
+        )
+    } else {
+        format!("plugin trapped: {error}")
+    };
+    PluginFailure { reason }
+}

@@ -1,0 +1,7 @@
+//! What runs around a plugin on the host: framing, OCSF validation, and the batch runner that
+//! the gateway and the native test harness share.
+
+pub mod framing;
+pub mod harness;
+pub mod runner;
+pub mod validate;

@@ -1,0 +1,404 @@
+//! Runs input through a translator: framing, batches, translation, validation, and a report of
+//! every record's fate. The gateway and the native harness both use it.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::framing::{self, Framed};
+use super::validate::{schema_1_1_0, Declarations, Schema};
+use crate::{BatchContext, Framing, Manifest, Translation};
+
+/// Something that translates batches: a WebAssembly component in the gateway, or a plugin's
+/// Rust code called directly in native tests.
+pub trait Translator {
+    /// The plugin's manifest.
+    fn manifest(&self) -> &Manifest;
+    /// Translates one batch of records packed as in WIT `batch`.
+    fn translate(
+        &mut self,
+        context: &BatchContext,
+        data: &[u8],
+        ends: &[u32],
+    ) -> Result<Translation, PluginFailure>;
+}
+
+/// A batch the plugin failed as a whole: it trapped, ran out of time or memory, or broke the
+/// interface contract. Every record of the batch is dead-lettered with this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct PluginFailure {
+    /// What happened, e.g. `plugin exceeded its 1000 ms deadline`.
+    pub reason: String,
+}
+
+/// Where in the pipeline a record was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// The host could not cut the record from the input.
+    Framing,
+    /// The plugin rejected the record.
+    Translation,
+    /// The plugin's output broke the OCSF schema or the plugin's declaration.
+    Validation,
+    /// The plugin failed the whole batch (trap, deadline, memory).
+    Plugin,
+}
+
+impl Stage {
+    /// Lower-case name for reports and metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Framing => "framing",
+            Stage::Translation => "translation",
+            Stage::Validation => "validation",
+            Stage::Plugin => "plugin",
+        }
+    }
+}
+
+/// One input record that produced no accepted OCSF record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// 1-based record number in the input (see [`Framed::number`]).
+    pub record: u64,
+    /// Where it was rejected.
+    pub stage: Stage,
+    /// The attribute path or input field concerned, when known.
+    pub path: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// The record's raw bytes, for the dead-letter area.
+    pub raw: Vec<u8>,
+}
+
+/// One accepted OCSF record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    /// The 1-based input record it came from.
+    pub record: u64,
+    /// Its `class_uid`.
+    pub class_uid: u32,
+    /// The record itself.
+    pub event: Value,
+}
+
+/// Everything that happened to one input.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Records cut from the input, including those framing refused.
+    pub read: u64,
+    /// Accepted OCSF records, in input order.
+    pub accepted: Vec<Accepted>,
+    /// Rejected input records, in input order within each batch.
+    pub rejected: Vec<Rejection>,
+    /// Input records that yielded neither a record nor a diagnostic (e.g. header lines).
+    pub consumed: u64,
+    /// Input bytes.
+    pub bytes: u64,
+}
+
+impl Report {
+    /// Accepted records per `class_uid`.
+    pub fn per_class(&self) -> BTreeMap<u32, u64> {
+        let mut m = BTreeMap::new();
+        for a in &self.accepted {
+            *m.entry(a.class_uid).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Rejections at one stage.
+    pub fn rejected_at(&self, stage: Stage) -> impl Iterator<Item = &Rejection> {
+        self.rejected.iter().filter(move |r| r.stage == stage)
+    }
+}
+
+/// How to cut and batch the input.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The source name passed to the plugin.
+    pub source: String,
+    /// The framing; `None` uses the plugin's default (its first declared framing).
+    pub framing: Option<Framing>,
+    /// At most this many records per batch.
+    pub batch_records: usize,
+    /// At most about this many bytes per batch.
+    pub batch_bytes: usize,
+    /// Records larger than this are rejected at framing.
+    pub max_record_bytes: usize,
+    /// The clock value handed to the plugin.
+    pub received_ms: i64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            source: "test".into(),
+            framing: None,
+            batch_records: 1024,
+            batch_bytes: 4 << 20,
+            max_record_bytes: framing::DEFAULT_MAX_RECORD_BYTES,
+            received_ms: 0,
+        }
+    }
+}
+
+/// Why a plugin cannot be run at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// The plugin targets an OCSF version this host does not validate.
+    #[error("plugin `{plugin}` emits OCSF {found}, this host supports {supported}")]
+    OcsfVersion {
+        plugin: String,
+        found: String,
+        supported: String,
+    },
+    /// A declared class or attribute is not in the schema.
+    #[error("plugin `{plugin}`: {reason}")]
+    Declaration { plugin: String, reason: String },
+    /// The plugin does not accept the requested framing.
+    #[error("plugin `{plugin}` does not accept {framing} input (it accepts: {accepted})")]
+    Framing {
+        plugin: String,
+        framing: &'static str,
+        accepted: String,
+    },
+}
+
+/// Checks a manifest against the schema the host validates with.
+pub fn check_manifest(manifest: &Manifest) -> Result<&'static Schema, ManifestError> {
+    let schema = schema_1_1_0();
+    if manifest.ocsf_version != schema.version() {
+        return Err(ManifestError::OcsfVersion {
+            plugin: manifest.name.clone(),
+            found: manifest.ocsf_version.clone(),
+            supported: schema.version().into(),
+        });
+    }
+    for class in &manifest.classes {
+        schema
+            .check_declaration(class)
+            .map_err(|reason| ManifestError::Declaration {
+                plugin: manifest.name.clone(),
+                reason,
+            })?;
+    }
+    Ok(schema)
+}
+
+/// A translator with its validation state, for running many inputs.
+pub struct Runner<T> {
+    translator: T,
+    schema: &'static Schema,
+    declarations: Declarations,
+}
+
+impl<T: Translator> Runner<T> {
+    /// Checks the translator's manifest and prepares validation.
+    pub fn new(translator: T) -> Result<Self, ManifestError> {
+        let schema = check_manifest(translator.manifest())?;
+        let declarations = Declarations::new(&translator.manifest().classes);
+        Ok(Runner {
+            translator,
+            schema,
+            declarations,
+        })
+    }
+
+    /// The translator.
+    pub fn translator(&self) -> &T {
+        &self.translator
+    }
+
+    /// Frames, translates and validates one whole input stream.
+    pub fn run(&mut self, input: &[u8], options: &RunOptions) -> Result<Report, ManifestError> {
+        let manifest = self.translator.manifest();
+        let framing = options
+            .framing
+            .or(manifest.framings.first().copied())
+            .unwrap_or(Framing::JsonLines);
+        if !manifest.framings.contains(&framing) {
+            return Err(ManifestError::Framing {
+                plugin: manifest.name.clone(),
+                framing: framing.name(),
+                accepted: manifest
+                    .framings
+                    .iter()
+                    .map(|f| f.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let mut report = Report {
+            bytes: input.len() as u64,
+            ..Report::default()
+        };
+        let framed = framing::split(input, framing, options.max_record_bytes);
+        report.read = framed.len() as u64;
+        let mut carry = None;
+        let mut batch: Vec<(u64, &[u8])> = Vec::new();
+        let mut batch_bytes = 0;
+        for Framed { number, record } in framed {
+            match record {
+                Ok(bytes) => {
+                    batch_bytes += bytes.len();
+                    batch.push((number, bytes));
+                    if batch.len() >= options.batch_records || batch_bytes >= options.batch_bytes {
+                        carry = self.batch(&batch, framing, carry, options, &mut report);
+                        batch.clear();
+                        batch_bytes = 0;
+                    }
+                }
+                Err(e) => report.rejected.push(Rejection {
+                    record: number,
+                    stage: Stage::Framing,
+                    path: None,
+                    reason: e.to_string(),
+                    raw: Vec::new(),
+                }),
+            }
+        }
+        if !batch.is_empty() {
+            self.batch(&batch, framing, carry, options, &mut report);
+        }
+        Ok(report)
+    }
+
+    fn batch(
+        &mut self,
+        batch: &[(u64, &[u8])],
+        framing: Framing,
+        carry: Option<Vec<u8>>,
+        options: &RunOptions,
+        report: &mut Report,
+    ) -> Option<Vec<u8>> {
+        let mut data = Vec::with_capacity(batch.iter().map(|(_, r)| r.len()).sum());
+        let mut ends = Vec::with_capacity(batch.len());
+        for (_, record) in batch {
+            data.extend_from_slice(record);
+            ends.push(data.len() as u32);
+        }
+        let context = BatchContext {
+            received_ms: options.received_ms,
+            source: options.source.clone(),
+            framing,
+            carry,
+        };
+        let result = self
+            .translator
+            .translate(&context, &data, &ends)
+            .and_then(|t| check_shape(t, batch.len()));
+        let translation = match result {
+            Ok(t) => t,
+            Err(failure) => {
+                for (number, raw) in batch {
+                    report.rejected.push(Rejection {
+                        record: *number,
+                        stage: Stage::Plugin,
+                        path: None,
+                        reason: failure.reason.clone(),
+                        raw: raw.to_vec(),
+                    });
+                }
+                // The stream's state is lost with the failed batch; the next batch starts afresh.
+                return None;
+            }
+        };
+        let mut outcome: Vec<Outcome> = vec![Outcome::Consumed; batch.len()];
+        for d in &translation.diagnostics {
+            outcome[d.record as usize] =
+                Outcome::Rejected(Stage::Translation, d.path.clone(), d.reason.clone());
+        }
+        let mut events: Vec<Vec<(u32, Value)>> = vec![Vec::new(); batch.len()];
+        for (line, &origin) in translation
+            .events
+            .split(|&b| b == b'\n')
+            .zip(&translation.origins)
+        {
+            let i = origin as usize;
+            if matches!(outcome[i], Outcome::Rejected(..)) {
+                continue;
+            }
+            match serde_json::from_slice::<Value>(line) {
+                Ok(event) => {
+                    let violations = self.schema.validate(&event, &self.declarations);
+                    if violations.is_empty() {
+                        let class_uid = event["class_uid"].as_u64().unwrap_or_default() as u32;
+                        events[i].push((class_uid, event));
+                        outcome[i] = Outcome::Translated;
+                    } else {
+                        let path = violations.first().map(|v| v.path.clone());
+                        let reason = violations
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        outcome[i] = Outcome::Rejected(Stage::Validation, path, reason);
+                    }
+                }
+                Err(e) => {
+                    outcome[i] = Outcome::Rejected(
+                        Stage::Validation,
+                        None,
+                        format!("plugin emitted invalid JSON: {e}"),
+                    )
+                }
+            }
+        }
+        for (i, outcome) in outcome.into_iter().enumerate() {
+            let (number, raw) = batch[i];
+            match outcome {
+                Outcome::Consumed => report.consumed += 1,
+                Outcome::Translated => {
+                    report
+                        .accepted
+                        .extend(events[i].drain(..).map(|(class_uid, event)| Accepted {
+                            record: number,
+                            class_uid,
+                            event,
+                        }));
+                }
+                Outcome::Rejected(stage, path, reason) => report.rejected.push(Rejection {
+                    record: number,
+                    stage,
+                    path,
+                    reason,
+                    raw: raw.to_vec(),
+                }),
+            }
+        }
+        translation.carry
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Outcome {
+    Consumed,
+    Translated,
+    Rejected(Stage, Option<String>, String),
+}
+
+/// Checks that a translation refers only to records of its batch.
+fn check_shape(t: Translation, records: usize) -> Result<Translation, PluginFailure> {
+    let lines = t.events.iter().filter(|&&b| b == b'\n').count();
+    if lines != t.origins.len() || (!t.events.is_empty() && t.events.last() != Some(&b'\n')) {
+        return Err(PluginFailure {
+            reason: format!(
+                "plugin returned {lines} event lines but {} origins",
+                t.origins.len()
+            ),
+        });
+    }
+    if let Some(bad) = t
+        .origins
+        .iter()
+        .chain(t.diagnostics.iter().map(|d| &d.record))
+        .find(|&&i| i as usize >= records)
+    {
+        return Err(PluginFailure {
+            reason: format!("plugin referred to record {bad} of a {records}-record batch"),
+        });
+    }
+    Ok(t)
+}

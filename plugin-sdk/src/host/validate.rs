@@ -1,0 +1,662 @@
+//! Validates OCSF records against the compiled schema and against what their plugin declared.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+use crate::ocsf::time::parse_rfc3339_ms;
+use crate::ClassDeclaration;
+
+/// The compiled OCSF 1.1.0 schema, vendored with its licence note in `plugin-sdk/schema/`.
+pub const SCHEMA_1_1_0: &str = include_str!("../../schema/ocsf-schema-1.1.0.json");
+
+/// One broken rule at one attribute path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Dotted path of the attribute, with array indexes, e.g. `observables[2].type_id`.
+    pub path: String,
+    /// The rule broken, e.g. `required attribute is missing`.
+    pub rule: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}",
+            if self.path.is_empty() {
+                "<record>"
+            } else {
+                &self.path
+            },
+            self.rule
+        )
+    }
+}
+
+/// The OCSF schema, ready to validate records.
+#[derive(Debug)]
+pub struct Schema {
+    version: String,
+    classes: HashMap<u32, Definition>,
+    objects: HashMap<String, Definition>,
+}
+
+#[derive(Debug)]
+struct Definition {
+    name: String,
+    caption: String,
+    category_uid: i64,
+    attributes: HashMap<String, Attribute>,
+    at_least_one: Vec<String>,
+    just_one: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Attribute {
+    kind: Kind,
+    is_array: bool,
+    requirement: Requirement,
+    /// Integer enum values, when the attribute is an enum.
+    values: Option<HashSet<i64>>,
+    /// The companion `*_name` attribute of an enum.
+    sibling: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Requirement {
+    Required,
+    /// Required only when the record lists this profile in `metadata.profiles`.
+    RequiredByProfile,
+    Optional,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Object(String),
+    AnyObject,
+    Json,
+    String { max_len: Option<usize> },
+    Ip,
+    Subnet,
+    Datetime,
+    Integer,
+    Port,
+    Long,
+    Float,
+    Boolean,
+}
+
+/// The schema of OCSF 1.1.0, parsed once per process.
+pub fn schema_1_1_0() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| Schema::parse(SCHEMA_1_1_0).expect("the vendored OCSF schema parses"))
+}
+
+impl Schema {
+    /// Parses a compiled schema (the `/export/schema` layout, see `plugin-sdk/schema/`).
+    pub fn parse(text: &str) -> Result<Schema, String> {
+        let doc: Value =
+            serde_json::from_str(text).map_err(|e| format!("schema is not JSON: {e}"))?;
+        let types = doc["types"].as_object().ok_or("schema has no types")?;
+        let mut classes = HashMap::new();
+        for (name, def) in doc["classes"].as_object().ok_or("schema has no classes")? {
+            if name == "base_event" {
+                continue;
+            }
+            let uid = def["uid"]
+                .as_u64()
+                .ok_or_else(|| format!("class {name} has no uid"))?;
+            classes.insert(uid as u32, Definition::parse(name, def, types)?);
+        }
+        let mut objects = HashMap::new();
+        for (name, def) in doc["objects"].as_object().ok_or("schema has no objects")? {
+            objects.insert(name.clone(), Definition::parse(name, def, types)?);
+        }
+        Ok(Schema {
+            version: doc["version"].as_str().unwrap_or_default().to_string(),
+            classes,
+            objects,
+        })
+    }
+
+    /// The OCSF version, e.g. `1.1.0`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The name of a class, e.g. `api_activity` for 6003.
+    pub fn class_name(&self, class_uid: u32) -> Option<&str> {
+        self.classes.get(&class_uid).map(|c| c.name.as_str())
+    }
+
+    /// The caption of a class, e.g. `API Activity` for 6003.
+    pub fn class_caption(&self, class_uid: u32) -> Option<&str> {
+        self.classes.get(&class_uid).map(|c| c.caption.as_str())
+    }
+
+    /// Checks that every declared path names an attribute of its class.
+    pub fn check_declaration(&self, declaration: &ClassDeclaration) -> Result<(), String> {
+        let class = self.classes.get(&declaration.class_uid).ok_or_else(|| {
+            format!(
+                "class_uid {} is not an OCSF {} class",
+                declaration.class_uid, self.version
+            )
+        })?;
+        for path in &declaration.attributes {
+            let mut def = class;
+            let segments: Vec<&str> = path.split('.').collect();
+            for (i, segment) in segments.iter().enumerate() {
+                let attr = def.attributes.get(*segment).ok_or_else(|| {
+                    format!("declared attribute `{path}` of class {}: `{segment}` is not an attribute of `{}`", class.name, def.name)
+                })?;
+                match &attr.kind {
+                    Kind::Object(o) => def = &self.objects[o],
+                    _ if i + 1 < segments.len() => {
+                        if !matches!(attr.kind, Kind::AnyObject | Kind::Json) {
+                            return Err(format!(
+                                "declared attribute `{path}`: `{segment}` is not an object"
+                            ));
+                        }
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates one record. `declared` is the plugin's declaration for the record's class;
+    /// the caller finds it from `class_uid` with [`Declarations`].
+    pub fn validate(&self, record: &Value, declarations: &Declarations) -> Vec<Violation> {
+        let mut v = Vec::new();
+        let Some(obj) = record.as_object() else {
+            v.push(Violation {
+                path: String::new(),
+                rule: "an OCSF record must be a JSON object".into(),
+            });
+            return v;
+        };
+        let Some(class_uid) = obj.get("class_uid").and_then(Value::as_i64) else {
+            v.push(Violation {
+                path: "class_uid".into(),
+                rule: "required attribute is missing or not an integer".into(),
+            });
+            return v;
+        };
+        let Some(class) = u32::try_from(class_uid)
+            .ok()
+            .and_then(|uid| self.classes.get(&uid))
+        else {
+            v.push(Violation {
+                path: "class_uid".into(),
+                rule: format!("{class_uid} is not an OCSF {} class", self.version),
+            });
+            return v;
+        };
+        let Some(declared) = declarations.get(class_uid as u32) else {
+            v.push(Violation {
+                path: "class_uid".into(),
+                rule: format!(
+                    "the plugin did not declare class {class_uid} ({})",
+                    class.name
+                ),
+            });
+            return v;
+        };
+        let profiles: HashSet<&str> = obj
+            .get("metadata")
+            .and_then(|m| m.get("profiles"))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut walk = Walk {
+            schema: self,
+            declared,
+            profiles,
+            violations: v,
+        };
+        walk.object(class, obj, "", "");
+        let activity = obj.get("activity_id").and_then(Value::as_i64);
+        if let (Some(activity), Some(type_uid)) =
+            (activity, obj.get("type_uid").and_then(Value::as_i64))
+        {
+            if type_uid != class_uid * 100 + activity {
+                walk.violation(
+                    "type_uid",
+                    format!(
+                        "must be class_uid * 100 + activity_id = {}, found {type_uid}",
+                        class_uid * 100 + activity
+                    ),
+                );
+            }
+        }
+        if let Some(category) = obj.get("category_uid").and_then(Value::as_i64) {
+            if category != class.category_uid {
+                walk.violation(
+                    "category_uid",
+                    format!(
+                        "class {} belongs to category {}, found {category}",
+                        class.name, class.category_uid
+                    ),
+                );
+            }
+        }
+        walk.violations
+    }
+}
+
+/// A plugin's declared attribute paths, per class, ready for lookups.
+#[derive(Debug, Clone, Default)]
+pub struct Declarations {
+    classes: HashMap<u32, Declared>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Declared {
+    /// Paths the plugin may set, with everything beneath them.
+    paths: HashSet<String>,
+    /// Every proper prefix of a declared path: objects the plugin may create to hold them.
+    containers: HashSet<String>,
+}
+
+impl Declarations {
+    /// Indexes a manifest's class declarations.
+    pub fn new(classes: &[ClassDeclaration]) -> Self {
+        let classes = classes
+            .iter()
+            .map(|c| {
+                let mut d = Declared::default();
+                for path in &c.attributes {
+                    let mut prefix = path.as_str();
+                    while let Some((head, _)) = prefix.rsplit_once('.') {
+                        d.containers.insert(head.to_string());
+                        prefix = head;
+                    }
+                    d.paths.insert(path.clone());
+                }
+                (c.class_uid, d)
+            })
+            .collect();
+        Declarations { classes }
+    }
+
+    fn get(&self, class_uid: u32) -> Option<&Declared> {
+        self.classes.get(&class_uid)
+    }
+}
+
+/// Attributes every record carries that the SDK derives, so no plugin declares them.
+const ALWAYS_ALLOWED: &[&str] = &[
+    "class_uid",
+    "class_name",
+    "category_uid",
+    "category_name",
+    "type_uid",
+    "type_name",
+    "activity_id",
+    "activity_name",
+];
+
+enum Allowed {
+    /// At or beneath a declared path: anything below is allowed too.
+    Covered,
+    /// A container of declared paths: its members are checked one by one.
+    Container,
+    No,
+}
+
+impl Declared {
+    fn allows(&self, schema_path: &str) -> Allowed {
+        if ALWAYS_ALLOWED.contains(&schema_path) {
+            return Allowed::Covered;
+        }
+        let mut prefix = schema_path;
+        loop {
+            if self.paths.contains(prefix) {
+                return Allowed::Covered;
+            }
+            match prefix.rsplit_once('.') {
+                Some((head, _)) => prefix = head,
+                None => break,
+            }
+        }
+        if self.containers.contains(schema_path) {
+            Allowed::Container
+        } else {
+            Allowed::No
+        }
+    }
+}
+
+struct Walk<'a> {
+    schema: &'a Schema,
+    declared: &'a Declared,
+    profiles: HashSet<&'a str>,
+    violations: Vec<Violation>,
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+impl Walk<'_> {
+    fn violation(&mut self, path: &str, rule: impl Into<String>) {
+        self.violations.push(Violation {
+            path: path.to_string(),
+            rule: rule.into(),
+        });
+    }
+
+    /// Checks one object. `path` has array indexes (for messages); `schema_path` has none (for
+    /// declarations). `schema_path` is `None` beneath a declared path, where anything goes.
+    fn object(
+        &mut self,
+        def: &Definition,
+        obj: &Map<String, Value>,
+        path: &str,
+        schema_path: &str,
+    ) {
+        let covered = matches!(self.declared_state(schema_path), Allowed::Covered);
+        for (name, value) in obj {
+            let attr_path = join(path, name);
+            let Some(attr) = def.attributes.get(name) else {
+                self.violation(
+                    &attr_path,
+                    format!(
+                        "`{name}` is not an attribute of OCSF {} `{}`",
+                        self.schema.version, def.name
+                    ),
+                );
+                continue;
+            };
+            let attr_schema_path = join(schema_path, name);
+            if !covered {
+                let allowed = match self.declared.allows(&attr_schema_path) {
+                    Allowed::No => def
+                        .attributes
+                        .iter()
+                        .find(|(_, a)| a.sibling.as_deref() == Some(name.as_str()))
+                        .map_or(Allowed::No, |(enum_name, _)| {
+                            self.declared.allows(&join(schema_path, enum_name))
+                        }),
+                    other => other,
+                };
+                if matches!(allowed, Allowed::No) {
+                    self.violation(
+                        &attr_path,
+                        "the plugin did not declare this attribute in its manifest",
+                    );
+                    continue;
+                }
+            }
+            if value.is_null() {
+                continue;
+            }
+            if attr.is_array {
+                match value.as_array() {
+                    Some(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            self.value(attr, item, &format!("{attr_path}[{i}]"), &attr_schema_path);
+                        }
+                    }
+                    None => self.violation(&attr_path, "must be an array"),
+                }
+            } else {
+                self.value(attr, value, &attr_path, &attr_schema_path);
+            }
+        }
+        for (name, attr) in &def.attributes {
+            let required = match attr.requirement {
+                Requirement::Required => true,
+                Requirement::RequiredByProfile => self.profile_applies(name, def),
+                Requirement::Optional => false,
+            };
+            if required && obj.get(name).is_none_or(Value::is_null) {
+                self.violation(&join(path, name), "required attribute is missing");
+            }
+        }
+        if !def.at_least_one.is_empty()
+            && !def
+                .at_least_one
+                .iter()
+                .any(|a| obj.get(a).is_some_and(|v| !v.is_null()))
+        {
+            self.violation(
+                path,
+                format!(
+                    "at least one of {} is required",
+                    def.at_least_one.join(", ")
+                ),
+            );
+        }
+        if !def.just_one.is_empty()
+            && def
+                .just_one
+                .iter()
+                .filter(|a| obj.get(a.as_str()).is_some_and(|v| !v.is_null()))
+                .count()
+                != 1
+        {
+            self.violation(
+                path,
+                format!("exactly one of {} is required", def.just_one.join(", ")),
+            );
+        }
+    }
+
+    fn declared_state(&self, schema_path: &str) -> Allowed {
+        if schema_path.is_empty() {
+            Allowed::Container
+        } else {
+            self.declared.allows(schema_path)
+        }
+    }
+
+    fn profile_applies(&self, name: &str, def: &Definition) -> bool {
+        // A profile-contributed attribute is required only when the record names the profile;
+        // the schema does not say which profile, so the attribute name is matched against the
+        // profiles the record lists (OCSF 1.1.0's profile attributes are named after their
+        // profile: `cloud`, `container`, ... except `action_id` of `security_control`).
+        let profile = if name == "action_id" {
+            "security_control"
+        } else {
+            name
+        };
+        def.attributes.contains_key(name) && self.profiles.contains(profile)
+    }
+
+    fn value(&mut self, attr: &Attribute, value: &Value, path: &str, schema_path: &str) {
+        let ok = match &attr.kind {
+            Kind::Object(o) => {
+                let def = &self.schema.objects[o];
+                match value.as_object() {
+                    Some(obj) => {
+                        self.object(def, obj, path, schema_path);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Kind::AnyObject => value.is_object(),
+            Kind::Json => true,
+            Kind::String { max_len } => match value.as_str() {
+                Some(s) => {
+                    if let Some(max) = max_len.filter(|m| s.len() > *m) {
+                        self.violation(
+                            path,
+                            format!(
+                                "string of {} bytes exceeds the type's maximum of {max}",
+                                s.len()
+                            ),
+                        );
+                    }
+                    true
+                }
+                None => false,
+            },
+            Kind::Ip => value
+                .as_str()
+                .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
+            Kind::Subnet => value.as_str().is_some_and(|s| {
+                s.split_once('/').is_some_and(|(ip, bits)| {
+                    ip.parse::<std::net::IpAddr>().is_ok_and(|ip| {
+                        bits.parse::<u8>()
+                            .is_ok_and(|b| b <= if ip.is_ipv4() { 32 } else { 128 })
+                    })
+                })
+            }),
+            Kind::Datetime => value
+                .as_str()
+                .is_some_and(|s| parse_rfc3339_ms(s).is_some()),
+            Kind::Integer => value.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
+            Kind::Port => value.as_i64().is_some_and(|n| (0..=65535).contains(&n)),
+            Kind::Long => value.as_i64().is_some(),
+            Kind::Float => value.is_number(),
+            Kind::Boolean => value.is_boolean(),
+        };
+        if !ok {
+            self.violation(
+                path,
+                format!(
+                    "expected {}, found {}",
+                    attr.kind.describe(),
+                    describe_json(value)
+                ),
+            );
+            return;
+        }
+        if let (Some(values), Some(n)) = (&attr.values, value.as_i64()) {
+            if !values.contains(&n) {
+                let mut allowed: Vec<_> = values.iter().copied().collect();
+                allowed.sort_unstable();
+                self.violation(
+                    path,
+                    format!("{n} is not a defined enum value (allowed: {allowed:?})"),
+                );
+            }
+        }
+    }
+}
+
+impl Kind {
+    fn describe(&self) -> &'static str {
+        match self {
+            Kind::Object(_) | Kind::AnyObject => "an object",
+            Kind::Json => "JSON",
+            Kind::String { .. } => "a string",
+            Kind::Ip => "an IP address string",
+            Kind::Subnet => "a CIDR subnet string",
+            Kind::Datetime => "an RFC 3339 datetime string",
+            Kind::Integer => "a 32-bit integer",
+            Kind::Port => "a port number 0-65535",
+            Kind::Long => "a 64-bit integer",
+            Kind::Float => "a number",
+            Kind::Boolean => "a boolean",
+        }
+    }
+}
+
+fn describe_json(v: &Value) -> String {
+    let text = v.to_string();
+    let short: String = text.chars().take(40).collect();
+    let kind = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    if short.len() < text.len() {
+        format!("{kind} {short}...")
+    } else {
+        format!("{kind} {short}")
+    }
+}
+
+impl Definition {
+    fn parse(name: &str, def: &Value, types: &Map<String, Value>) -> Result<Definition, String> {
+        let mut attributes = HashMap::new();
+        for (attr_name, a) in def["attributes"]
+            .as_object()
+            .ok_or_else(|| format!("{name} has no attributes"))?
+        {
+            let ty = a["type"]
+                .as_str()
+                .ok_or_else(|| format!("{name}.{attr_name} has no type"))?;
+            let kind = kind_of(ty, a, types);
+            let requirement = match (a["requirement"].as_str(), a["profile"].is_string()) {
+                (Some("required"), false) => Requirement::Required,
+                (Some("required"), true) => Requirement::RequiredByProfile,
+                _ => Requirement::Optional,
+            };
+            let values = a["enum"]
+                .as_object()
+                .filter(|_| matches!(kind, Kind::Integer | Kind::Long))
+                .map(|e| e.keys().filter_map(|k| k.parse().ok()).collect());
+            attributes.insert(
+                attr_name.clone(),
+                Attribute {
+                    kind,
+                    is_array: a["is_array"].as_bool().unwrap_or(false),
+                    requirement,
+                    values,
+                    sibling: a["sibling"].as_str().map(str::to_string),
+                },
+            );
+        }
+        let list = |kind: &str| -> Vec<String> {
+            def["constraints"][kind]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(Definition {
+            name: name.to_string(),
+            caption: def["caption"].as_str().unwrap_or(name).to_string(),
+            category_uid: def["category_uid"].as_i64().unwrap_or(-1),
+            attributes,
+            at_least_one: list("at_least_one"),
+            just_one: list("just_one"),
+        })
+    }
+}
+
+fn kind_of(ty: &str, attr: &Value, types: &Map<String, Value>) -> Kind {
+    match ty {
+        "object_t" => match attr["object_type"].as_str() {
+            Some("object") | None => Kind::AnyObject,
+            Some(o) => Kind::Object(o.to_string()),
+        },
+        "json_t" => Kind::Json,
+        "ip_t" => Kind::Ip,
+        "subnet_t" => Kind::Subnet,
+        "datetime_t" => Kind::Datetime,
+        "integer_t" => Kind::Integer,
+        "port_t" => Kind::Port,
+        "long_t" | "timestamp_t" => Kind::Long,
+        "float_t" => Kind::Float,
+        "boolean_t" => Kind::Boolean,
+        other => {
+            let t = &types[other];
+            match t["type"].as_str() {
+                Some(base) if base != "string_t" && base != other => kind_of(base, attr, types),
+                _ => Kind::String {
+                    max_len: t["max_len"].as_u64().map(|m| m as usize),
+                },
+            }
+        }
+    }
+}

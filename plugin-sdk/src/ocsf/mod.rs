@@ -1,0 +1,39 @@
+//! Typed OCSF 1.1.0 builders generated from the schema, and helpers for timestamps, IPs and `unmapped`.
+
+mod generated;
+pub mod time;
+mod unmapped;
+
+pub use generated::*;
+pub use unmapped::Unmapped;
+
+/// An OCSF event class. Implemented by every generated class type.
+pub trait Event: serde::Serialize {
+    /// The OCSF `class_uid`.
+    const CLASS_UID: u32;
+    /// The `activity_id` of this record.
+    fn activity_id(&self) -> i32;
+    /// The record's `time` in epoch milliseconds.
+    fn time(&self) -> Option<i64>;
+}
+
+/// A `metadata` object for this OCSF version with the product filled in.
+pub fn metadata(vendor: &str, product: &str) -> Metadata {
+    Metadata {
+        version: Some(OCSF_VERSION.into()),
+        product: Some(Product {
+            vendor_name: Some(vendor.into()),
+            name: Some(product.into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The IP address in `s` in canonical form, or `None` when `s` is not an IPv4 or IPv6 address.
+pub fn ip(s: &str) -> Option<String> {
+    s.trim()
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
+}

@@ -1,0 +1,278 @@
+//! Identities: the actor from `userIdentity`, and the Authentication and Account Change classes
+//! whose subject is a user.
+
+use lakegate_plugin_sdk::input::JsonRecord;
+use lakegate_plugin_sdk::ocsf::{
+    self, time, Account, AccountChangeActivity, Actor, AuthenticationActivity, Idp,
+    NetworkEndpoint, Session, Unmapped, User, UserType,
+};
+use lakegate_plugin_sdk::{Output, Reject};
+
+use crate::Common;
+
+/// The actor of a CloudTrail record. Handles every `userIdentity.type`: `Root`, `IAMUser`,
+/// `AssumedRole`, `FederatedUser`, `AWSAccount`, `AWSService`, `IdentityCenterUser`, `Unknown`.
+pub(crate) fn actor(mut id: JsonRecord, unmapped: &mut Unmapped) -> Actor {
+    let kind = id.take_str("type");
+    let type_id = match kind.as_deref() {
+        Some("Root") => UserType::Admin,
+        Some("IAMUser" | "AssumedRole" | "FederatedUser" | "IdentityCenterUser" | "AWSAccount") => {
+            UserType::User
+        }
+        Some("AWSService") => UserType::System,
+        Some("Unknown") | None => UserType::Unknown,
+        Some(_) => UserType::Other,
+    };
+    let invoked_by = id.take_str("invokedBy");
+    let mut user = User {
+        r#type: kind,
+        type_id: Some(type_id),
+        uid: id.take_str("arn"),
+        uid_alt: id.take_str("principalId"),
+        name: id.take_str("userName"),
+        credential_uid: id
+            .take_str("accessKeyId")
+            .or_else(|| id.take_str("credentialId")),
+        account: id.take_str("accountId").map(|uid| Account {
+            uid: Some(uid),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut idp = id.take_str("identityProvider").map(|name| Idp {
+        name: Some(name),
+        ..Default::default()
+    });
+    if let Some(mut on_behalf) = id.take_object("onBehalfOf") {
+        user.uid_alt = on_behalf.take_str("userId").or(user.uid_alt.take());
+        if let Some(store) = on_behalf.take_str("identityStoreArn") {
+            idp.get_or_insert_with(Idp::default).uid = Some(store);
+        }
+        on_behalf.into_unmapped("userIdentity.onBehalfOf", unmapped);
+    }
+    let mut session = None;
+    if let Some(mut context) = id.take_object("sessionContext") {
+        let mut s = Session::default();
+        if let Some(mut attributes) = context.take_object("attributes") {
+            if let Some(created) = attributes.take_str("creationDate") {
+                match time::parse_rfc3339_ms(&created) {
+                    Some(ms) => {
+                        s.created_time = Some(ms);
+                        s.created_time_dt = Some(time::format_rfc3339_ms(ms));
+                    }
+                    None => unmapped.insert(
+                        "userIdentity.sessionContext.attributes.creationDate",
+                        created,
+                    ),
+                }
+            }
+            match attributes.take_str("mfaAuthenticated").as_deref() {
+                Some("true") => s.is_mfa = Some(true),
+                Some("false") => s.is_mfa = Some(false),
+                Some(other) => unmapped.insert(
+                    "userIdentity.sessionContext.attributes.mfaAuthenticated",
+                    other,
+                ),
+                None => {}
+            }
+            attributes.into_unmapped("userIdentity.sessionContext.attributes", unmapped);
+        }
+        if let Some(mut issuer) = context.take_object("sessionIssuer") {
+            s.issuer = issuer.take_str("arn");
+            issuer.into_unmapped("userIdentity.sessionContext.sessionIssuer", unmapped);
+        }
+        if let Some(mut federation) = context.take_object("webIdFederationData") {
+            if let Some(provider) = federation.take_str("federatedProvider") {
+                idp.get_or_insert_with(Idp::default).name = Some(provider);
+            }
+            federation.into_unmapped("userIdentity.sessionContext.webIdFederationData", unmapped);
+        }
+        context.into_unmapped("userIdentity.sessionContext", unmapped);
+        if s != Session::default() {
+            session = Some(s);
+        }
+    }
+    // An AWS service acting on its own has no ARN or account: name it after the service.
+    if user.uid.is_none() && user.name.is_none() && user.account.is_none() {
+        user.name = invoked_by.clone();
+    }
+    id.into_unmapped("userIdentity", unmapped);
+    let has_user = user.uid.is_some() || user.name.is_some() || user.account.is_some();
+    Actor {
+        user: has_user.then_some(user),
+        invoked_by,
+        idp,
+        session,
+        ..Default::default()
+    }
+}
+
+/// Status of a sign-in: `responseElements.<eventName>` ("Success"/"Failure") when present,
+/// otherwise from `errorCode`.
+fn sign_in_status(event: &Common) -> Option<bool> {
+    let response = event.api.response.as_ref().and_then(|r| r.data.as_ref());
+    match response
+        .and_then(|d| d.get(&event.api_operation))
+        .and_then(|v| v.as_str())
+    {
+        Some("Success") => Some(true),
+        Some("Failure") => Some(false),
+        _ => Some(event.error_code.is_none()),
+    }
+}
+
+pub(crate) fn emit_authentication(
+    mut event: Common,
+    activity: AuthenticationActivity,
+    mut r: JsonRecord,
+    out: &mut Output<'_>,
+) -> Result<(), Reject> {
+    event.finish_api(&mut r);
+    let mut is_mfa = None;
+    let mut dst_endpoint = None;
+    if let Some(mut extra) = r.take_object("additionalEventData") {
+        is_mfa = match extra.take_str("MFAUsed").as_deref() {
+            Some("Yes") => Some(true),
+            Some("No") => Some(false),
+            Some(other) => {
+                event.unmapped.insert("additionalEventData.MFAUsed", other);
+                None
+            }
+            None => None,
+        };
+        dst_endpoint = extra.take_str("LoginTo").map(|svc| NetworkEndpoint {
+            svc_name: Some(svc),
+            ..Default::default()
+        });
+        extra.into_unmapped("additionalEventData", &mut event.unmapped);
+    }
+    // The user who signs in: for role assumptions, the role session; otherwise the actor.
+    let params = event.api.request.as_ref().and_then(|r| r.data.as_ref());
+    let role_arn = params
+        .and_then(|p| p.get("roleArn"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let session_name = params
+        .and_then(|p| p.get("roleSessionName"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let user = match (role_arn, session_name) {
+        (None, None) => event.actor.user.clone(),
+        (uid, name) => Some(User {
+            uid,
+            name,
+            r#type: Some("AssumedRole".into()),
+            type_id: Some(UserType::User),
+            ..Default::default()
+        }),
+    }
+    .ok_or_else(|| {
+        Reject::at(
+            "userIdentity",
+            "no user to authenticate: neither the identity nor roleArn/roleSessionName names one",
+        )
+    })?;
+    let ok = sign_in_status(&event).unwrap_or(true);
+    let status_id = if ok {
+        ocsf::AuthenticationStatus::Success
+    } else {
+        ocsf::AuthenticationStatus::Failure
+    };
+    // 3002 needs `service` or `dst_endpoint`: the signing-in service is always known.
+    let service = event.api_service.clone().map(|name| ocsf::Service {
+        name: Some(name),
+        ..Default::default()
+    });
+    r.into_unmapped("", &mut event.unmapped);
+    let (_, status_code, status_detail) = event.status();
+    out.emit(&ocsf::Authentication {
+        activity_id: activity,
+        activity_name: (activity == AuthenticationActivity::Other)
+            .then(|| event.api_operation.clone()),
+        severity_id: ocsf::Severity::Informational,
+        time: Some(event.time),
+        time_dt: Some(time::format_rfc3339_ms(event.time)),
+        status_id: Some(status_id),
+        status_code,
+        status_detail,
+        metadata: Some(event.metadata),
+        cloud: Some(event.cloud),
+        actor: Some(event.actor),
+        api: Some(event.api),
+        src_endpoint: event.src_endpoint,
+        http_request: event.http_request,
+        user: Some(user),
+        is_mfa,
+        dst_endpoint,
+        service,
+        unmapped: Some(event.unmapped),
+        ..Default::default()
+    });
+    Ok(())
+}
+
+pub(crate) fn emit_account_change(
+    mut event: Common,
+    activity: AccountChangeActivity,
+    mut r: JsonRecord,
+    out: &mut Output<'_>,
+) -> Result<(), Reject> {
+    event.finish_api(&mut r);
+    // The changed identity: names from the request (more reliable than the response, which for
+    // service roles can carry a description), ids from the response.
+    let request = event.api.request.as_ref().and_then(|r| r.data.as_ref());
+    let response = event.api.response.as_ref().and_then(|r| r.data.as_ref());
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+    let name = text(request.and_then(|p| {
+        p.get("userName")
+            .or_else(|| p.get("roleName"))
+            .or_else(|| p.get("groupName"))
+    }));
+    let created = response.and_then(|d| d.get("user").or_else(|| d.get("role")));
+    let uid = text(created.and_then(|c| c.get("arn")));
+    let uid_alt = text(created.and_then(|c| c.get("userId").or_else(|| c.get("roleId"))));
+    let user = if name.is_some() || uid.is_some() {
+        User {
+            name,
+            uid,
+            uid_alt,
+            type_id: Some(UserType::User),
+            ..Default::default()
+        }
+    } else {
+        // Calls on the caller's own credentials (e.g. ChangePassword) change the actor.
+        event.actor.user.clone().ok_or_else(|| {
+            Reject::at(
+                "requestParameters",
+                "no changed identity: no userName, roleName or groupName, and no actor user",
+            )
+        })?
+    };
+    let (ok, status_code, status_detail) = event.status();
+    r.into_unmapped("", &mut event.unmapped);
+    out.emit(&ocsf::AccountChange {
+        activity_id: activity,
+        activity_name: (activity == AccountChangeActivity::Other)
+            .then(|| event.api_operation.clone()),
+        severity_id: ocsf::Severity::Informational,
+        time: Some(event.time),
+        time_dt: Some(time::format_rfc3339_ms(event.time)),
+        status_id: Some(if ok {
+            ocsf::AccountChangeStatus::Success
+        } else {
+            ocsf::AccountChangeStatus::Failure
+        }),
+        status_code,
+        status_detail,
+        metadata: Some(event.metadata),
+        cloud: Some(event.cloud),
+        actor: Some(event.actor),
+        api: Some(event.api),
+        src_endpoint: event.src_endpoint,
+        http_request: event.http_request,
+        user: Some(user),
+        unmapped: Some(event.unmapped),
+        ..Default::default()
+    });
+    Ok(())
+}

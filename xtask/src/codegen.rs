@@ -1,0 +1,572 @@
+//! Generates the typed OCSF builders of `lakegate-plugin-sdk` from the vendored compiled schema.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+/// The classes the SDK has typed builders for. Every object they reach is generated too.
+pub const CLASSES: &[&str] = &[
+    "account_change",
+    "api_activity",
+    "authentication",
+    "detection_finding",
+    "dns_activity",
+    "http_activity",
+    "network_activity",
+];
+
+/// Class attributes the SDK derives itself, so that no plugin ever types them.
+const DERIVED: &[&str] = &[
+    "category_uid",
+    "class_uid",
+    "type_uid",
+    "category_name",
+    "class_name",
+    "type_name",
+];
+
+/// Where the generated module lives, relative to the workspace root.
+pub const OUTPUT: &str = "plugin-sdk/src/ocsf/generated.rs";
+/// The schema it is generated from, relative to the workspace root.
+pub const SCHEMA: &str = "plugin-sdk/schema/ocsf-schema-1.1.0.json";
+
+/// Renders the generated module from the schema file.
+pub fn render(root: &Path) -> Result<String> {
+    let text =
+        std::fs::read_to_string(root.join(SCHEMA)).with_context(|| format!("reading {SCHEMA}"))?;
+    let schema: Value = serde_json::from_str(&text).context("parsing the OCSF schema")?;
+    Generator::new(&schema)?.render()
+}
+
+struct Generator<'a> {
+    schema: &'a Value,
+    objects: BTreeSet<String>,
+    /// For every object, the objects reachable from it, to find the fields that close a cycle.
+    reach: BTreeMap<String, BTreeSet<String>>,
+    /// Enum type name for each (container, attribute).
+    enum_names: BTreeMap<(String, String), String>,
+}
+
+fn attributes(def: &Value) -> Result<&serde_json::Map<String, Value>> {
+    def["attributes"]
+        .as_object()
+        .context("definition without attributes")
+}
+
+impl<'a> Generator<'a> {
+    fn new(schema: &'a Value) -> Result<Self> {
+        let mut objects = BTreeSet::new();
+        let mut stack: Vec<String> = Vec::new();
+        for class in CLASSES {
+            let def = &schema["classes"][*class];
+            if def.is_null() {
+                bail!("class {class} is not in the schema");
+            }
+            stack.extend(object_refs(def)?);
+        }
+        while let Some(o) = stack.pop() {
+            if objects.insert(o.clone()) {
+                stack.extend(object_refs(&schema["objects"][&o])?);
+            }
+        }
+        let mut reach = BTreeMap::new();
+        for o in &objects {
+            let mut seen = BTreeSet::new();
+            let mut stack = object_refs(&schema["objects"][o])?;
+            while let Some(n) = stack.pop() {
+                if seen.insert(n.clone()) {
+                    stack.extend(object_refs(&schema["objects"][&n])?);
+                }
+            }
+            reach.insert(o.clone(), seen);
+        }
+        let mut generator = Generator {
+            schema,
+            objects,
+            reach,
+            enum_names: BTreeMap::new(),
+        };
+        generator.name_enums()?;
+        Ok(generator)
+    }
+
+    fn definitions(&self) -> Vec<(String, &'a Value, bool)> {
+        let mut defs: Vec<(String, &Value, bool)> = CLASSES
+            .iter()
+            .map(|c| (c.to_string(), &self.schema["classes"][*c], true))
+            .collect();
+        defs.extend(
+            self.objects
+                .iter()
+                .map(|o| (o.clone(), &self.schema["objects"][o], false)),
+        );
+        defs
+    }
+
+    /// Names each integer enum after its attribute; when containers disagree on the values, each
+    /// gets its container's name as a prefix.
+    fn name_enums(&mut self) -> Result<()> {
+        let mut by_attr: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for (container, def, _) in self.definitions() {
+            for (name, attr) in attributes(def)? {
+                if is_int_enum(attr) && !DERIVED.contains(&name.as_str()) {
+                    by_attr
+                        .entry(name.clone())
+                        .or_default()
+                        .push((container.clone(), attr["enum"].to_string()));
+                }
+            }
+        }
+        for (attr, uses) in by_attr {
+            let base = camel(attr.trim_end_matches("_id"));
+            let all_same = uses.iter().all(|(_, v)| *v == uses[0].1);
+            for (container, _) in uses {
+                let name = if all_same {
+                    base.clone()
+                } else {
+                    format!("{}{}", camel(&container), base)
+                };
+                self.enum_names.insert((container, attr.clone()), name);
+            }
+        }
+        Ok(())
+    }
+
+    fn render(&self) -> Result<String> {
+        let mut out = String::new();
+        writeln!(
+            out,
+            "//! OCSF {} classes and objects as Rust types. Generated by `cargo xtask codegen`",
+            self.schema["version"].as_str().unwrap_or("?")
+        )?;
+        writeln!(out, "//! from `{SCHEMA}`: do not edit by hand.")?;
+        writeln!(out)?;
+        writeln!(out, "#![allow(clippy::all, missing_docs)]")?;
+        writeln!(out)?;
+        writeln!(out, "use super::{{Event, Unmapped}};")?;
+        writeln!(
+            out,
+            "use serde::ser::{{Serialize, SerializeMap, Serializer}};"
+        )?;
+        writeln!(out)?;
+        writeln!(out, "/// The OCSF version these types follow.")?;
+        writeln!(
+            out,
+            "pub const OCSF_VERSION: &str = {:?};",
+            self.schema["version"].as_str().unwrap_or_default()
+        )?;
+        writeln!(out)?;
+        self.render_class_ids(&mut out)?;
+        let mut rendered_enums = BTreeSet::new();
+        for (name, def, is_class) in self.definitions() {
+            self.render_struct(&mut out, &name, def, is_class)?;
+            for (attr_name, attr) in attributes(def)? {
+                if let Some(enum_name) = self.enum_names.get(&(name.clone(), attr_name.clone())) {
+                    if rendered_enums.insert(enum_name.clone()) {
+                        render_enum(&mut out, enum_name, attr)?;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn render_class_ids(&self, out: &mut String) -> Result<()> {
+        writeln!(
+            out,
+            "/// Named `class_uid` constants of the generated classes."
+        )?;
+        writeln!(out, "pub mod class {{")?;
+        for class in CLASSES {
+            let def = &self.schema["classes"][*class];
+            writeln!(
+                out,
+                "    /// {}",
+                def["caption"].as_str().unwrap_or_default()
+            )?;
+            writeln!(
+                out,
+                "    pub const {}: u32 = {};",
+                class.to_uppercase(),
+                def["uid"]
+            )?;
+        }
+        writeln!(out, "}}\n")?;
+        Ok(())
+    }
+
+    fn field_type(&self, container: &str, name: &str, attr: &Value) -> Result<String> {
+        if name == "unmapped" {
+            return Ok("Unmapped".into());
+        }
+        if let Some(e) = self
+            .enum_names
+            .get(&(container.to_string(), name.to_string()))
+        {
+            return Ok(e.clone());
+        }
+        let ty = attr["type"].as_str().context("attribute without type")?;
+        Ok(match ty {
+            "object_t" => {
+                let object = attr["object_type"]
+                    .as_str()
+                    .context("object without object_type")?;
+                if object == "object" {
+                    "serde_json::Map<String, serde_json::Value>".into()
+                } else {
+                    let cyclic = self
+                        .reach
+                        .get(object)
+                        .is_some_and(|r| r.contains(container));
+                    if cyclic {
+                        format!("Box<{}>", camel(object))
+                    } else {
+                        camel(object)
+                    }
+                }
+            }
+            "integer_t" | "port_t" => "i32".into(),
+            "long_t" | "timestamp_t" => "i64".into(),
+            "float_t" => "f64".into(),
+            "boolean_t" => "bool".into(),
+            "json_t" => "serde_json::Value".into(),
+            _ => "String".into(),
+        })
+    }
+
+    fn render_struct(
+        &self,
+        out: &mut String,
+        name: &str,
+        def: &Value,
+        is_class: bool,
+    ) -> Result<()> {
+        let type_name = camel(name);
+        writeln!(
+            out,
+            "/// {} ({}).",
+            def["caption"].as_str().unwrap_or_default(),
+            if is_class {
+                format!("class {}", def["uid"])
+            } else {
+                format!("object `{name}`")
+            }
+        )?;
+        writeln!(
+            out,
+            "///\n/// {}",
+            clean(def["description"].as_str().unwrap_or_default())
+        )?;
+        for kind in ["at_least_one", "just_one"] {
+            if let Some(list) = def["constraints"][kind].as_array() {
+                let names: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+                writeln!(out, "///\n/// Constraint `{kind}`: {}.", names.join(", "))?;
+            }
+        }
+        writeln!(out, "#[derive(Debug, Clone, Default, PartialEq)]")?;
+        writeln!(out, "pub struct {type_name} {{")?;
+        let mut fields = Vec::new();
+        for (attr_name, attr) in attributes(def)? {
+            if is_class && DERIVED.contains(&attr_name.as_str()) {
+                continue;
+            }
+            let ty = self.field_type(name, attr_name, attr)?;
+            let is_enum = self
+                .enum_names
+                .contains_key(&(name.to_string(), attr_name.clone()));
+            let is_array = attr["is_array"].as_bool().unwrap_or(false);
+            let required = attr["requirement"].as_str() == Some("required");
+            // Required enums are plain values with an `Unknown` default; arrays are empty when
+            // unset; everything else is optional, so a forgotten required attribute is caught by
+            // validation rather than written as an empty value.
+            let shape = if is_array {
+                Shape::Array
+            } else if is_enum && required {
+                Shape::Plain
+            } else {
+                Shape::Optional
+            };
+            let rust_type = match shape {
+                Shape::Array => format!("Vec<{ty}>"),
+                Shape::Plain => ty.clone(),
+                Shape::Optional => format!("Option<{ty}>"),
+            };
+            writeln!(
+                out,
+                "    /// {}: {}",
+                attr["caption"].as_str().unwrap_or_default(),
+                clean(attr["description"].as_str().unwrap_or_default())
+            )?;
+            writeln!(
+                out,
+                "    ///\n    /// OCSF `{attr_name}`, {}.",
+                attr["requirement"].as_str().unwrap_or("optional")
+            )?;
+            writeln!(out, "    pub {}: {rust_type},", field_ident(attr_name))?;
+            let sibling = attr["sibling"]
+                .as_str()
+                .filter(|s| {
+                    is_enum && !is_array && attributes(def).is_ok_and(|a| a.contains_key(*s))
+                })
+                .map(str::to_string);
+            fields.push(Field {
+                name: attr_name.clone(),
+                shape,
+                sibling,
+            });
+        }
+        writeln!(out, "}}\n")?;
+        self.render_serialize(out, &type_name, def, is_class, &fields)?;
+        Ok(())
+    }
+
+    fn render_serialize(
+        &self,
+        out: &mut String,
+        type_name: &str,
+        def: &Value,
+        is_class: bool,
+        fields: &[Field],
+    ) -> Result<()> {
+        let siblings: BTreeSet<&str> = fields.iter().filter_map(|f| f.sibling.as_deref()).collect();
+        writeln!(out, "impl Serialize for {type_name} {{")?;
+        writeln!(
+            out,
+            "    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{"
+        )?;
+        writeln!(
+            out,
+            "        let mut map = serializer.serialize_map(None)?;"
+        )?;
+        if is_class {
+            let uid = def["uid"].as_u64().context("class without uid")?;
+            writeln!(
+                out,
+                "        map.serialize_entry(\"class_uid\", &{uid}i32)?;"
+            )?;
+            writeln!(
+                out,
+                "        map.serialize_entry(\"class_name\", {:?})?;",
+                def["caption"].as_str().unwrap_or_default()
+            )?;
+            writeln!(
+                out,
+                "        map.serialize_entry(\"category_uid\", &{}i32)?;",
+                def["category_uid"]
+            )?;
+            writeln!(
+                out,
+                "        map.serialize_entry(\"category_name\", {:?})?;",
+                def["category_name"].as_str().unwrap_or_default()
+            )?;
+            writeln!(
+                out,
+                "        map.serialize_entry(\"type_uid\", &self.type_uid())?;"
+            )?;
+            writeln!(out, "        map.serialize_entry(\"type_name\", &format!(\"{}: {{}}\", self.activity_id.caption()))?;", def["caption"].as_str().unwrap_or_default())?;
+        }
+        for field in fields {
+            let ident = field_ident(&field.name);
+            let key = &field.name;
+            if siblings.contains(key.as_str()) {
+                // Written together with its enum below.
+                continue;
+            }
+            match field.shape {
+                Shape::Plain => writeln!(out, "        map.serialize_entry({key:?}, &self.{ident})?;")?,
+                Shape::Array => writeln!(out, "        if !self.{ident}.is_empty() {{ map.serialize_entry({key:?}, &self.{ident})?; }}")?,
+                Shape::Optional if key == "unmapped" => writeln!(out, "        if let Some(v) = self.{ident}.as_ref().filter(|v| !v.is_empty()) {{ map.serialize_entry({key:?}, v)?; }}")?,
+                Shape::Optional => writeln!(out, "        if let Some(v) = &self.{ident} {{ map.serialize_entry({key:?}, v)?; }}")?,
+            }
+            if let Some(sibling) = &field.sibling {
+                // The caption of the enum value, unless the plugin gave the source's own label.
+                let sib = field_ident(sibling);
+                match field.shape {
+                    Shape::Plain => writeln!(out, "        map.serialize_entry({sibling:?}, self.{sib}.as_deref().unwrap_or(self.{ident}.caption()))?;")?,
+                    _ => writeln!(out, "        if let Some(v) = self.{sib}.as_deref().or(self.{ident}.map(|e| e.caption())) {{ map.serialize_entry({sibling:?}, v)?; }}")?,
+                }
+            }
+        }
+        writeln!(out, "        map.end()")?;
+        writeln!(out, "    }}")?;
+        writeln!(out, "}}\n")?;
+        if is_class {
+            let uid = def["uid"].as_u64().context("class without uid")?;
+            writeln!(out, "impl Event for {type_name} {{")?;
+            writeln!(out, "    const CLASS_UID: u32 = {uid};")?;
+            writeln!(
+                out,
+                "    fn activity_id(&self) -> i32 {{ self.activity_id.id() }}"
+            )?;
+            writeln!(out, "    fn time(&self) -> Option<i64> {{ self.time }}")?;
+            writeln!(out, "}}\n")?;
+            writeln!(out, "impl {type_name} {{")?;
+            writeln!(out, "    /// `type_uid`: `class_uid * 100 + activity_id`, derived, never typed by hand.")?;
+            writeln!(out, "    pub fn type_uid(&self) -> i64 {{ {uid}i64 * 100 + i64::from(self.activity_id.id()) }}")?;
+            writeln!(out, "}}\n")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Shape {
+    Plain,
+    Optional,
+    Array,
+}
+
+struct Field {
+    name: String,
+    shape: Shape,
+    sibling: Option<String>,
+}
+
+fn render_enum(out: &mut String, name: &str, attr: &Value) -> Result<()> {
+    let values = attr["enum"].as_object().context("enum without values")?;
+    let mut variants: Vec<(i64, String, String, String)> = Vec::new();
+    let mut used = BTreeSet::new();
+    for (id, v) in values {
+        let id: i64 = id
+            .parse()
+            .with_context(|| format!("enum {name} has a non-integer id {id}"))?;
+        let caption = v["caption"].as_str().unwrap_or_default().to_string();
+        let mut ident = camel(&caption);
+        if ident.is_empty() || ident.starts_with(|c: char| c.is_ascii_digit()) {
+            ident = format!("V{ident}");
+        }
+        if !used.insert(ident.clone()) {
+            ident = format!("{ident}{id}");
+            used.insert(ident.clone());
+        }
+        variants.push((
+            id,
+            ident,
+            caption,
+            clean(v["description"].as_str().unwrap_or_default()),
+        ));
+    }
+    variants.sort_by_key(|v| v.0);
+    writeln!(
+        out,
+        "/// {}: {}",
+        attr["caption"].as_str().unwrap_or_default(),
+        clean(attr["description"].as_str().unwrap_or_default())
+    )?;
+    writeln!(
+        out,
+        "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]"
+    )?;
+    writeln!(out, "pub enum {name} {{")?;
+    for (i, (id, ident, caption, description)) in variants.iter().enumerate() {
+        let doc = if description.is_empty() {
+            caption.clone()
+        } else {
+            format!("{caption}: {description}")
+        };
+        writeln!(out, "    /// {doc} (`{id}`)")?;
+        if i == 0 {
+            writeln!(out, "    #[default]")?;
+        }
+        writeln!(out, "    {ident},")?;
+    }
+    writeln!(out, "}}\n")?;
+    writeln!(out, "impl {name} {{")?;
+    writeln!(out, "    /// The OCSF integer value.")?;
+    writeln!(
+        out,
+        "    pub fn id(self) -> i32 {{ match self {{ {} }} }}",
+        variants
+            .iter()
+            .map(|(id, ident, _, _)| format!("Self::{ident} => {id},"))
+            .collect::<String>()
+    )?;
+    writeln!(
+        out,
+        "    /// The OCSF caption, written to the sibling `*_name` attribute."
+    )?;
+    writeln!(
+        out,
+        "    pub fn caption(self) -> &'static str {{ match self {{ {} }} }}",
+        variants
+            .iter()
+            .map(|(_, ident, caption, _)| format!("Self::{ident} => {caption:?},"))
+            .collect::<String>()
+    )?;
+    writeln!(
+        out,
+        "    /// The value with this OCSF integer, if the schema defines it."
+    )?;
+    writeln!(
+        out,
+        "    pub fn from_id(id: i32) -> Option<Self> {{ match id {{ {} _ => None }} }}",
+        variants
+            .iter()
+            .map(|(id, ident, _, _)| format!("{id} => Some(Self::{ident}),"))
+            .collect::<String>()
+    )?;
+    writeln!(out, "}}\n")?;
+    writeln!(out, "impl Serialize for {name} {{")?;
+    writeln!(out, "    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{ serializer.serialize_i32(self.id()) }}")?;
+    writeln!(out, "}}\n")?;
+    Ok(())
+}
+
+fn is_int_enum(attr: &Value) -> bool {
+    attr["enum"].is_object() && attr["type"].as_str() == Some("integer_t")
+}
+
+fn object_refs(def: &Value) -> Result<Vec<String>> {
+    Ok(attributes(def)?
+        .values()
+        .filter(|a| a["type"].as_str() == Some("object_t"))
+        .filter_map(|a| a["object_type"].as_str())
+        .filter(|o| *o != "object")
+        .map(str::to_string)
+        .collect())
+}
+
+/// `network_endpoint` -> `NetworkEndpoint`; `Logon (ssh)` -> `LogonSsh`.
+fn camel(s: &str) -> String {
+    s.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            let first = chars
+                .next()
+                .map(|c| c.to_ascii_uppercase())
+                .unwrap_or_default();
+            std::iter::once(first).chain(chars).collect::<String>()
+        })
+        .collect()
+}
+
+fn field_ident(name: &str) -> String {
+    match name {
+        "type" | "ref" | "match" | "loop" | "mod" | "use" | "self" | "impl" => format!("r#{name}"),
+        _ => name.to_string(),
+    }
+}
+
+/// Strips HTML tags and collapses whitespace in a schema description, for a one-line doc comment.
+fn clean(s: &str) -> String {
+    let mut text = String::with_capacity(s.len());
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("&gt;", ">")
+        .replace("&lt;", "<")
+        .replace("&amp;", "&")
+}
