@@ -1,1 +1,314 @@
-//! placeholder
+//! AWS VPC Flow Logs to OCSF 1.1.0 Network Activity (4001): the default version 2 format and
+//! custom formats (fields of versions 2 to 8, in the order a header line gives).
+
+mod format;
+
+use lakegate_plugin_sdk::ocsf::{
+    self, class, time, Action, Cloud, Disposition, NetworkActivity, NetworkActivityActivity,
+    NetworkConnectionInfo, NetworkEndpoint, NetworkTraffic, Unmapped,
+};
+use lakegate_plugin_sdk::{export_source, Framing, Manifest, Output, Reject, Source};
+
+use format::{Field, Format};
+
+/// The VPC Flow Logs plugin.
+pub struct VpcFlow;
+
+impl Source for VpcFlow {
+    fn manifest() -> Manifest {
+        Manifest::new("aws-vpc-flow", env!("CARGO_PKG_VERSION"))
+            .product("AWS", "Amazon VPC")
+            .description("VPC Flow Logs text records, default or custom format; a header line sets the field order")
+            .framing(Framing::TextLines)
+            .class(
+                class::NETWORK_ACTIVITY,
+                &[
+                    "time", "time_dt", "start_time", "start_time_dt", "end_time", "end_time_dt", "severity_id",
+                    "action_id", "disposition_id", "status_code", "status_detail",
+                    "metadata.version", "metadata.profiles", "metadata.product",
+                    "cloud.provider", "cloud.region", "cloud.zone", "cloud.account.uid",
+                    "src_endpoint", "dst_endpoint", "connection_info", "traffic.packets", "traffic.bytes", "unmapped",
+                ],
+            )
+    }
+
+    fn translate(record: &[u8], out: &mut Output<'_>) -> Result<(), Reject> {
+        let line =
+            std::str::from_utf8(record).map_err(|_| Reject::new("record is not UTF-8 text"))?;
+        if let Some(header) = Format::parse_header(line) {
+            // A header names the fields of the lines after it, in this batch and the next ones.
+            header.map_err(Reject::new)?;
+            out.set_carry(Some(line.as_bytes().to_vec()));
+            return Ok(());
+        }
+        let event = format::with_format(out.carry(), |format| translate_line(format, line))?;
+        out.emit(&event);
+        Ok(())
+    }
+}
+
+export_source!(VpcFlow);
+
+/// Builds one Network Activity record from the fields of `line`.
+fn translate_line(format: &Format, line: &str) -> Result<NetworkActivity, Reject> {
+    let values: Vec<&str> = line.split_ascii_whitespace().collect();
+    if values.len() != format.fields.len() {
+        return Err(Reject::new(format!(
+            "expected {} space-separated fields ({}), found {}",
+            format.fields.len(),
+            format.describe(),
+            values.len()
+        )));
+    }
+    let mut f = Flow::default();
+    for (field, value) in format.fields.iter().zip(values) {
+        f.set(field, value)?;
+    }
+    f.into_event()
+}
+
+/// One flow record, field by field; `-` (not applicable) is absent.
+#[derive(Default)]
+struct Flow<'a> {
+    version: Option<&'a str>,
+    account: Option<&'a str>,
+    interface: Option<&'a str>,
+    srcaddr: Option<String>,
+    dstaddr: Option<String>,
+    pkt_srcaddr: Option<String>,
+    pkt_dstaddr: Option<String>,
+    srcport: Option<i32>,
+    dstport: Option<i32>,
+    protocol: Option<i32>,
+    packets: Option<i64>,
+    bytes: Option<i64>,
+    start: Option<i64>,
+    end: Option<i64>,
+    action: Option<&'a str>,
+    log_status: Option<&'a str>,
+    vpc: Option<&'a str>,
+    subnet: Option<&'a str>,
+    instance: Option<&'a str>,
+    tcp_flags: Option<i32>,
+    ip_type: Option<&'a str>,
+    region: Option<&'a str>,
+    zone: Option<&'a str>,
+    src_service: Option<&'a str>,
+    dst_service: Option<&'a str>,
+    direction: Option<&'a str>,
+    traffic_path: Option<i32>,
+    reject_reason: Option<&'a str>,
+    unmapped: Unmapped,
+}
+
+fn number<T: std::str::FromStr>(field: &Field, value: &str) -> Result<T, Reject> {
+    value
+        .parse()
+        .map_err(|_| Reject::at(field.name(), format!("`{value}` is not a number")))
+}
+
+fn address(field: &Field, value: &str) -> Result<String, Reject> {
+    ocsf::ip(value)
+        .ok_or_else(|| Reject::at(field.name(), format!("`{value}` is not an IP address")))
+}
+
+impl<'a> Flow<'a> {
+    fn set(&mut self, field: &Field, value: &'a str) -> Result<(), Reject> {
+        if value == "-" {
+            return Ok(());
+        }
+        match field {
+            Field::Version => self.version = Some(value),
+            Field::AccountId => self.account = Some(value),
+            Field::InterfaceId => self.interface = Some(value),
+            Field::SrcAddr => self.srcaddr = Some(address(field, value)?),
+            Field::DstAddr => self.dstaddr = Some(address(field, value)?),
+            Field::PktSrcAddr => self.pkt_srcaddr = Some(address(field, value)?),
+            Field::PktDstAddr => self.pkt_dstaddr = Some(address(field, value)?),
+            Field::SrcPort => self.srcport = Some(port(field, value)?),
+            Field::DstPort => self.dstport = Some(port(field, value)?),
+            Field::Protocol => self.protocol = Some(number(field, value)?),
+            Field::Packets => self.packets = Some(number(field, value)?),
+            Field::Bytes => self.bytes = Some(number(field, value)?),
+            Field::Start => self.start = Some(number(field, value)?),
+            Field::End => self.end = Some(number(field, value)?),
+            Field::Action => self.action = Some(value),
+            Field::LogStatus => self.log_status = Some(value),
+            Field::VpcId => self.vpc = Some(value),
+            Field::SubnetId => self.subnet = Some(value),
+            Field::InstanceId => self.instance = Some(value),
+            Field::TcpFlags => self.tcp_flags = Some(number(field, value)?),
+            Field::Type => self.ip_type = Some(value),
+            Field::Region => self.region = Some(value),
+            Field::AzId => self.zone = Some(value),
+            Field::PktSrcAwsService => self.src_service = Some(value),
+            Field::PktDstAwsService => self.dst_service = Some(value),
+            Field::FlowDirection => self.direction = Some(value),
+            Field::TrafficPath => self.traffic_path = Some(number(field, value)?),
+            Field::RejectReason => self.reject_reason = Some(value),
+            Field::Other(name) => self.unmapped.insert(name.replace('-', "_"), value),
+        }
+        Ok(())
+    }
+
+    fn into_event(self) -> Result<NetworkActivity, Reject> {
+        let start = self
+            .start
+            .ok_or_else(|| Reject::at("start", "missing: a flow record's time is its start"))?;
+        let time = start
+            .checked_mul(1000)
+            .ok_or_else(|| Reject::at("start", "out of range"))?;
+        let end_time = self.end.and_then(|e| e.checked_mul(1000));
+        let (activity, disposition, action) = match self.action {
+            Some("ACCEPT") => (
+                NetworkActivityActivity::Traffic,
+                Disposition::Allowed,
+                Action::Allowed,
+            ),
+            Some("REJECT") => (
+                NetworkActivityActivity::Refuse,
+                Disposition::Blocked,
+                Action::Denied,
+            ),
+            Some(other) => {
+                return Err(Reject::at(
+                    "action",
+                    format!("`{other}` is neither ACCEPT nor REJECT"),
+                ))
+            }
+            // NODATA and SKIPDATA records carry no traffic and no verdict.
+            None => (
+                NetworkActivityActivity::Unknown,
+                Disposition::Unknown,
+                Action::Unknown,
+            ),
+        };
+        let (direction_id, inbound) = match self.direction {
+            Some("ingress") => (ocsf::Direction::Inbound, true),
+            Some("egress") => (ocsf::Direction::Outbound, false),
+            Some(_) => (ocsf::Direction::Other, false),
+            None => (ocsf::Direction::Unknown, false),
+        };
+        let mut src = NetworkEndpoint {
+            port: self.srcport,
+            svc_name: self.src_service.map(Into::into),
+            ..Default::default()
+        };
+        let mut dst = NetworkEndpoint {
+            port: self.dstport,
+            svc_name: self.dst_service.map(Into::into),
+            ..Default::default()
+        };
+        // The packet address is the endpoint; a different interface address is an intermediate hop.
+        place_address(&mut src, self.pkt_srcaddr, self.srcaddr);
+        place_address(&mut dst, self.pkt_dstaddr, self.dstaddr);
+        // The flow log's interface, VPC, subnet and instance belong to the local side: the
+        // destination of inbound traffic, the source otherwise (as Security Lake does).
+        let local = if inbound { &mut dst } else { &mut src };
+        local.interface_uid = self.interface.map(Into::into);
+        local.vpc_uid = self.vpc.map(Into::into);
+        local.subnet_uid = self.subnet.map(Into::into);
+        local.instance_uid = self.instance.map(Into::into);
+        // A NODATA/SKIPDATA record knows only its interface: it stands for both ends.
+        if dst == NetworkEndpoint::default() {
+            dst.interface_uid = self.interface.map(Into::into);
+        }
+        if src == NetworkEndpoint::default() {
+            src.interface_uid = self.interface.map(Into::into);
+        }
+        let connection_info = NetworkConnectionInfo {
+            direction_id,
+            direction: (direction_id == ocsf::Direction::Other)
+                .then(|| self.direction.unwrap_or_default().to_string()),
+            protocol_num: self.protocol,
+            tcp_flags: self.tcp_flags,
+            protocol_ver: self.ip_type.map(Into::into),
+            protocol_ver_id: match self.ip_type {
+                Some("IPv4") => Some(ocsf::ProtocolVer::InternetProtocolVersion4IPv4),
+                Some("IPv6") => Some(ocsf::ProtocolVer::InternetProtocolVersion6IPv6),
+                _ => None,
+            },
+            // traffic-path 1..=8 lines up with boundary_id 4..=11 in OCSF 1.1.0.
+            boundary_id: self
+                .traffic_path
+                .and_then(|p| (1..=8).contains(&p).then(|| p + 3))
+                .and_then(ocsf::Boundary::from_id),
+            ..Default::default()
+        };
+        let mut unmapped = self.unmapped;
+        if let Some(p) = self.traffic_path.filter(|p| !(1..=8).contains(p)) {
+            unmapped.insert("traffic_path", p.to_string());
+        }
+        let mut metadata = ocsf::metadata("AWS", "Amazon VPC");
+        metadata.profiles = vec!["cloud".into(), "security_control".into(), "datetime".into()];
+        if let Some(product) = metadata.product.as_mut() {
+            product.version = self.version.map(Into::into);
+            product.feature = Some(ocsf::Feature {
+                name: Some("Flowlogs".into()),
+                ..Default::default()
+            });
+        }
+        Ok(NetworkActivity {
+            activity_id: activity,
+            severity_id: ocsf::Severity::Informational,
+            time: Some(time),
+            time_dt: Some(time::format_rfc3339_ms(time)),
+            start_time: Some(time),
+            start_time_dt: Some(time::format_rfc3339_ms(time)),
+            end_time,
+            end_time_dt: end_time.map(time::format_rfc3339_ms),
+            action_id: action,
+            disposition_id: Some(disposition),
+            status_code: self.log_status.map(Into::into),
+            status_detail: self.reject_reason.map(Into::into),
+            metadata: Some(metadata),
+            cloud: Some(Cloud {
+                provider: Some("AWS".into()),
+                region: self.region.map(Into::into),
+                zone: self.zone.map(Into::into),
+                account: self.account.map(|uid| ocsf::Account {
+                    uid: Some(uid.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            src_endpoint: Some(src),
+            dst_endpoint: Some(dst),
+            connection_info: Some(connection_info),
+            traffic: (self.packets.is_some() || self.bytes.is_some()).then(|| NetworkTraffic {
+                packets: self.packets,
+                bytes: self.bytes,
+                ..Default::default()
+            }),
+            unmapped: Some(unmapped),
+            ..Default::default()
+        })
+    }
+}
+
+fn port(field: &Field, value: &str) -> Result<i32, Reject> {
+    let port: i32 = number(field, value)?;
+    if (0..=65535).contains(&port) {
+        Ok(port)
+    } else {
+        Err(Reject::at(
+            field.name(),
+            format!("{port} is not a port number"),
+        ))
+    }
+}
+
+fn place_address(
+    endpoint: &mut NetworkEndpoint,
+    packet: Option<String>,
+    interface: Option<String>,
+) {
+    match (packet, interface) {
+        (Some(p), Some(i)) if p != i => {
+            endpoint.ip = Some(p);
+            endpoint.intermediate_ips = vec![i];
+        }
+        (Some(p), _) => endpoint.ip = Some(p),
+        (None, i) => endpoint.ip = i,
+    }
+}

@@ -1,0 +1,209 @@
+//! Flow log formats: the fields a line holds, in order, from a header line or the default.
+
+use std::cell::RefCell;
+
+/// A flow log field of versions 2 to 8, or one this plugin does not know (kept in `unmapped`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Field {
+    Version,
+    AccountId,
+    InterfaceId,
+    SrcAddr,
+    DstAddr,
+    SrcPort,
+    DstPort,
+    Protocol,
+    Packets,
+    Bytes,
+    Start,
+    End,
+    Action,
+    LogStatus,
+    VpcId,
+    SubnetId,
+    InstanceId,
+    TcpFlags,
+    Type,
+    PktSrcAddr,
+    PktDstAddr,
+    Region,
+    AzId,
+    PktSrcAwsService,
+    PktDstAwsService,
+    FlowDirection,
+    TrafficPath,
+    RejectReason,
+    Other(String),
+}
+
+const KNOWN: &[(&str, Field)] = &[
+    ("version", Field::Version),
+    ("account-id", Field::AccountId),
+    ("interface-id", Field::InterfaceId),
+    ("srcaddr", Field::SrcAddr),
+    ("dstaddr", Field::DstAddr),
+    ("srcport", Field::SrcPort),
+    ("dstport", Field::DstPort),
+    ("protocol", Field::Protocol),
+    ("packets", Field::Packets),
+    ("bytes", Field::Bytes),
+    ("start", Field::Start),
+    ("end", Field::End),
+    ("action", Field::Action),
+    ("log-status", Field::LogStatus),
+    ("vpc-id", Field::VpcId),
+    ("subnet-id", Field::SubnetId),
+    ("instance-id", Field::InstanceId),
+    ("tcp-flags", Field::TcpFlags),
+    ("type", Field::Type),
+    ("pkt-srcaddr", Field::PktSrcAddr),
+    ("pkt-dstaddr", Field::PktDstAddr),
+    ("region", Field::Region),
+    ("az-id", Field::AzId),
+    ("pkt-src-aws-service", Field::PktSrcAwsService),
+    ("pkt-dst-aws-service", Field::PktDstAwsService),
+    ("flow-direction", Field::FlowDirection),
+    ("traffic-path", Field::TrafficPath),
+    ("reject-reason", Field::RejectReason),
+];
+
+/// Fields of versions 7 and 8 with no OCSF 1.1.0 home, accepted in headers and kept unmapped.
+const UNMAPPED: &[&str] = &[
+    "sublocation-type",
+    "sublocation-id",
+    "ecs-cluster-arn",
+    "ecs-cluster-name",
+    "ecs-container-instance-arn",
+    "ecs-container-instance-id",
+    "ecs-container-id",
+    "ecs-second-container-id",
+    "ecs-service-name",
+    "ecs-task-definition-arn",
+    "ecs-task-arn",
+    "ecs-task-id",
+];
+
+impl Field {
+    /// The field for a header token; `_` and `-` spellings (Parquet and text) are the same.
+    fn from_name(token: &str) -> Option<Field> {
+        let name = token.replace('_', "-");
+        if let Some((_, f)) = KNOWN.iter().find(|(n, _)| *n == name) {
+            return Some(f.clone());
+        }
+        UNMAPPED
+            .contains(&name.as_str())
+            .then(|| Field::Other(name))
+    }
+
+    /// The field's flow-log name, for messages.
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Field::Other(name) => name,
+            known => KNOWN
+                .iter()
+                .find(|(_, f)| f == known)
+                .map_or("?", |(n, _)| n),
+        }
+    }
+}
+
+/// The fields of each line, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Format {
+    pub(crate) fields: Vec<Field>,
+}
+
+impl Format {
+    /// The default (version 2) format.
+    fn default_v2() -> Format {
+        Format {
+            fields: KNOWN[..14].iter().map(|(_, f)| f.clone()).collect(),
+        }
+    }
+
+    /// `Some` when `line` is a header line: its first token is a field name rather than data.
+    /// The result says whether every token is a known field.
+    pub(crate) fn parse_header(line: &str) -> Option<Result<Format, String>> {
+        let first = line.split_ascii_whitespace().next()?;
+        Field::from_name(first)?;
+        let mut fields = Vec::new();
+        for token in line.split_ascii_whitespace() {
+            match Field::from_name(token) {
+                Some(f) => fields.push(f),
+                None => {
+                    return Some(Err(format!(
+                        "header line names an unknown flow log field `{token}`"
+                    )))
+                }
+            }
+        }
+        Some(Ok(Format { fields }))
+    }
+
+    /// The field names, for messages.
+    pub(crate) fn describe(&self) -> String {
+        self.fields
+            .iter()
+            .map(Field::name)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+thread_local! {
+    /// The last header seen and its parsed format, so each line does not re-parse it.
+    static CACHE: RefCell<Option<(Vec<u8>, Format)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the format named by the stream's carried header, or the default format.
+pub(crate) fn with_format<T>(carry: Option<&[u8]>, f: impl FnOnce(&Format) -> T) -> T {
+    let Some(header) = carry else {
+        return f(&Format::default_v2());
+    };
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.as_ref().is_none_or(|(h, _)| h != header) {
+            let format = std::str::from_utf8(header)
+                .ok()
+                .and_then(Format::parse_header)
+                .and_then(Result::ok)
+                .unwrap_or_else(Format::default_v2);
+            *cache = Some((header.to_vec(), format));
+        }
+        f(&cache.as_ref().expect("cache was just filled").1)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_recognised_by_their_first_token() {
+        let header = Format::parse_header("version vpc-id subnet-id tcp-flags pkt_srcaddr")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            header.fields,
+            vec![
+                Field::Version,
+                Field::VpcId,
+                Field::SubnetId,
+                Field::TcpFlags,
+                Field::PktSrcAddr
+            ]
+        );
+        assert!(Format::parse_header("2 123456789010 eni-1235b8ca").is_none());
+        assert_eq!(
+            Format::parse_header("version bogus").unwrap().unwrap_err(),
+            "header line names an unknown flow log field `bogus`"
+        );
+    }
+
+    #[test]
+    fn the_default_is_the_fourteen_v2_fields() {
+        let d = Format::default_v2();
+        assert_eq!(d.fields.len(), 14);
+        assert_eq!(d.fields.last(), Some(&Field::LogStatus));
+    }
+}
