@@ -262,6 +262,8 @@ impl<T: Translator> Runner<T> {
         if !batch.is_empty() {
             self.batch(&batch, framing, carry, options, &mut report);
         }
+        // Framing rejections are found before the batch around them runs: restore input order.
+        report.rejected.sort_by_key(|r| r.record);
         Ok(report)
     }
 

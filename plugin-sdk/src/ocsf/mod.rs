@@ -30,6 +30,24 @@ pub fn metadata(vendor: &str, product: &str) -> Metadata {
     }
 }
 
+/// The longest string OCSF 1.1.0 allows (`string_t`'s `max_len`).
+pub const MAX_STRING_BYTES: usize = 65_535;
+
+/// `value` cut to OCSF's string limit on a character boundary. When it is cut, the whole value
+/// is kept in `unmapped` under `source_key`, so nothing is lost.
+pub fn fit_string(source_key: &str, value: String, unmapped: &mut Unmapped) -> String {
+    if value.len() <= MAX_STRING_BYTES {
+        return value;
+    }
+    let mut end = MAX_STRING_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = value[..end].to_string();
+    unmapped.insert(source_key, value);
+    cut
+}
+
 /// The IP address in `s` in canonical form, or `None` when `s` is not an IPv4 or IPv6 address.
 pub fn ip(s: &str) -> Option<String> {
     s.trim()

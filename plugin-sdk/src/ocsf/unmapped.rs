@@ -8,8 +8,8 @@ use serde_json::Value;
 /// Source fields that have no OCSF attribute, as dotted keys and string values.
 ///
 /// Amazon Security Lake stores `unmapped` as `MAP<string,string>`, so nested source objects are
-/// flattened (`a.b.c`) and non-string scalars and arrays are kept as their JSON text. Nothing is
-/// dropped: a JSON `null` is kept as `null`.
+/// flattened (`a.b.c`) and non-string scalars and arrays are kept as their JSON text. A JSON
+/// `null` carries no data and is left out, as Security Lake does.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Unmapped(pub BTreeMap<String, String>);
@@ -33,6 +33,7 @@ impl Unmapped {
                     self.insert_json(&format!("{key}.{k}"), v);
                 }
             }
+            Value::Null => {}
             Value::String(s) => self.insert(key, s.as_str()),
             other => self.insert(key, other.to_string()),
         }
@@ -58,7 +59,7 @@ mod tests {
         assert_eq!(u.get("extra.a.b"), Some("1"));
         assert_eq!(u.get("extra.a.c"), Some("x"));
         assert_eq!(u.get("extra.d"), Some("[1,2]"));
-        assert_eq!(u.get("extra.e"), Some("null"));
+        assert_eq!(u.get("extra.e"), None);
         assert_eq!(u.get("extra.f"), Some("{}"));
     }
 }

@@ -172,11 +172,13 @@ impl Common {
             endpoint
         });
         let http_request = r.take_str("userAgent").map(|ua| HttpRequest {
-            user_agent: Some(ua),
+            user_agent: Some(ocsf::fit_string("userAgent", ua, &mut unmapped)),
             ..Default::default()
         });
         let error_code = r.take_str("errorCode");
-        let error_message = r.take_str("errorMessage");
+        let error_message = r
+            .take_str("errorMessage")
+            .map(|m| ocsf::fit_string("errorMessage", m, &mut unmapped));
         let api = Api {
             operation: Some(api_operation.clone()),
             service: api_service.clone().map(|name| ocsf::Service {

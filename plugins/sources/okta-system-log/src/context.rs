@@ -94,7 +94,9 @@ impl Context {
             });
             endpoint.uid = client.take_str("id");
             if let Some(mut ua) = client.take_object("userAgent") {
-                http_request.user_agent = ua.take_str("rawUserAgent");
+                http_request.user_agent = ua
+                    .take_str("rawUserAgent")
+                    .map(|raw| ocsf::fit_string("client.userAgent.rawUserAgent", raw, unmapped));
                 endpoint.os = ua.take_str("os").filter(|os| os != "Unknown").map(os);
                 ua.into_unmapped("client.userAgent", unmapped);
             }

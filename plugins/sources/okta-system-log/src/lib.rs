@@ -87,7 +87,9 @@ impl Source for OktaSystemLog {
         if let Some(product) = metadata.product.as_mut() {
             product.version = r.take_str("version");
         }
-        let message = r.take_str("displayMessage");
+        let message = r
+            .take_str("displayMessage")
+            .map(|m| ocsf::fit_string("displayMessage", m, &mut unmapped));
         let kind = classify::classify(&event_type);
         let user_or_actor = |targets: &Targets, actor: &Option<User>| {
             targets.user.clone().or_else(|| actor.clone())
@@ -165,41 +167,39 @@ impl Source for OktaSystemLog {
             }
             Kind::Api(activity) => {
                 let resources = targets.resources(&mut unmapped);
-                {
-                    let request_uid = cx.http_request.as_ref().and_then(|h| h.uid.clone());
-                    r.into_unmapped("", &mut unmapped);
-                    out.emit(&ocsf::ApiActivity {
-                        activity_id: activity,
-                        activity_name: (activity == ocsf::ApiActivityActivity::Other)
-                            .then(|| event_type.clone()),
-                        severity_id: cx.severity,
-                        time: Some(time),
-                        time_dt: Some(time::format_rfc3339_ms(time)),
-                        status_id: cx.status.map(|s| s.api()),
-                        status: cx.status.and_then(|s| s.other_label()),
-                        status_detail: cx.status_detail,
-                        message,
-                        metadata: Some(metadata),
-                        actor: Some(cx.actor),
-                        api: Some(ocsf::Api {
-                            operation: Some(event_type.clone()),
-                            request: request_uid.map(|uid| ocsf::Request {
-                                uid: Some(uid),
-                                ..Default::default()
-                            }),
+                let request_uid = cx.http_request.as_ref().and_then(|h| h.uid.clone());
+                r.into_unmapped("", &mut unmapped);
+                out.emit(&ocsf::ApiActivity {
+                    activity_id: activity,
+                    activity_name: (activity == ocsf::ApiActivityActivity::Other)
+                        .then(|| event_type.clone()),
+                    severity_id: cx.severity,
+                    time: Some(time),
+                    time_dt: Some(time::format_rfc3339_ms(time)),
+                    status_id: cx.status.map(|s| s.api()),
+                    status: cx.status.and_then(|s| s.other_label()),
+                    status_detail: cx.status_detail,
+                    message,
+                    metadata: Some(metadata),
+                    actor: Some(cx.actor),
+                    api: Some(ocsf::Api {
+                        operation: Some(event_type.clone()),
+                        request: request_uid.map(|uid| ocsf::Request {
+                            uid: Some(uid),
                             ..Default::default()
                         }),
-                        // API Activity requires a source; events of Okta's own jobs have no client.
-                        src_endpoint: Some(cx.src_endpoint.unwrap_or(ocsf::NetworkEndpoint {
-                            svc_name: Some("Okta".into()),
-                            ..Default::default()
-                        })),
-                        http_request: cx.http_request,
-                        resources,
-                        unmapped: Some(unmapped),
                         ..Default::default()
-                    });
-                }
+                    }),
+                    // API Activity requires a source; events of Okta's own jobs have no client.
+                    src_endpoint: Some(cx.src_endpoint.unwrap_or(ocsf::NetworkEndpoint {
+                        svc_name: Some("Okta".into()),
+                        ..Default::default()
+                    })),
+                    http_request: cx.http_request,
+                    resources,
+                    unmapped: Some(unmapped),
+                    ..Default::default()
+                });
             }
         }
         Ok(())
