@@ -1,5 +1,6 @@
 //! A plugin that misbehaves on request: the record `loop` spins forever, `alloc` allocates
-//! until it is stopped, `trap` panics; any other record becomes a minimal valid API Activity.
+//! until it is stopped, `trap` panics, `reject` is rejected, `undeclared` emits an attribute
+//! the manifest does not declare; any other record becomes a minimal valid API Activity.
 
 use lakegate_plugin_sdk::ocsf::{
     self, class, Actor, Api, ApiActivity, ApiActivityActivity, NetworkEndpoint, User,
@@ -36,7 +37,10 @@ impl Source for Misbehaving {
             b"reject" => Err(Reject::new("asked to reject")),
             _ => {
                 let text = std::str::from_utf8(record).map_err(|_| Reject::new("not UTF-8"))?;
+                let message =
+                    (text == "undeclared").then(|| "not declared in the manifest".to_string());
                 out.emit(&ApiActivity {
+                    message,
                     activity_id: ApiActivityActivity::Read,
                     time: Some(out.received_ms()),
                     metadata: Some(ocsf::metadata("lakegate", "sandbox tests")),
