@@ -660,3 +660,188 @@ fn kind_of(ty: &str, attr: &Value, types: &Map<String, Value>) -> Kind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn declarations(paths: &[&str]) -> Declarations {
+        Declarations::new(&[ClassDeclaration {
+            class_uid: 6003,
+            attributes: paths.iter().map(|p| p.to_string()).collect(),
+        }])
+    }
+
+    fn valid() -> Value {
+        json!({
+            "class_uid": 6003, "category_uid": 6, "activity_id": 1, "type_uid": 600301, "severity_id": 1, "time": 1,
+            "metadata": {"version": "1.1.0", "product": {"vendor_name": "v", "name": "p"}},
+            "actor": {"user": {"name": "alice"}}, "api": {"operation": "op"}, "src_endpoint": {"ip": "192.0.2.1"},
+        })
+    }
+
+    fn rules(record: &Value, paths: &[&str]) -> Vec<String> {
+        schema_1_1_0()
+            .validate(record, &declarations(paths))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    const ALL: &[&str] = &[
+        "metadata",
+        "actor",
+        "api",
+        "src_endpoint",
+        "severity_id",
+        "time",
+        "cloud",
+        "status_id",
+    ];
+
+    #[test]
+    fn a_complete_record_passes() {
+        assert_eq!(rules(&valid(), ALL), Vec::<String>::new());
+    }
+
+    #[test]
+    fn type_uid_must_follow_class_and_activity() {
+        let mut r = valid();
+        r["type_uid"] = json!(600302);
+        assert_eq!(
+            rules(&r, ALL),
+            vec!["type_uid: must be class_uid * 100 + activity_id = 600301, found 600302"]
+        );
+    }
+
+    #[test]
+    fn types_enums_and_unknown_attributes_are_named_by_path() {
+        let mut r = valid();
+        r["src_endpoint"]["ip"] = json!("300.1.1.1");
+        r["status_id"] = json!(7);
+        r["actor"]["user"]["shoe_size"] = json!(44);
+        r["time"] = json!("yesterday");
+        let found = rules(&r, ALL);
+        assert!(
+            found.contains(
+                &"src_endpoint.ip: expected an IP address string, found string \"300.1.1.1\""
+                    .to_string()
+            ),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with("status_id: 7 is not a defined enum value")),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(
+                &"actor.user.shoe_size: `shoe_size` is not an attribute of OCSF 1.1.0 `user`"
+                    .to_string()
+            ),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(
+                &"time: expected a 64-bit integer, found string \"yesterday\"".to_string()
+            ),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn required_attributes_and_constraints() {
+        let mut r = valid();
+        r.as_object_mut().unwrap().remove("api");
+        r["src_endpoint"] = json!({"port": 443});
+        let found = rules(&r, ALL);
+        assert!(
+            found.contains(&"api: required attribute is missing".to_string()),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with("src_endpoint: at least one of ip, uid, name")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn profile_attributes_are_required_only_with_their_profile() {
+        let mut r = valid();
+        assert!(rules(&r, ALL).is_empty());
+        r["metadata"]["profiles"] = json!(["cloud"]);
+        assert_eq!(rules(&r, ALL), vec!["cloud: required attribute is missing"]);
+    }
+
+    #[test]
+    fn undeclared_attributes_are_rejected_and_siblings_of_declared_enums_allowed() {
+        let mut r = valid();
+        r["status_id"] = json!(1);
+        r["status"] = json!("Success");
+        r["message"] = json!("hello");
+        let found = rules(
+            &r,
+            &[
+                "metadata",
+                "actor.user.name",
+                "api.operation",
+                "src_endpoint.ip",
+                "severity_id",
+                "time",
+                "status_id",
+            ],
+        );
+        assert_eq!(
+            found,
+            vec!["message: the plugin did not declare this attribute in its manifest"]
+        );
+        let found = rules(
+            &r,
+            &[
+                "metadata",
+                "actor.user.uid",
+                "api",
+                "src_endpoint",
+                "severity_id",
+                "time",
+                "status_id",
+                "message",
+            ],
+        );
+        assert_eq!(
+            found,
+            vec!["actor.user.name: the plugin did not declare this attribute in its manifest"]
+        );
+    }
+
+    #[test]
+    fn declarations_are_checked_against_the_schema() {
+        let schema = schema_1_1_0();
+        let ok = ClassDeclaration {
+            class_uid: 4001,
+            attributes: vec!["src_endpoint.ip".into(), "unmapped".into()],
+        };
+        assert_eq!(schema.check_declaration(&ok), Ok(()));
+        let bad = ClassDeclaration {
+            class_uid: 4001,
+            attributes: vec!["src_endpoint.colour".into()],
+        };
+        assert!(schema
+            .check_declaration(&bad)
+            .unwrap_err()
+            .contains("`colour` is not an attribute of `network_endpoint`"));
+        let unknown = ClassDeclaration {
+            class_uid: 9999,
+            attributes: vec![],
+        };
+        assert!(schema
+            .check_declaration(&unknown)
+            .unwrap_err()
+            .contains("9999"));
+    }
+}

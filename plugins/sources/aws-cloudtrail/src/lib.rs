@@ -325,3 +325,65 @@ fn resources(r: &mut JsonRecord, unmapped: &mut Unmapped) -> Vec<ResourceDetails
     }
     kept
 }
+
+#[cfg(test)]
+mod tests {
+    use lakegate_plugin_sdk::host::harness;
+    use lakegate_plugin_sdk::host::runner::Stage;
+
+    use super::CloudTrail;
+
+    const CONSOLE_LOGIN: &str = r#"{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","principalId":"AIDA1","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333","userName":"alice"},"eventTime":"2024-03-01T12:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.7","userAgent":"Mozilla/5.0","requestParameters":null,"responseElements":{"ConsoleLogin":"Success"},"additionalEventData":{"LoginTo":"https://console.aws.amazon.com/","MFAUsed":"Yes"},"eventID":"e1","eventType":"AwsConsoleSignIn","recipientAccountId":"111122223333"}"#;
+
+    #[test]
+    fn console_login_is_a_successful_mfa_logon() {
+        let report = harness::run::<CloudTrail>(CONSOLE_LOGIN.as_bytes()).expect("runs");
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        let e = &report.accepted[0].event;
+        assert_eq!(
+            (
+                e["class_uid"].as_i64(),
+                e["activity_id"].as_i64(),
+                e["type_uid"].as_i64()
+            ),
+            (Some(3002), Some(1), Some(300201))
+        );
+        assert_eq!(e["status_id"], 1);
+        assert_eq!(e["is_mfa"], true);
+        assert_eq!(e["user"]["uid"], "arn:aws:iam::111122223333:user/alice");
+        assert_eq!(
+            e["dst_endpoint"]["svc_name"],
+            "https://console.aws.amazon.com/"
+        );
+        assert_eq!(e["metadata"]["event_code"], "AwsConsoleSignIn");
+        assert_eq!(e["cloud"]["account"]["uid"], "111122223333");
+    }
+
+    #[test]
+    fn an_error_code_is_a_failed_api_call_and_tls_details_stay_unmapped() {
+        let record = r#"{"eventTime":"2024-03-01T12:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/r/s","accountId":"1"},"sourceIPAddress":"192.0.2.1","errorCode":"AccessDenied","errorMessage":"Access Denied","requestID":"r1","tlsDetails":{"tlsVersion":"TLSv1.2"}}"#;
+        let report = harness::run::<CloudTrail>(record.as_bytes()).expect("runs");
+        let e = &report.accepted[0].event;
+        assert_eq!(
+            (
+                e["class_uid"].as_i64(),
+                e["activity_id"].as_i64(),
+                e["status_id"].as_i64()
+            ),
+            (Some(6003), Some(2), Some(2))
+        );
+        assert_eq!(e["status_code"], "AccessDenied");
+        assert_eq!(e["api"]["response"]["error"], "AccessDenied");
+        assert_eq!(e["unmapped"]["tlsDetails.tlsVersion"], "TLSv1.2");
+    }
+
+    #[test]
+    fn a_record_without_time_is_rejected_with_the_field() {
+        let report = harness::run::<CloudTrail>(br#"{"eventName":"GetObject"}"#).expect("runs");
+        let r = &report.rejected[0];
+        assert_eq!(
+            (r.stage, r.path.as_deref()),
+            (Stage::Translation, Some("eventTime"))
+        );
+    }
+}

@@ -92,7 +92,7 @@ impl Field {
         }
         UNMAPPED
             .contains(&name.as_str())
-            .then(|| Field::Other(name))
+            .then_some(Field::Other(name))
     }
 
     /// The field's flow-log name, for messages.

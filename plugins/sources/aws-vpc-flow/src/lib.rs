@@ -312,3 +312,60 @@ fn place_address(
         (None, i) => endpoint.ip = i,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use lakegate_plugin_sdk::host::harness;
+    use lakegate_plugin_sdk::host::runner::{RunOptions, Runner};
+
+    use super::VpcFlow;
+
+    #[test]
+    fn a_rejected_v2_flow_is_refused_traffic_with_a_denied_action() {
+        let line = b"2 123456789010 eni-1 172.31.9.69 172.31.9.12 49761 3389 6 20 4249 1418530010 1418530070 REJECT OK";
+        let report = harness::run::<VpcFlow>(line).expect("runs");
+        let e = &report.accepted[0].event;
+        assert_eq!(
+            (
+                e["activity_id"].as_i64(),
+                e["action_id"].as_i64(),
+                e["disposition_id"].as_i64()
+            ),
+            (Some(5), Some(2), Some(2))
+        );
+        assert_eq!(e["time"], 1_418_530_010_000_i64);
+        assert_eq!(e["connection_info"]["protocol_num"], 6);
+        assert_eq!(e["dst_endpoint"]["port"], 3389);
+        assert_eq!(e["src_endpoint"]["interface_uid"], "eni-1");
+    }
+
+    #[test]
+    fn a_header_in_one_batch_sets_the_format_of_the_next() {
+        let input = "version srcaddr dstaddr srcport dstport protocol start end action log-status flow-direction\n\
+                     5 10.0.0.8 52.94.133.131 43000 443 6 1566849000 1566849060 ACCEPT OK ingress\n\
+                     5 10.0.0.9 52.94.133.131 43001 443 6 1566849000 1566849060 ACCEPT OK egress\n";
+        let mut runner = Runner::new(harness::Native::<VpcFlow>::new()).expect("manifest");
+        let report = runner
+            .run(
+                input.as_bytes(),
+                &RunOptions {
+                    batch_records: 1,
+                    ..RunOptions::default()
+                },
+            )
+            .expect("runs");
+        assert_eq!((report.accepted.len(), report.consumed), (2, 1));
+        assert_eq!(
+            report.accepted[0].event["connection_info"]["direction_id"],
+            1
+        );
+        assert_eq!(
+            report.accepted[0].event["dst_endpoint"]["ip"],
+            "52.94.133.131"
+        );
+        assert_eq!(
+            report.accepted[1].event["connection_info"]["direction_id"],
+            2
+        );
+    }
+}
