@@ -138,10 +138,36 @@ fn demo(root: &Path) -> Result<()> {
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     plugins::build_all(root)?;
     codegen_command(root, true)?;
+    let python = python_env(root)?;
     run(cargo()
         .current_dir(root)
+        .env("LAKEGATE_PYTHON", python)
         .args(["test", "--workspace"])
         .args(extra))
+}
+
+/// A Python virtual environment in `target/py` with the independent checker's packages.
+fn python_env(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target/py");
+    let python = venv.join("bin/python");
+    let ready = || {
+        Command::new(&python)
+            .args(["-c", "import jsonschema, ocsf_json_schema"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !ready() {
+        eprintln!(
+            "setting up {} for the independent OCSF check",
+            venv.display()
+        );
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
+            .context("python3 with the venv module is needed for the independent OCSF check")?;
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "-r"])
+            .arg(root.join("tests/independent/requirements.txt")))?;
+    }
+    Ok(python)
 }
 
 fn bench(root: &Path) -> Result<()> {
