@@ -8,7 +8,7 @@ wasmtime::component::bindgen!({
     world: "source-plugin",
 });
 
-use lakegate::plugin::types::{Batch, BatchContext, Framing, Manifest, Translation};
+use self::lakegate::plugin::types::{Batch, BatchContext, Framing, Manifest, Translation};
 
 pub(crate) use SourcePlugin as Bindings;
 pub(crate) use SourcePluginPre as BindingsPre;
