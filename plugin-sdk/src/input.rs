@@ -116,7 +116,8 @@ impl JsonRecord {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+/// The JSON type of a value, for messages: `object`, `array`, `string`, ...
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

@@ -108,6 +108,13 @@ impl Manifest {
         self
     }
 
+    /// Declares a class whose attribute paths are `shared` (the ones every class of the plugin
+    /// sets) followed by the class's `own`.
+    pub fn class_sharing(self, class_uid: u32, shared: &[&str], own: &[&str]) -> Self {
+        let paths: Vec<&str> = shared.iter().chain(own).copied().collect();
+        self.class(class_uid, &paths)
+    }
+
     /// Declares a class and the attribute paths the plugin may set in it.
     pub fn class(mut self, class_uid: u32, attributes: &[&str]) -> Self {
         self.classes.push(ClassDeclaration {

@@ -278,7 +278,9 @@ impl<'a> Generator<'a> {
                 .enum_names
                 .contains_key(&(name.to_string(), attr_name.clone()));
             let is_array = attr["is_array"].as_bool().unwrap_or(false);
-            let required = attr["requirement"].as_str() == Some("required");
+            // Attributes a profile requires are required only when a record uses the profile.
+            let required =
+                attr["requirement"].as_str() == Some("required") && !attr["profile"].is_string();
             // Required enums are plain values with an `Unknown` default; arrays are empty when
             // unset; everything else is optional, so a forgotten required attribute is caught by
             // validation rather than written as an empty value.

@@ -143,22 +143,23 @@ impl Plugin {
     }
 
     fn call_manifest(&mut self) -> Result<Manifest, PluginFailure> {
+        self.call(|store, bindings| bindings.lakegate_plugin_source().call_describe(store))
+            .map(v0_1_0::manifest)
+    }
+
+    /// Calls into the live instance (created if needed) under the deadline. A failure drops the
+    /// instance: a trapped instance cannot be entered again, and the next call gets a fresh one.
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store<MemoryCap>, &v0_1_0::Bindings) -> wasmtime::Result<T>,
+    ) -> Result<T, PluginFailure> {
         let limits = self.limits;
         let result = match self.instance()? {
             Live::V0_1_0(store, bindings) => {
                 store.set_epoch_deadline(limits.deadline_ticks());
-                bindings
-                    .lakegate_plugin_source()
-                    .call_describe(&mut *store)
-                    .map(v0_1_0::manifest)
-                    .map_err(|e| classify(e, store.data(), limits))
+                f(store, bindings).map_err(|e| classify(e, store.data(), limits))
             }
         };
-        self.settle(result)
-    }
-
-    /// Drops the instance after a failure: a trapped instance cannot be entered again.
-    fn settle<T>(&mut self, result: Result<T, PluginFailure>) -> Result<T, PluginFailure> {
         if result.is_err() {
             self.live = None;
         }
@@ -177,22 +178,13 @@ impl Translator for Plugin {
         data: &[u8],
         ends: &[u32],
     ) -> Result<Translation, PluginFailure> {
-        let limits = self.limits;
-        let result = match self.instance()? {
-            Live::V0_1_0(store, bindings) => {
-                store.set_epoch_deadline(limits.deadline_ticks());
-                bindings
-                    .lakegate_plugin_source()
-                    .call_translate(
-                        &mut *store,
-                        &v0_1_0::context(context),
-                        &v0_1_0::batch(data, ends),
-                    )
-                    .map(v0_1_0::translation)
-                    .map_err(|e| classify(e, store.data(), limits))
-            }
-        };
-        self.settle(result)
+        let (context, batch) = (v0_1_0::context(context), v0_1_0::batch(data, ends));
+        self.call(|store, bindings| {
+            bindings
+                .lakegate_plugin_source()
+                .call_translate(store, &context, &batch)
+        })
+        .map(v0_1_0::translation)
     }
 }
 

@@ -566,19 +566,8 @@ impl Kind {
 fn describe_json(v: &Value) -> String {
     let text = v.to_string();
     let short: String = text.chars().take(40).collect();
-    let kind = match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
-    if short.len() < text.len() {
-        format!("{kind} {short}...")
-    } else {
-        format!("{kind} {short}")
-    }
+    let ellipsis = if short.len() < text.len() { "..." } else { "" };
+    format!("{} {short}{ellipsis}", crate::input::kind(v))
 }
 
 impl Definition {

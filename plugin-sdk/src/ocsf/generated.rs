@@ -1556,7 +1556,7 @@ pub struct DetectionFinding {
     /// Action ID: The action taken by a control or other policy-based system leading to an outcome or disposition. Dispositions conform to an action of 1 'Allowed' or 2 'Denied' in most cases. Note that 99 'Other' is not an option. No action would equate to 1 'Allowed'. An unknown action may still correspond to a known disposition. Refer to disposition_id for the outcome of the action.
     ///
     /// OCSF `action_id`, required.
-    pub action_id: Action,
+    pub action_id: Option<Action>,
     /// Activity ID: The normalized identifier of the finding activity.
     ///
     /// OCSF `activity_id`, required.
@@ -1763,11 +1763,16 @@ impl Serialize for DetectionFinding {
             "type_name",
             &format!("Detection Finding: {}", self.activity_id.caption()),
         )?;
-        map.serialize_entry("action_id", &self.action_id)?;
-        map.serialize_entry(
-            "action",
-            self.action.as_deref().unwrap_or(self.action_id.caption()),
-        )?;
+        if let Some(v) = &self.action_id {
+            map.serialize_entry("action_id", v)?;
+        }
+        if let Some(v) = self
+            .action
+            .as_deref()
+            .or(self.action_id.map(|e| e.caption()))
+        {
+            map.serialize_entry("action", v)?;
+        }
         map.serialize_entry("activity_id", &self.activity_id)?;
         map.serialize_entry(
             "activity_name",
@@ -2480,7 +2485,7 @@ pub struct DnsActivity {
     /// Action ID: The action taken by a control or other policy-based system leading to an outcome or disposition. Dispositions conform to an action of 1 'Allowed' or 2 'Denied' in most cases. Note that 99 'Other' is not an option. No action would equate to 1 'Allowed'. An unknown action may still correspond to a known disposition. Refer to disposition_id for the outcome of the action.
     ///
     /// OCSF `action_id`, required.
-    pub action_id: Action,
+    pub action_id: Option<Action>,
     /// Activity ID: The normalized identifier of the activity that triggered the event.
     ///
     /// OCSF `activity_id`, required.
@@ -2715,11 +2720,16 @@ impl Serialize for DnsActivity {
             "type_name",
             &format!("DNS Activity: {}", self.activity_id.caption()),
         )?;
-        map.serialize_entry("action_id", &self.action_id)?;
-        map.serialize_entry(
-            "action",
-            self.action.as_deref().unwrap_or(self.action_id.caption()),
-        )?;
+        if let Some(v) = &self.action_id {
+            map.serialize_entry("action_id", v)?;
+        }
+        if let Some(v) = self
+            .action
+            .as_deref()
+            .or(self.action_id.map(|e| e.caption()))
+        {
+            map.serialize_entry("action", v)?;
+        }
         map.serialize_entry("activity_id", &self.activity_id)?;
         map.serialize_entry(
             "activity_name",
@@ -3181,7 +3191,7 @@ pub struct HttpActivity {
     /// Action ID: The action taken by a control or other policy-based system leading to an outcome or disposition. Dispositions conform to an action of 1 'Allowed' or 2 'Denied' in most cases. Note that 99 'Other' is not an option. No action would equate to 1 'Allowed'. An unknown action may still correspond to a known disposition. Refer to disposition_id for the outcome of the action.
     ///
     /// OCSF `action_id`, required.
-    pub action_id: Action,
+    pub action_id: Option<Action>,
     /// Activity ID: The normalized identifier of the activity that triggered the event.
     ///
     /// OCSF `activity_id`, required.
@@ -3400,11 +3410,16 @@ impl Serialize for HttpActivity {
             "type_name",
             &format!("HTTP Activity: {}", self.activity_id.caption()),
         )?;
-        map.serialize_entry("action_id", &self.action_id)?;
-        map.serialize_entry(
-            "action",
-            self.action.as_deref().unwrap_or(self.action_id.caption()),
-        )?;
+        if let Some(v) = &self.action_id {
+            map.serialize_entry("action_id", v)?;
+        }
+        if let Some(v) = self
+            .action
+            .as_deref()
+            .or(self.action_id.map(|e| e.caption()))
+        {
+            map.serialize_entry("action", v)?;
+        }
         map.serialize_entry("activity_id", &self.activity_id)?;
         map.serialize_entry(
             "activity_name",
@@ -3733,7 +3748,7 @@ pub struct NetworkActivity {
     /// Action ID: The action taken by a control or other policy-based system leading to an outcome or disposition. Dispositions conform to an action of 1 'Allowed' or 2 'Denied' in most cases. Note that 99 'Other' is not an option. No action would equate to 1 'Allowed'. An unknown action may still correspond to a known disposition. Refer to disposition_id for the outcome of the action.
     ///
     /// OCSF `action_id`, required.
-    pub action_id: Action,
+    pub action_id: Option<Action>,
     /// Activity ID: The normalized identifier of the activity that triggered the event.
     ///
     /// OCSF `activity_id`, required.
@@ -3940,11 +3955,16 @@ impl Serialize for NetworkActivity {
             "type_name",
             &format!("Network Activity: {}", self.activity_id.caption()),
         )?;
-        map.serialize_entry("action_id", &self.action_id)?;
-        map.serialize_entry(
-            "action",
-            self.action.as_deref().unwrap_or(self.action_id.caption()),
-        )?;
+        if let Some(v) = &self.action_id {
+            map.serialize_entry("action_id", v)?;
+        }
+        if let Some(v) = self
+            .action
+            .as_deref()
+            .or(self.action_id.map(|e| e.caption()))
+        {
+            map.serialize_entry("action", v)?;
+        }
         map.serialize_entry("activity_id", &self.activity_id)?;
         map.serialize_entry(
             "activity_name",

@@ -109,15 +109,15 @@ pub(crate) fn actor(mut id: JsonRecord, unmapped: &mut Unmapped) -> Actor {
 
 /// Status of a sign-in: `responseElements.<eventName>` ("Success"/"Failure") when present,
 /// otherwise from `errorCode`.
-fn sign_in_status(event: &Common) -> Option<bool> {
+fn sign_in_succeeded(event: &Common) -> bool {
     let response = event.api.response.as_ref().and_then(|r| r.data.as_ref());
     match response
         .and_then(|d| d.get(&event.api_operation))
         .and_then(|v| v.as_str())
     {
-        Some("Success") => Some(true),
-        Some("Failure") => Some(false),
-        _ => Some(event.error_code.is_none()),
+        Some("Success") => true,
+        Some("Failure") => false,
+        _ => event.error_code.is_none(),
     }
 }
 
@@ -172,42 +172,22 @@ pub(crate) fn emit_authentication(
             "no user to authenticate: neither the identity nor roleArn/roleSessionName names one",
         )
     })?;
-    let ok = sign_in_status(&event).unwrap_or(true);
-    let status_id = if ok {
-        ocsf::AuthenticationStatus::Success
-    } else {
-        ocsf::AuthenticationStatus::Failure
-    };
+    let ok = sign_in_succeeded(&event);
     // 3002 needs `service` or `dst_endpoint`: the signing-in service is always known.
     let service = event.api_service.clone().map(|name| ocsf::Service {
         name: Some(name),
         ..Default::default()
     });
     r.into_unmapped("", &mut event.unmapped);
-    let (_, status_code, status_detail) = event.status();
-    out.emit(&ocsf::Authentication {
-        activity_id: activity,
-        activity_name: (activity == AuthenticationActivity::Other)
-            .then(|| event.api_operation.clone()),
-        severity_id: ocsf::Severity::Informational,
-        time: Some(event.time),
-        time_dt: Some(time::format_rfc3339_ms(event.time)),
-        status_id: Some(status_id),
-        status_code,
-        status_detail,
-        metadata: Some(event.metadata),
-        cloud: Some(event.cloud),
-        actor: Some(event.actor),
-        api: Some(event.api),
-        src_endpoint: event.src_endpoint,
-        http_request: event.http_request,
-        user: Some(user),
-        is_mfa,
-        dst_endpoint,
-        service,
-        unmapped: Some(event.unmapped),
-        ..Default::default()
-    });
+    out.emit(
+        &ocsf_record!(Authentication, event, activity, ok: ok, ocsf::AuthenticationStatus;
+            src_endpoint: event.src_endpoint,
+            user: Some(user),
+            is_mfa: is_mfa,
+            dst_endpoint: dst_endpoint,
+            service: service,
+        ),
+    );
     Ok(())
 }
 
@@ -248,31 +228,13 @@ pub(crate) fn emit_account_change(
             )
         })?
     };
-    let (ok, status_code, status_detail) = event.status();
+    let ok = event.error_code.is_none();
     r.into_unmapped("", &mut event.unmapped);
-    out.emit(&ocsf::AccountChange {
-        activity_id: activity,
-        activity_name: (activity == AccountChangeActivity::Other)
-            .then(|| event.api_operation.clone()),
-        severity_id: ocsf::Severity::Informational,
-        time: Some(event.time),
-        time_dt: Some(time::format_rfc3339_ms(event.time)),
-        status_id: Some(if ok {
-            ocsf::AccountChangeStatus::Success
-        } else {
-            ocsf::AccountChangeStatus::Failure
-        }),
-        status_code,
-        status_detail,
-        metadata: Some(event.metadata),
-        cloud: Some(event.cloud),
-        actor: Some(event.actor),
-        api: Some(event.api),
-        src_endpoint: event.src_endpoint,
-        http_request: event.http_request,
-        user: Some(user),
-        unmapped: Some(event.unmapped),
-        ..Default::default()
-    });
+    out.emit(
+        &ocsf_record!(AccountChange, event, activity, ok: ok, ocsf::AccountChangeStatus;
+            src_endpoint: event.src_endpoint,
+            user: Some(user),
+        ),
+    );
     Ok(())
 }

@@ -4,6 +4,32 @@
 //! The mapping follows what Amazon Security Lake does for its own CloudTrail source (version 2),
 //! with the strict-1.1.0 fixes noted inline.
 
+/// An OCSF class built from a [`Common`]: the attributes every CloudTrail class shares, then the
+/// class's own. `ok` picks Success or Failure of the class's status enum.
+macro_rules! ocsf_record {
+    ($class:ident, $event:ident, $activity:expr, ok: $ok:expr, $($status:ident)::+; $($field:ident: $value:expr),* $(,)?) => {
+        ocsf::$class {
+            activity_id: $activity,
+            // An activity OCSF 1.1.0 has no value for is Other, named after the event.
+            activity_name: ($activity.id() == 99).then(|| $event.api_operation.clone()),
+            severity_id: ocsf::Severity::Informational,
+            time: Some($event.time),
+            time_dt: Some(time::format_rfc3339_ms($event.time)),
+            status_id: Some(if $ok { $($status)::+::Success } else { $($status)::+::Failure }),
+            status_code: $event.error_code,
+            status_detail: $event.error_message,
+            metadata: Some($event.metadata),
+            cloud: Some($event.cloud),
+            actor: Some($event.actor),
+            api: Some($event.api),
+            http_request: $event.http_request,
+            unmapped: Some($event.unmapped),
+            $($field: $value,)*
+            ..Default::default()
+        }
+    };
+}
+
 mod classify;
 mod identity;
 
@@ -57,9 +83,6 @@ const COMMON: &[&str] = &[
 
 impl Source for CloudTrail {
     fn manifest() -> Manifest {
-        let with = |extra: &[&'static str]| -> Vec<&'static str> {
-            COMMON.iter().chain(extra).copied().collect()
-        };
         Manifest::new("aws-cloudtrail", env!("CARGO_PKG_VERSION"))
             .product("AWS", "CloudTrail")
             .description(
@@ -67,12 +90,13 @@ impl Source for CloudTrail {
             )
             .framing(Framing::JsonLines)
             .framing(Framing::JsonRecords)
-            .class(class::API_ACTIVITY, &with(&["resources"]))
-            .class(
+            .class_sharing(class::API_ACTIVITY, COMMON, &["resources"])
+            .class_sharing(
                 class::AUTHENTICATION,
-                &with(&["user", "is_mfa", "dst_endpoint.svc_name", "service.name"]),
+                COMMON,
+                &["user", "is_mfa", "dst_endpoint.svc_name", "service.name"],
             )
-            .class(class::ACCOUNT_CHANGE, &with(&["user"]))
+            .class_sharing(class::ACCOUNT_CHANGE, COMMON, &["user"])
     }
 
     fn translate(record: &[u8], out: &mut Output<'_>) -> Result<(), Reject> {
@@ -235,15 +259,6 @@ impl Common {
             });
         }
     }
-
-    /// `status_id` and its companions from `errorCode`: Success without one, Failure with one.
-    pub(crate) fn status(&self) -> (bool, Option<String>, Option<String>) {
-        (
-            self.error_code.is_none(),
-            self.error_code.clone(),
-            self.error_message.clone(),
-        )
-    }
 }
 
 fn emit_api(
@@ -260,33 +275,15 @@ fn emit_api(
             "missing: API Activity requires a source endpoint",
         )
     })?;
-    let (ok, status_code, status_detail) = event.status();
+    let ok = event.error_code.is_none();
     // TLS details have no attribute in OCSF 1.1.0 API Activity: they are kept in `unmapped`.
     r.into_unmapped("", &mut event.unmapped);
-    out.emit(&ocsf::ApiActivity {
-        activity_id: activity,
-        activity_name: (activity == ocsf::ApiActivityActivity::Other)
-            .then(|| event.api_operation.clone()),
-        severity_id: ocsf::Severity::Informational,
-        time: Some(event.time),
-        time_dt: Some(time::format_rfc3339_ms(event.time)),
-        status_id: Some(if ok {
-            ocsf::ApiActivityStatus::Success
-        } else {
-            ocsf::ApiActivityStatus::Failure
-        }),
-        status_code,
-        status_detail,
-        metadata: Some(event.metadata),
-        cloud: Some(event.cloud),
-        actor: Some(event.actor),
-        api: Some(event.api),
-        src_endpoint: Some(src_endpoint),
-        http_request: event.http_request,
-        resources,
-        unmapped: Some(event.unmapped),
-        ..Default::default()
-    });
+    out.emit(
+        &ocsf_record!(ApiActivity, event, activity, ok: ok, ocsf::ApiActivityStatus;
+            src_endpoint: Some(src_endpoint),
+            resources: resources,
+        ),
+    );
     Ok(())
 }
 

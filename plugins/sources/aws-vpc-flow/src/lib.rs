@@ -257,7 +257,7 @@ impl<'a> Flow<'a> {
             start_time_dt: Some(time::format_rfc3339_ms(time)),
             end_time,
             end_time_dt: end_time.map(time::format_rfc3339_ms),
-            action_id: action,
+            action_id: Some(action),
             disposition_id: Some(disposition),
             status_code: self.log_status.map(Into::into),
             status_detail: self.reject_reason.map(Into::into),

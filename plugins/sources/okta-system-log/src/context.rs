@@ -32,33 +32,13 @@ impl Outcome {
         (self == Outcome::Challenge).then(|| "CHALLENGE".to_string())
     }
 
-    pub(crate) fn authentication(self) -> ocsf::AuthenticationStatus {
-        use ocsf::AuthenticationStatus as S;
+    /// The OCSF `status_id` value, the same in every class.
+    pub(crate) fn id(self) -> i32 {
         match self {
-            Outcome::Success => S::Success,
-            Outcome::Failure => S::Failure,
-            Outcome::Challenge => S::Other,
-            Outcome::Unknown => S::Unknown,
-        }
-    }
-
-    pub(crate) fn account_change(self) -> ocsf::AccountChangeStatus {
-        use ocsf::AccountChangeStatus as S;
-        match self {
-            Outcome::Success => S::Success,
-            Outcome::Failure => S::Failure,
-            Outcome::Challenge => S::Other,
-            Outcome::Unknown => S::Unknown,
-        }
-    }
-
-    pub(crate) fn api(self) -> ocsf::ApiActivityStatus {
-        use ocsf::ApiActivityStatus as S;
-        match self {
-            Outcome::Success => S::Success,
-            Outcome::Failure => S::Failure,
-            Outcome::Challenge => S::Other,
-            Outcome::Unknown => S::Unknown,
+            Outcome::Success => 1,
+            Outcome::Failure => 2,
+            Outcome::Challenge => 99,
+            Outcome::Unknown => 0,
         }
     }
 }

@@ -40,9 +40,6 @@ const COMMON: &[&str] = &[
 
 impl Source for OktaSystemLog {
     fn manifest() -> Manifest {
-        let with = |extra: &[&'static str]| -> Vec<&'static str> {
-            COMMON.iter().chain(extra).copied().collect()
-        };
         Manifest::new("okta-system-log", env!("CARGO_PKG_VERSION"))
             .product("Okta", "Okta System Log")
             .description(
@@ -50,14 +47,16 @@ impl Source for OktaSystemLog {
             )
             .framing(Framing::JsonLines)
             .framing(Framing::JsonRecords)
-            .class(
+            .class_sharing(
                 class::AUTHENTICATION,
-                &with(&["user", "service", "session.uid"]),
+                COMMON,
+                &["user", "service", "session.uid"],
             )
-            .class(class::ACCOUNT_CHANGE, &with(&["user"]))
-            .class(
+            .class_sharing(class::ACCOUNT_CHANGE, COMMON, &["user"])
+            .class_sharing(
                 class::API_ACTIVITY,
-                &with(&["api.operation", "api.request.uid", "resources"]),
+                COMMON,
+                &["api.operation", "api.request.uid", "resources"],
             )
     }
 
@@ -94,6 +93,29 @@ impl Source for OktaSystemLog {
         let user_or_actor = |targets: &Targets, actor: &Option<User>| {
             targets.user.clone().or_else(|| actor.clone())
         };
+        // The attributes every class shares, then the class's own.
+        macro_rules! ocsf_record {
+            ($class:ident, $activity:expr, $($status:ident)::+; $($field:ident: $value:expr),* $(,)?) => {
+                ocsf::$class {
+                    activity_id: $activity,
+                    // An activity OCSF 1.1.0 has no value for is Other, named after the event type.
+                    activity_name: ($activity.id() == 99).then(|| event_type.clone()),
+                    severity_id: cx.severity,
+                    time: Some(time),
+                    time_dt: Some(time::format_rfc3339_ms(time)),
+                    status_id: cx.status.and_then(|s| $($status)::+::from_id(s.id())),
+                    status: cx.status.and_then(|s| s.other_label()),
+                    status_detail: cx.status_detail,
+                    message,
+                    metadata: Some(metadata),
+                    actor: Some(cx.actor),
+                    http_request: cx.http_request,
+                    unmapped: Some(unmapped),
+                    $($field: $value,)*
+                    ..Default::default()
+                }
+            };
+        }
         match kind {
             Kind::Authentication(activity) => {
                 let user = user_or_actor(&targets, &cx.actor.user).ok_or_else(|| {
@@ -113,30 +135,16 @@ impl Source for OktaSystemLog {
                     name: Some("Okta".into()),
                     ..Default::default()
                 });
-                let status = cx.status.map(|s| s.authentication());
                 targets.finish(&mut unmapped);
                 r.into_unmapped("", &mut unmapped);
-                out.emit(&ocsf::Authentication {
-                    activity_id: activity,
-                    activity_name: (activity == ocsf::AuthenticationActivity::Other)
-                        .then(|| event_type.clone()),
-                    severity_id: cx.severity,
-                    time: Some(time),
-                    time_dt: Some(time::format_rfc3339_ms(time)),
-                    status_id: status,
-                    status: cx.status.and_then(|s| s.other_label()),
-                    status_detail: cx.status_detail,
-                    message,
-                    metadata: Some(metadata),
-                    actor: Some(cx.actor),
-                    src_endpoint: cx.src_endpoint,
-                    http_request: cx.http_request,
-                    user: Some(user),
-                    service: Some(service),
-                    session,
-                    unmapped: Some(unmapped),
-                    ..Default::default()
-                });
+                out.emit(
+                    &ocsf_record!(Authentication, activity, ocsf::AuthenticationStatus;
+                        src_endpoint: cx.src_endpoint,
+                        user: Some(user),
+                        service: Some(service),
+                        session: session,
+                    ),
+                );
             }
             Kind::AccountChange(activity) => {
                 let mut user = user_or_actor(&targets, &cx.actor.user).ok_or_else(|| {
@@ -145,61 +153,41 @@ impl Source for OktaSystemLog {
                 user.groups = targets.groups.clone();
                 targets.finish(&mut unmapped);
                 r.into_unmapped("", &mut unmapped);
-                out.emit(&ocsf::AccountChange {
-                    activity_id: activity,
-                    activity_name: (activity == ocsf::AccountChangeActivity::Other)
-                        .then(|| event_type.clone()),
-                    severity_id: cx.severity,
-                    time: Some(time),
-                    time_dt: Some(time::format_rfc3339_ms(time)),
-                    status_id: cx.status.map(|s| s.account_change()),
-                    status: cx.status.and_then(|s| s.other_label()),
-                    status_detail: cx.status_detail,
-                    message,
-                    metadata: Some(metadata),
-                    actor: Some(cx.actor),
-                    src_endpoint: cx.src_endpoint,
-                    http_request: cx.http_request,
-                    user: Some(user),
-                    unmapped: Some(unmapped),
-                    ..Default::default()
-                });
+                out.emit(
+                    &ocsf_record!(AccountChange, activity, ocsf::AccountChangeStatus;
+                        src_endpoint: cx.src_endpoint,
+                        user: Some(user),
+                    ),
+                );
             }
             Kind::Api(activity) => {
                 let resources = targets.resources(&mut unmapped);
-                let request_uid = cx.http_request.as_ref().and_then(|h| h.uid.clone());
-                r.into_unmapped("", &mut unmapped);
-                out.emit(&ocsf::ApiActivity {
-                    activity_id: activity,
-                    activity_name: (activity == ocsf::ApiActivityActivity::Other)
-                        .then(|| event_type.clone()),
-                    severity_id: cx.severity,
-                    time: Some(time),
-                    time_dt: Some(time::format_rfc3339_ms(time)),
-                    status_id: cx.status.map(|s| s.api()),
-                    status: cx.status.and_then(|s| s.other_label()),
-                    status_detail: cx.status_detail,
-                    message,
-                    metadata: Some(metadata),
-                    actor: Some(cx.actor),
-                    api: Some(ocsf::Api {
-                        operation: Some(event_type.clone()),
-                        request: request_uid.map(|uid| ocsf::Request {
-                            uid: Some(uid),
-                            ..Default::default()
-                        }),
+                let request = cx
+                    .http_request
+                    .as_ref()
+                    .and_then(|h| h.uid.clone())
+                    .map(|uid| ocsf::Request {
+                        uid: Some(uid),
                         ..Default::default()
-                    }),
-                    // API Activity requires a source; events of Okta's own jobs have no client.
-                    src_endpoint: Some(cx.src_endpoint.unwrap_or(ocsf::NetworkEndpoint {
-                        svc_name: Some("Okta".into()),
-                        ..Default::default()
-                    })),
-                    http_request: cx.http_request,
-                    resources,
-                    unmapped: Some(unmapped),
+                    });
+                let api = ocsf::Api {
+                    operation: Some(event_type.clone()),
+                    request,
+                    ..Default::default()
+                };
+                // API Activity requires a source; events of Okta's own jobs have no client.
+                let src_endpoint = cx.src_endpoint.take().unwrap_or(ocsf::NetworkEndpoint {
+                    svc_name: Some("Okta".into()),
                     ..Default::default()
                 });
+                r.into_unmapped("", &mut unmapped);
+                out.emit(
+                    &ocsf_record!(ApiActivity, activity, ocsf::ApiActivityStatus;
+                        api: Some(api),
+                        src_endpoint: Some(src_endpoint),
+                        resources: resources,
+                    ),
+                );
             }
         }
         Ok(())
