@@ -12,7 +12,7 @@ use lakegate_tests::{host, plugin_path, root};
 
 const BATCH: usize = 1024;
 const TARGET_RECORDS: usize = 200_000;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 3;
 
 /// Framed records from golden inputs, repeated to about `TARGET_RECORDS`.
 fn workload(plugin: &str, files: &[&str], framing: Framing) -> Vec<Vec<u8>> {

@@ -33,13 +33,13 @@ impl Cache {
         plugin_sha256: &str,
     ) -> Option<wasmtime::component::Component> {
         let path = self.path(plugin_sha256);
-        if !path.exists() {
-            return None;
-        }
-        // SAFETY: the file was written by `put` below from `Component::serialize` of this same
+        // The file is read, not memory-mapped: a mapping would turn a cache file truncated by
+        // someone else into SIGBUS in the gateway. Reading costs about a millisecond, once.
+        let bytes = std::fs::read(&path).ok()?;
+        // SAFETY: the bytes were written by `put` below from `Component::serialize` of this same
         // engine configuration (the name carries the compatibility hash), into a directory
-        // owned by the gateway; wasmtime additionally checks the header before using it.
-        match unsafe { wasmtime::component::Component::deserialize_file(engine, &path) } {
+        // owned by the gateway; wasmtime additionally checks the header before using them.
+        match unsafe { wasmtime::component::Component::deserialize(engine, &bytes) } {
             Ok(component) => Some(component),
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "ignoring unusable compiled plugin in cache");

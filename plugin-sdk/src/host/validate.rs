@@ -217,15 +217,17 @@ impl Schema {
             declared,
             profiles,
             violations: v,
+            path: String::with_capacity(64),
+            schema_path: String::with_capacity(64),
         };
-        walk.object(class, obj, "", "");
+        walk.object(class, obj);
         let activity = obj.get("activity_id").and_then(Value::as_i64);
         if let (Some(activity), Some(type_uid)) =
             (activity, obj.get("type_uid").and_then(Value::as_i64))
         {
             if type_uid != class_uid * 100 + activity {
-                walk.violation(
-                    "type_uid",
+                walk.violation_at(
+                    "type_uid".into(),
                     format!(
                         "must be class_uid * 100 + activity_id = {}, found {type_uid}",
                         class_uid * 100 + activity
@@ -235,8 +237,8 @@ impl Schema {
         }
         if let Some(category) = obj.get("category_uid").and_then(Value::as_i64) {
             if category != class.category_uid {
-                walk.violation(
-                    "category_uid",
+                walk.violation_at(
+                    "category_uid".into(),
                     format!(
                         "class {} belongs to category {}, found {category}",
                         class.name, class.category_uid
@@ -336,6 +338,10 @@ struct Walk<'a> {
     declared: &'a Declared,
     profiles: HashSet<&'a str>,
     violations: Vec<Violation>,
+    /// The current attribute path with array indexes, for messages.
+    path: String,
+    /// The current attribute path without indexes, for declarations.
+    schema_path: String,
 }
 
 fn join(prefix: &str, name: &str) -> String {
@@ -347,138 +353,140 @@ fn join(prefix: &str, name: &str) -> String {
 }
 
 impl Walk<'_> {
-    fn violation(&mut self, path: &str, rule: impl Into<String>) {
+    /// Records a broken rule at the current path.
+    fn violation(&mut self, rule: impl Into<String>) {
+        self.violation_at(self.path.clone(), rule);
+    }
+
+    fn violation_at(&mut self, path: String, rule: impl Into<String>) {
         self.violations.push(Violation {
-            path: path.to_string(),
+            path,
             rule: rule.into(),
         });
     }
 
-    /// Checks one object. `path` has array indexes (for messages); `schema_path` has none (for
-    /// declarations). `schema_path` is `None` beneath a declared path, where anything goes.
-    fn object(
-        &mut self,
-        def: &Definition,
-        obj: &Map<String, Value>,
-        path: &str,
-        schema_path: &str,
-    ) {
-        let covered = matches!(self.declared_state(schema_path), Allowed::Covered);
+    /// Descends into attribute `name`: the message path and the schema path both grow.
+    fn enter(&mut self, name: &str) -> (usize, usize) {
+        let marks = (self.path.len(), self.schema_path.len());
+        for buffer in [&mut self.path, &mut self.schema_path] {
+            if !buffer.is_empty() {
+                buffer.push('.');
+            }
+            buffer.push_str(name);
+        }
+        marks
+    }
+
+    fn leave(&mut self, (path, schema_path): (usize, usize)) {
+        self.path.truncate(path);
+        self.schema_path.truncate(schema_path);
+    }
+
+    /// Checks one object at the current path. Paths are kept in two reused buffers, so a valid
+    /// record costs no allocation for them: `path` has array indexes (for messages),
+    /// `schema_path` has none (for the plugin's declarations).
+    fn object(&mut self, def: &Definition, obj: &Map<String, Value>) {
+        let covered = !self.schema_path.is_empty()
+            && matches!(self.declared.allows(&self.schema_path), Allowed::Covered);
         for (name, value) in obj {
-            let attr_path = join(path, name);
-            let Some(attr) = def.attributes.get(name) else {
-                self.violation(
-                    &attr_path,
-                    format!(
-                        "`{name}` is not an attribute of OCSF {} `{}`",
-                        self.schema.version, def.name
-                    ),
-                );
-                continue;
-            };
-            let attr_schema_path = join(schema_path, name);
-            if !covered {
-                let allowed = match self.declared.allows(&attr_schema_path) {
-                    Allowed::No => def
-                        .attributes
-                        .iter()
-                        .find(|(_, a)| a.sibling.as_deref() == Some(name.as_str()))
-                        .map_or(Allowed::No, |(enum_name, _)| {
-                            self.declared.allows(&join(schema_path, enum_name))
-                        }),
-                    other => other,
-                };
-                if matches!(allowed, Allowed::No) {
-                    self.violation(
-                        &attr_path,
-                        "the plugin did not declare this attribute in its manifest",
-                    );
-                    continue;
-                }
-            }
-            if value.is_null() {
-                continue;
-            }
-            if attr.is_array {
-                match value.as_array() {
-                    Some(items) => {
-                        for (i, item) in items.iter().enumerate() {
-                            self.value(attr, item, &format!("{attr_path}[{i}]"), &attr_schema_path);
-                        }
-                    }
-                    None => self.violation(&attr_path, "must be an array"),
-                }
-            } else {
-                self.value(attr, value, &attr_path, &attr_schema_path);
-            }
+            let marks = self.enter(name);
+            self.member(def, name, value, covered);
+            self.leave(marks);
         }
         for (name, attr) in &def.attributes {
             let required = match attr.requirement {
                 Requirement::Required => true,
-                Requirement::RequiredByProfile => self.profile_applies(name, def),
+                Requirement::RequiredByProfile => self.profile_applies(name),
                 Requirement::Optional => false,
             };
             if required && obj.get(name).is_none_or(Value::is_null) {
-                self.violation(&join(path, name), "required attribute is missing");
+                self.violation_at(join(&self.path, name), "required attribute is missing");
             }
         }
-        if !def.at_least_one.is_empty()
-            && !def
-                .at_least_one
-                .iter()
-                .any(|a| obj.get(a).is_some_and(|v| !v.is_null()))
-        {
-            self.violation(
-                path,
-                format!(
-                    "at least one of {} is required",
-                    def.at_least_one.join(", ")
-                ),
-            );
+        let present = |a: &String| obj.get(a).is_some_and(|v| !v.is_null());
+        if !def.at_least_one.is_empty() && !def.at_least_one.iter().any(present) {
+            self.violation(format!(
+                "at least one of {} is required",
+                def.at_least_one.join(", ")
+            ));
         }
-        if !def.just_one.is_empty()
-            && def
-                .just_one
-                .iter()
-                .filter(|a| obj.get(a.as_str()).is_some_and(|v| !v.is_null()))
-                .count()
-                != 1
-        {
-            self.violation(
-                path,
-                format!("exactly one of {} is required", def.just_one.join(", ")),
-            );
+        if !def.just_one.is_empty() && def.just_one.iter().filter(|a| present(a)).count() != 1 {
+            self.violation(format!(
+                "exactly one of {} is required",
+                def.just_one.join(", ")
+            ));
         }
     }
 
-    fn declared_state(&self, schema_path: &str) -> Allowed {
-        if schema_path.is_empty() {
-            Allowed::Container
-        } else {
-            self.declared.allows(schema_path)
+    /// Checks one member of an object; the paths already point at it.
+    fn member(&mut self, def: &Definition, name: &str, value: &Value, covered: bool) {
+        let Some(attr) = def.attributes.get(name) else {
+            self.violation(format!(
+                "`{name}` is not an attribute of OCSF {} `{}`",
+                self.schema.version, def.name
+            ));
+            return;
+        };
+        if !covered && matches!(self.allowed(def, name), Allowed::No) {
+            self.violation("the plugin did not declare this attribute in its manifest");
+            return;
+        }
+        if value.is_null() {
+            return;
+        }
+        if !attr.is_array {
+            self.value(attr, value);
+            return;
+        }
+        let Some(items) = value.as_array() else {
+            self.violation("must be an array");
+            return;
+        };
+        let mark = self.path.len();
+        for (i, item) in items.iter().enumerate() {
+            use std::fmt::Write;
+            let _ = write!(self.path, "[{i}]");
+            self.value(attr, item);
+            self.path.truncate(mark);
         }
     }
 
-    fn profile_applies(&self, name: &str, def: &Definition) -> bool {
+    /// Whether the plugin declared the attribute at the current schema path; the companion
+    /// string of a declared enum (`status` of `status_id`) is declared with it.
+    fn allowed(&self, def: &Definition, name: &str) -> Allowed {
+        match self.declared.allows(&self.schema_path) {
+            Allowed::No => {
+                let parent = &self.schema_path[..self.schema_path.len() - name.len()];
+                def.attributes
+                    .iter()
+                    .find(|(_, a)| a.sibling.as_deref() == Some(name))
+                    .map_or(Allowed::No, |(enum_name, _)| {
+                        self.declared.allows(&format!("{parent}{enum_name}"))
+                    })
+            }
+            other => other,
+        }
+    }
+
+    fn profile_applies(&self, name: &str) -> bool {
         // A profile-contributed attribute is required only when the record names the profile;
-        // the schema does not say which profile, so the attribute name is matched against the
-        // profiles the record lists (OCSF 1.1.0's profile attributes are named after their
-        // profile: `cloud`, `container`, ... except `action_id` of `security_control`).
+        // OCSF 1.1.0's profile attributes are named after their profile (`cloud`, `container`,
+        // ...) except `action_id`, which `security_control` contributes.
         let profile = if name == "action_id" {
             "security_control"
         } else {
             name
         };
-        def.attributes.contains_key(name) && self.profiles.contains(profile)
+        self.profiles.contains(profile)
     }
 
-    fn value(&mut self, attr: &Attribute, value: &Value, path: &str, schema_path: &str) {
+    fn value(&mut self, attr: &Attribute, value: &Value) {
         let ok = match &attr.kind {
             Kind::Object(o) => {
                 let def = &self.schema.objects[o];
                 match value.as_object() {
                     Some(obj) => {
-                        self.object(def, obj, path, schema_path);
+                        self.object(def, obj);
                         true
                     }
                     None => false,
@@ -489,13 +497,10 @@ impl Walk<'_> {
             Kind::String { max_len } => match value.as_str() {
                 Some(s) => {
                     if let Some(max) = max_len.filter(|m| s.len() > *m) {
-                        self.violation(
-                            path,
-                            format!(
-                                "string of {} bytes exceeds the type's maximum of {max}",
-                                s.len()
-                            ),
-                        );
+                        self.violation(format!(
+                            "string of {} bytes exceeds the type's maximum of {max}",
+                            s.len()
+                        ));
                     }
                     true
                 }
@@ -522,24 +527,20 @@ impl Walk<'_> {
             Kind::Boolean => value.is_boolean(),
         };
         if !ok {
-            self.violation(
-                path,
-                format!(
-                    "expected {}, found {}",
-                    attr.kind.describe(),
-                    describe_json(value)
-                ),
-            );
+            self.violation(format!(
+                "expected {}, found {}",
+                attr.kind.describe(),
+                describe_json(value)
+            ));
             return;
         }
         if let (Some(values), Some(n)) = (&attr.values, value.as_i64()) {
             if !values.contains(&n) {
                 let mut allowed: Vec<_> = values.iter().copied().collect();
                 allowed.sort_unstable();
-                self.violation(
-                    path,
-                    format!("{n} is not a defined enum value (allowed: {allowed:?})"),
-                );
+                self.violation(format!(
+                    "{n} is not a defined enum value (allowed: {allowed:?})"
+                ));
             }
         }
     }
