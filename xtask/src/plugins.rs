@@ -185,10 +185,17 @@ impl Toolchain {
                 ]);
             }
         }
+        // WebAssembly SIMD lets LLVM vectorise the byte scanning of parsers; wasmtime runs it
+        // natively. Measured: about 10 % faster CloudTrail translation (ARCHITECTURE.md).
+        if std::env::var_os(RUSTFLAGS_VAR).is_none() {
+            cmd.env(RUSTFLAGS_VAR, "-C target-feature=+simd128");
+        }
         cmd.current_dir(root);
         cmd
     }
 }
+
+const RUSTFLAGS_VAR: &str = "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS";
 
 fn host_triple() -> Result<String> {
     let out = Command::new("rustc")
