@@ -1,130 +1,226 @@
 //! Reading JSON input records field by field, so that whatever a plugin does not map is kept in
 //! `unmapped` rather than dropped.
+//!
+//! A [`JsonRecord`] borrows from the input: it cuts an object into its members without building a
+//! value tree, and parses a member only when the plugin takes it. Members passed on whole (e.g.
+//! into a `json_t` attribute) are never parsed at all; see [`crate::ocsf::Json`].
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use crate::ocsf::Unmapped;
 use crate::Reject;
 
-/// A JSON object whose fields are taken out as they are mapped; the rest goes to `unmapped`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct JsonRecord {
-    fields: Map<String, Value>,
+/// A JSON object whose members are taken out as they are mapped; the rest goes to `unmapped`.
+#[derive(Debug, Clone, Default)]
+pub struct JsonRecord<'a> {
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
-impl JsonRecord {
+impl<'a> JsonRecord<'a> {
     /// Parses a record that must be a JSON object.
-    pub fn parse(bytes: &[u8]) -> Result<JsonRecord, Reject> {
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(fields)) => Ok(JsonRecord { fields }),
-            Ok(other) => Err(Reject::new(format!(
+    pub fn parse(bytes: &'a [u8]) -> Result<JsonRecord<'a>, Reject> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| Reject::new(format!("record is not UTF-8: {e}")))?;
+        Self::parse_str(text)
+    }
+
+    fn parse_str(text: &'a str) -> Result<JsonRecord<'a>, Reject> {
+        match serde_json::from_str::<JsonRecord<'a>>(text) {
+            Ok(record) => Ok(record),
+            Err(e) if e.is_data() => Err(Reject::new(format!(
                 "record is a JSON {}, not an object",
-                kind(&other)
+                kind_of_text(text)
             ))),
             Err(e) => Err(Reject::new(format!("record is not valid JSON: {e}"))),
         }
     }
 
-    /// The record in a JSON value when it is an object; any other value is handed to `other`
-    /// (e.g. to keep it in `unmapped`).
-    pub fn from_value(value: Value, other: impl FnOnce(Value)) -> Option<JsonRecord> {
-        match value {
-            Value::Object(fields) => Some(JsonRecord { fields }),
-            v => {
-                other(v);
+    /// The record in a raw JSON value when it is an object; any other value is handed to
+    /// `other` (e.g. to keep it in `unmapped`).
+    pub fn from_raw(raw: &'a RawValue, other: impl FnOnce(&'a RawValue)) -> Option<JsonRecord<'a>> {
+        match Self::parse_str(raw.get()) {
+            Ok(record) => Some(record),
+            Err(_) => {
+                other(raw);
                 None
             }
         }
     }
 
-    /// Removes and returns a field; JSON `null` counts as absent.
-    pub fn take(&mut self, key: &str) -> Option<Value> {
-        self.fields.remove(key).filter(|v| !v.is_null())
+    fn position(&self, key: &str) -> Option<usize> {
+        self.members.iter().position(|(k, _)| k == key)
     }
 
-    /// Removes a field and returns it as text: strings as they are, numbers and booleans
-    /// written out. An empty string counts as absent. Other shapes stay in the record.
+    /// Removes and returns a member as raw JSON; JSON `null` counts as absent.
+    pub fn take(&mut self, key: &str) -> Option<&'a RawValue> {
+        let (_, raw) = self.members.swap_remove(self.position(key)?);
+        (raw.get() != "null").then_some(raw)
+    }
+
+    /// Removes a member and returns it as text: strings as they are, numbers and booleans written
+    /// out. An empty string or `null` counts as absent. Objects and arrays stay in the record.
     pub fn take_str(&mut self, key: &str) -> Option<String> {
-        match self.fields.get(key)? {
-            Value::String(s) if s.is_empty() => {
-                self.fields.remove(key);
-                None
-            }
-            Value::String(_) => match self.fields.remove(key) {
-                Some(Value::String(s)) => Some(s),
-                _ => None,
-            },
-            Value::Number(n) => {
-                let text = n.to_string();
-                self.fields.remove(key);
-                Some(text)
-            }
-            Value::Bool(b) => {
-                let text = b.to_string();
-                self.fields.remove(key);
-                Some(text)
-            }
-            Value::Null => {
-                self.fields.remove(key);
-                None
-            }
-            _ => None,
-        }
+        let i = self.position(key)?;
+        let raw = self.members[i].1.get();
+        let text = match raw.as_bytes().first() {
+            Some(b'{' | b'[') => return None,
+            Some(b'"') => serde_json::from_str::<Cow<'_, str>>(raw)
+                .ok()
+                .map(Cow::into_owned)
+                .filter(|s| !s.is_empty()),
+            _ if raw == "null" => None,
+            _ => Some(raw.to_string()),
+        };
+        self.members.swap_remove(i);
+        text
     }
 
-    /// Removes a nested object field as its own record. Other shapes stay in the record.
-    pub fn take_object(&mut self, key: &str) -> Option<JsonRecord> {
-        match self.fields.get(key)? {
-            Value::Object(_) => match self.fields.remove(key) {
-                Some(Value::Object(fields)) => Some(JsonRecord { fields }),
-                _ => None,
-            },
-            Value::Null => {
-                self.fields.remove(key);
+    /// Removes a nested object member as its own record. Other shapes stay in the record;
+    /// `null` is removed.
+    pub fn take_object(&mut self, key: &str) -> Option<JsonRecord<'a>> {
+        let i = self.position(key)?;
+        let raw = self.members[i].1;
+        match raw.get().as_bytes().first() {
+            Some(b'{') => {
+                let record = Self::parse_str(raw.get()).ok()?;
+                self.members.swap_remove(i);
+                Some(record)
+            }
+            _ if raw.get() == "null" => {
+                self.members.swap_remove(i);
                 None
             }
             _ => None,
         }
     }
 
-    /// Reads a field without removing it.
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        self.fields.get(key).filter(|v| !v.is_null())
+    /// Removes an array member and returns its elements; other shapes stay in the record.
+    pub fn take_array(&mut self, key: &str) -> Option<Vec<&'a RawValue>> {
+        let i = self.position(key)?;
+        let items = serde_json::from_str::<Vec<&'a RawValue>>(self.members[i].1.get()).ok()?;
+        self.members.swap_remove(i);
+        Some(items)
     }
 
-    /// Reads a string field without removing it.
-    pub fn get_str(&self, key: &str) -> Option<&str> {
-        self.fields.get(key).and_then(Value::as_str)
+    /// A string member, without removing it.
+    pub fn get_str(&self, key: &str) -> Option<String> {
+        let raw = self.members.get(self.position(key)?)?.1;
+        serde_json::from_str::<Cow<'_, str>>(raw.get())
+            .ok()
+            .map(Cow::into_owned)
+    }
+
+    /// A number member, without removing it.
+    pub fn get_f64(&self, key: &str) -> Option<f64> {
+        let raw = self.members.get(self.position(key)?)?.1;
+        serde_json::from_str::<f64>(raw.get()).ok()
     }
 
     /// Whether nothing is left.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.members.is_empty()
     }
 
-    /// Moves every remaining field into `unmapped` under `prefix` (`prefix.field`, or `field`
-    /// when `prefix` is empty).
+    /// Moves every remaining member into `unmapped` under `prefix` (`prefix.member`, or
+    /// `member` when `prefix` is empty), flattening nested objects.
     pub fn into_unmapped(self, prefix: &str, unmapped: &mut Unmapped) {
-        for (k, v) in self.fields {
+        for (k, raw) in self.members {
             let key = if prefix.is_empty() {
-                k
+                k.into_owned()
             } else {
                 format!("{prefix}.{k}")
             };
-            unmapped.insert_json(&key, &v);
+            keep_raw(&key, raw, unmapped);
         }
     }
 }
 
-/// The JSON type of a value, for messages: `object`, `array`, `string`, ...
-pub(crate) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+/// Keeps one raw value in `unmapped` under `key`, with the same text `Unmapped::insert_json`
+/// would give its parsed value.
+pub fn keep_raw(key: &str, raw: &RawValue, unmapped: &mut Unmapped) {
+    match raw.get().as_bytes().first() {
+        Some(b'{') => match JsonRecord::parse_str(raw.get()) {
+            Ok(record) if !record.is_empty() => record.into_unmapped(key, unmapped),
+            _ => unmapped.insert(key, "{}"),
+        },
+        Some(b'"') => {
+            if let Ok(text) = serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+                unmapped.insert(key, text.into_owned());
+            }
+        }
+        _ => {
+            if let Ok(value) = serde_json::from_str::<Value>(raw.get()) {
+                unmapped.insert_json(key, &value);
+            }
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonRecord<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members<'a>(std::marker::PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> Visitor<'de> for Members<'a> {
+            type Value = JsonRecord<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    members.push((key, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(JsonRecord { members })
+            }
+        }
+
+        deserializer.deserialize_map(Members(std::marker::PhantomData))
+    }
+}
+
+/// An object key, borrowed from the input unless it has escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The JSON type of a document, from its first byte, for messages.
+fn kind_of_text(text: &str) -> &'static str {
+    match text.trim_start().as_bytes().first() {
+        Some(b'[') => "array",
+        Some(b'"') => "string",
+        Some(b't' | b'f') => "boolean",
+        Some(b'n') => "null",
+        Some(b'{') => "object",
+        _ => "number",
     }
 }
 
@@ -134,8 +230,9 @@ mod tests {
 
     #[test]
     fn mapped_fields_leave_and_the_rest_is_kept() {
-        let mut r = JsonRecord::parse(br#"{"a":"x","b":2,"c":{"d":true,"e":""},"n":null,"z":[1]}"#)
-            .unwrap();
+        let input =
+            br#"{"a":"x","b":2,"c":{"d":true,"e":""},"n":null,"z":[1, 2],"esc\"aped":"q\u00e9"}"#;
+        let mut r = JsonRecord::parse(input).unwrap();
         assert_eq!(r.take_str("a").as_deref(), Some("x"));
         assert_eq!(r.take_str("b").as_deref(), Some("2"));
         let mut c = r.take_object("c").unwrap();
@@ -145,8 +242,24 @@ mod tests {
         c.into_unmapped("c", &mut u);
         r.into_unmapped("", &mut u);
         assert_eq!(u.get("c.d"), Some("true"));
-        assert_eq!(u.get("z"), Some("[1]"));
+        assert_eq!(u.get("z"), Some("[1,2]"));
         assert_eq!(u.get("n"), None, "nulls carry no data");
+        assert_eq!(u.get("esc\"aped"), Some("qé"));
+    }
+
+    #[test]
+    fn arrays_and_raw_members() {
+        let mut r = JsonRecord::parse(br#"{"list":[{"k":"v"},3],"obj":{"x":1}}"#).unwrap();
+        let items = r.take_array("list").unwrap();
+        assert_eq!(items.len(), 2);
+        let mut kept = Vec::new();
+        let first = JsonRecord::from_raw(items[0], |_| unreachable!()).unwrap();
+        assert!(JsonRecord::from_raw(items[1], |raw| kept.push(raw.get().to_string())).is_none());
+        assert_eq!(
+            (first.get_str("k").as_deref(), kept),
+            (Some("v"), vec!["3".to_string()])
+        );
+        assert_eq!(r.take("obj").map(RawValue::get), Some(r#"{"x":1}"#));
     }
 
     #[test]
@@ -154,6 +267,10 @@ mod tests {
         assert_eq!(
             JsonRecord::parse(b"[1]").unwrap_err().reason,
             "record is a JSON array, not an object"
+        );
+        assert_eq!(
+            JsonRecord::parse(b" \"s\"").unwrap_err().reason,
+            "record is a JSON string, not an object"
         );
         assert!(JsonRecord::parse(b"{\"a\":")
             .unwrap_err()

@@ -146,7 +146,7 @@ impl<'a> Generator<'a> {
         writeln!(out)?;
         writeln!(out, "#![allow(clippy::all, missing_docs)]")?;
         writeln!(out)?;
-        writeln!(out, "use super::{{Event, Unmapped}};")?;
+        writeln!(out, "use super::{{Event, Json, Unmapped}};")?;
         writeln!(
             out,
             "use serde::ser::{{Serialize, SerializeMap, Serializer}};"
@@ -232,7 +232,7 @@ impl<'a> Generator<'a> {
             "long_t" | "timestamp_t" => "i64".into(),
             "float_t" => "f64".into(),
             "boolean_t" => "bool".into(),
-            "json_t" => "serde_json::Value".into(),
+            "json_t" => "Json".into(),
             _ => "String".into(),
         })
     }

@@ -564,11 +564,23 @@ impl Kind {
     }
 }
 
+/// The JSON type of a value, for messages: `object`, `array`, `string`, ...
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
 fn describe_json(v: &Value) -> String {
     let text = v.to_string();
     let short: String = text.chars().take(40).collect();
     let ellipsis = if short.len() < text.len() { "..." } else { "" };
-    format!("{} {short}{ellipsis}", crate::input::kind(v))
+    format!("{} {short}{ellipsis}", kind(v))
 }
 
 impl Definition {

@@ -3,7 +3,7 @@
 
 #![allow(clippy::all, missing_docs)]
 
-use super::{Event, Unmapped};
+use super::{Event, Json, Unmapped};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// The OCSF version these types follow.
@@ -6315,7 +6315,7 @@ pub struct Enrichment {
     /// Data: The enrichment data associated with the attribute and value. The meaning of this data depends on the type the enrichment record.
     ///
     /// OCSF `data`, required.
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Json>,
     /// Name: The name of the attribute to which the enriched data pertains.
     ///
     /// OCSF `name`, required.
@@ -6427,7 +6427,7 @@ pub struct Evidences {
     /// Data: Additional evidence data that is not accounted for in the specific evidence attributes. Use only when absolutely necessary.
     ///
     /// OCSF `data`, optional.
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Json>,
     /// Destination Endpoint: Describes details about the destination of the network activity that triggered the detection.
     ///
     /// OCSF `dst_endpoint`, recommended.
@@ -10989,7 +10989,7 @@ pub struct Request {
     /// Data: The additional data that is associated with the api request.
     ///
     /// OCSF `data`, optional.
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Json>,
     /// Flags: The list of communication flags, normalized to the captions of the flag_ids values. In the case of 'Other', they are defined by the event source.
     ///
     /// OCSF `flags`, optional.
@@ -11037,7 +11037,7 @@ pub struct ResourceDetails {
     /// Data: Additional data describing the resource.
     ///
     /// OCSF `data`, optional.
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Json>,
     /// Group: The name of the related resource group.
     ///
     /// OCSF `group`, optional.
@@ -11135,7 +11135,7 @@ pub struct Response {
     /// Data: The additional data that is associated with the api response.
     ///
     /// OCSF `data`, optional.
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Json>,
     /// Error Code: Error Code
     ///
     /// OCSF `error`, recommended.
@@ -11611,7 +11611,7 @@ pub struct TlsExtension {
     /// Data: The data contains information specific to the particular extension type.
     ///
     /// OCSF `data`, recommended.
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Json>,
     /// Type: The TLS extension type. For example: Server Name.
     ///
     /// OCSF `type`, optional.

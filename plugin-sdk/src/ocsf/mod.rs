@@ -1,10 +1,12 @@
 //! Typed OCSF 1.1.0 builders generated from the schema, and helpers for timestamps, IPs and `unmapped`.
 
 mod generated;
+mod json;
 pub mod time;
 mod unmapped;
 
 pub use generated::*;
+pub use json::Json;
 pub use unmapped::Unmapped;
 
 /// An OCSF event class. Implemented by every generated class type.

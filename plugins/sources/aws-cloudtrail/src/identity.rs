@@ -3,7 +3,7 @@
 
 use lakegate_plugin_sdk::input::JsonRecord;
 use lakegate_plugin_sdk::ocsf::{
-    self, time, Account, AccountChangeActivity, Actor, AuthenticationActivity, Idp,
+    self, time, Account, AccountChangeActivity, Actor, AuthenticationActivity, Idp, Json,
     NetworkEndpoint, Session, Unmapped, User, UserType,
 };
 use lakegate_plugin_sdk::{Output, Reject};
@@ -12,7 +12,7 @@ use crate::Common;
 
 /// The actor of a CloudTrail record. Handles every `userIdentity.type`: `Root`, `IAMUser`,
 /// `AssumedRole`, `FederatedUser`, `AWSAccount`, `AWSService`, `IdentityCenterUser`, `Unknown`.
-pub(crate) fn actor(mut id: JsonRecord, unmapped: &mut Unmapped) -> Actor {
+pub(crate) fn actor(mut id: JsonRecord<'_>, unmapped: &mut Unmapped) -> Actor {
     let kind = id.take_str("type");
     let type_id = match kind.as_deref() {
         Some("Root") => UserType::Admin,
@@ -112,8 +112,8 @@ pub(crate) fn actor(mut id: JsonRecord, unmapped: &mut Unmapped) -> Actor {
 fn sign_in_succeeded(event: &Common) -> bool {
     let response = event.api.response.as_ref().and_then(|r| r.data.as_ref());
     match response
-        .and_then(|d| d.get(&event.api_operation))
-        .and_then(|v| v.as_str())
+        .and_then(|d| d.str_member(&event.api_operation))
+        .as_deref()
     {
         Some("Success") => true,
         Some("Failure") => false,
@@ -124,7 +124,7 @@ fn sign_in_succeeded(event: &Common) -> bool {
 pub(crate) fn emit_authentication(
     mut event: Common,
     activity: AuthenticationActivity,
-    mut r: JsonRecord,
+    mut r: JsonRecord<'_>,
     out: &mut Output<'_>,
 ) -> Result<(), Reject> {
     event.finish_api(&mut r);
@@ -148,14 +148,8 @@ pub(crate) fn emit_authentication(
     }
     // The user who signs in: for role assumptions, the role session; otherwise the actor.
     let params = event.api.request.as_ref().and_then(|r| r.data.as_ref());
-    let role_arn = params
-        .and_then(|p| p.get("roleArn"))
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
-    let session_name = params
-        .and_then(|p| p.get("roleSessionName"))
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
+    let role_arn = params.and_then(|p| p.str_member("roleArn"));
+    let session_name = params.and_then(|p| p.str_member("roleSessionName"));
     let user = match (role_arn, session_name) {
         (None, None) => event.actor.user.clone(),
         (uid, name) => Some(User {
@@ -194,14 +188,25 @@ pub(crate) fn emit_authentication(
 pub(crate) fn emit_account_change(
     mut event: Common,
     activity: AccountChangeActivity,
-    mut r: JsonRecord,
+    mut r: JsonRecord<'_>,
     out: &mut Output<'_>,
 ) -> Result<(), Reject> {
     event.finish_api(&mut r);
     // The changed identity: names from the request (more reliable than the response, which for
     // service roles can carry a description), ids from the response.
-    let request = event.api.request.as_ref().and_then(|r| r.data.as_ref());
-    let response = event.api.response.as_ref().and_then(|r| r.data.as_ref());
+    let request = event
+        .api
+        .request
+        .as_ref()
+        .and_then(|r| r.data.as_ref())
+        .map(Json::to_value);
+    let response = event
+        .api
+        .response
+        .as_ref()
+        .and_then(|r| r.data.as_ref())
+        .map(Json::to_value);
+    let (request, response) = (request.as_ref(), response.as_ref());
     let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
     let name = text(request.and_then(|p| {
         p.get("userName")

@@ -33,13 +33,12 @@ macro_rules! ocsf_record {
 mod classify;
 mod identity;
 
-use lakegate_plugin_sdk::input::JsonRecord;
+use lakegate_plugin_sdk::input::{keep_raw, JsonRecord};
 use lakegate_plugin_sdk::ocsf::{
-    self, class, time, Api, Cloud, Feature, HttpRequest, NetworkEndpoint, Request, ResourceDetails,
-    Response, Unmapped,
+    self, class, time, Api, Cloud, Feature, HttpRequest, Json, NetworkEndpoint, Request,
+    ResourceDetails, Response, Unmapped,
 };
 use lakegate_plugin_sdk::{export_source, Framing, Manifest, Output, Reject, Source};
-use serde_json::Value;
 
 use classify::Kind;
 
@@ -131,7 +130,7 @@ pub(crate) struct Common {
 }
 
 impl Common {
-    fn read(r: &mut JsonRecord) -> Result<Common, Reject> {
+    fn read(r: &mut JsonRecord<'_>) -> Result<Common, Reject> {
         let event_time = r
             .take_str("eventTime")
             .ok_or_else(|| Reject::at("eventTime", "missing: every CloudTrail record has one"))?;
@@ -231,20 +230,21 @@ impl Common {
     }
 
     /// Fills `api.request` and `api.response` from the rest of the record.
-    pub(crate) fn finish_api(&mut self, r: &mut JsonRecord) {
+    pub(crate) fn finish_api(&mut self, r: &mut JsonRecord<'_>) {
+        // The request and response documents go through as their original text (`json_t`).
         let request_parameters = r.take("requestParameters");
         match r.take_str("requestID") {
             Some(uid) => {
                 self.api.request = Some(Request {
                     uid: Some(uid),
-                    data: request_parameters,
+                    data: request_parameters.map(Json::raw),
                     ..Default::default()
                 })
             }
             // `request.uid` is required in the object; without it the parameters stay unmapped.
             None => {
                 if let Some(params) = request_parameters {
-                    self.unmapped.insert_json("requestParameters", &params);
+                    keep_raw("requestParameters", params, &mut self.unmapped);
                 }
             }
         }
@@ -252,7 +252,7 @@ impl Common {
         if response_elements.is_some() || self.error_code.is_some() || self.error_message.is_some()
         {
             self.api.response = Some(Response {
-                data: response_elements,
+                data: response_elements.map(Json::raw),
                 error: self.error_code.clone(),
                 message: self.error_message.clone(),
                 ..Default::default()
@@ -264,7 +264,7 @@ impl Common {
 fn emit_api(
     mut event: Common,
     activity: ocsf::ApiActivityActivity,
-    mut r: JsonRecord,
+    mut r: JsonRecord<'_>,
     out: &mut Output<'_>,
 ) -> Result<(), Reject> {
     event.finish_api(&mut r);
@@ -288,15 +288,14 @@ fn emit_api(
 }
 
 /// `resources[]` of API Activity, from CloudTrail's `resources` (`ARN`, `type`, `accountId`).
-fn resources(r: &mut JsonRecord, unmapped: &mut Unmapped) -> Vec<ResourceDetails> {
-    let Some(Value::Array(items)) = r.take("resources") else {
+fn resources(r: &mut JsonRecord<'_>, unmapped: &mut Unmapped) -> Vec<ResourceDetails> {
+    let Some(items) = r.take_array("resources") else {
         return Vec::new();
     };
     let mut kept = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let key = format!("resources[{i}]");
-        let Some(mut res) =
-            JsonRecord::from_value(item, |other| unmapped.insert_json(&key, &other))
+        let Some(mut res) = JsonRecord::from_raw(item, |other| keep_raw(&key, other, unmapped))
         else {
             continue;
         };

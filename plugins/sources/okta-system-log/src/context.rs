@@ -1,12 +1,11 @@
 //! The parts of an Okta event shared by every class: actor, client, request, outcome, and the
 //! `target[]` list.
 
-use lakegate_plugin_sdk::input::JsonRecord;
+use lakegate_plugin_sdk::input::{keep_raw, JsonRecord};
 use lakegate_plugin_sdk::ocsf::{
     self, Actor, Group, HttpRequest, Location, NetworkEndpoint, Os, OsType, ResourceDetails,
     Service, Session, Severity, Unmapped, Url, User, UserType,
 };
-use serde_json::Value;
 
 /// `outcome.result`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +54,7 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    pub(crate) fn read(r: &mut JsonRecord, unmapped: &mut Unmapped) -> Context {
+    pub(crate) fn read(r: &mut JsonRecord<'_>, unmapped: &mut Unmapped) -> Context {
         let mut actor = Actor::default();
         if let Some(mut a) = r.take_object("actor") {
             let kind = a.take_str("type");
@@ -115,10 +114,8 @@ impl Context {
                     ..Default::default()
                 });
                 // `risk` is text shaped like a map: `{level=HIGH, reasons=...}`.
-                if let Some(level) = data
-                    .get_str("risk")
-                    .and_then(|risk| risk.split("level=").nth(1))
-                {
+                let risk = data.get_str("risk").unwrap_or_default();
+                if let Some(level) = risk.split("level=").nth(1) {
                     severity = match level.split([',', '}']).next().unwrap_or_default().trim() {
                         "HIGH" => Severity::High,
                         "MEDIUM" => Severity::Medium,
@@ -155,7 +152,7 @@ impl Context {
 }
 
 /// An Okta principal (`actor` or a User target) as an OCSF user.
-fn person(r: &mut JsonRecord, kind: Option<&str>) -> User {
+fn person(r: &mut JsonRecord<'_>, kind: Option<&str>) -> User {
     let alternate = r.take_str("alternateId").filter(|a| a != "unknown");
     let display = r.take_str("displayName").filter(|d| d != "unknown");
     User {
@@ -200,7 +197,7 @@ fn os(name: String) -> Os {
 
 /// `geographicalContext` as a location; `None` when it names no place (OCSF needs one of
 /// city, country, postal code, region or coordinates).
-fn location(geo: &mut JsonRecord, unmapped: &mut Unmapped) -> Option<Location> {
+fn location(geo: &mut JsonRecord<'_>, unmapped: &mut Unmapped) -> Option<Location> {
     let mut l = Location {
         city: geo.take_str("city"),
         country: geo.take_str("country"),
@@ -209,10 +206,7 @@ fn location(geo: &mut JsonRecord, unmapped: &mut Unmapped) -> Option<Location> {
         ..Default::default()
     };
     if let Some(mut point) = geo.take_object("geolocation") {
-        let (lat, lon) = (
-            point.get("lat").and_then(Value::as_f64),
-            point.get("lon").and_then(Value::as_f64),
-        );
+        let (lat, lon) = (point.get_f64("lat"), point.get_f64("lon"));
         if let (Some(lat), Some(lon)) = (lat, lon) {
             point.take("lat");
             point.take("lon");
@@ -229,41 +223,34 @@ fn location(geo: &mut JsonRecord, unmapped: &mut Unmapped) -> Option<Location> {
 }
 
 /// One `target[]` entry.
-struct Target {
+struct Target<'a> {
     kind: Option<String>,
     id: Option<String>,
     display_name: Option<String>,
-    rest: JsonRecord,
+    rest: JsonRecord<'a>,
     used: bool,
 }
 
 /// The `target[]` list, picked by type (never by position).
-pub(crate) struct Targets {
+pub(crate) struct Targets<'a> {
     pub(crate) user: Option<User>,
     pub(crate) groups: Vec<Group>,
     pub(crate) app: Option<Service>,
-    items: Vec<Target>,
+    items: Vec<Target<'a>>,
 }
 
-impl Targets {
-    pub(crate) fn read(r: &mut JsonRecord, unmapped: &mut Unmapped) -> Targets {
+impl<'a> Targets<'a> {
+    pub(crate) fn read(r: &mut JsonRecord<'a>, unmapped: &mut Unmapped) -> Targets<'a> {
         let mut targets = Targets {
             user: None,
             groups: Vec::new(),
             app: None,
             items: Vec::new(),
         };
-        let list = match r.take("target") {
-            Some(Value::Array(list)) => list,
-            Some(other) => {
-                unmapped.insert_json("target", &other);
-                Vec::new()
-            }
-            None => Vec::new(),
-        };
+        let list = r.take_array("target").unwrap_or_default();
         for (i, item) in list.into_iter().enumerate() {
             let Some(mut t) =
-                JsonRecord::from_value(item, |v| unmapped.insert_json(&format!("target[{i}]"), &v))
+                JsonRecord::from_raw(item, |v| keep_raw(&format!("target[{i}]"), v, unmapped))
             else {
                 continue;
             };
