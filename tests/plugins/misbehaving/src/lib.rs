@@ -1,6 +1,7 @@
 //! A plugin that misbehaves on request: the record `loop` spins forever, `alloc` allocates
-//! until it is stopped, `trap` panics, `reject` is rejected, `undeclared` emits an attribute
-//! the manifest does not declare; any other record becomes a minimal valid API Activity.
+//! until it is stopped, `trap` panics, `reject` is rejected, `skip` yields nothing, `undeclared`
+//! emits an attribute the manifest does not declare; any other record becomes a minimal valid
+//! API Activity.
 
 use lakegate_plugin_sdk::ocsf::{
     self, class, Actor, Api, ApiActivity, ApiActivityActivity, NetworkEndpoint, User,
@@ -35,6 +36,8 @@ impl Source for Misbehaving {
             b"alloc" => hoard(),
             b"trap" => panic!("asked to trap"),
             b"reject" => Err(Reject::new("asked to reject")),
+            // No output and no diagnostic: what crossing the boundary costs by itself.
+            b"skip" => Ok(()),
             _ => {
                 let text = std::str::from_utf8(record).map_err(|_| Reject::new("not UTF-8"))?;
                 let message =
