@@ -104,7 +104,11 @@ fn demo(root: &Path) -> Result<()> {
         ),
         (
             "aws-cloudtrail",
-            "plugins/sources/aws-cloudtrail/golden/panther-rule-tests.input.jsonl",
+            "plugins/sources/aws-cloudtrail/golden/aws-reference.input.jsonl",
+        ),
+        (
+            "aws-cloudtrail",
+            "plugins/sources/aws-cloudtrail/golden/edge-cases.input.jsonl",
         ),
         (
             "aws-vpc-flow",
@@ -112,11 +116,19 @@ fn demo(root: &Path) -> Result<()> {
         ),
         (
             "aws-vpc-flow",
-            "plugins/sources/aws-vpc-flow/golden/custom-v5-header.input.log",
+            "plugins/sources/aws-vpc-flow/golden/aws-reference-v5.input.log",
+        ),
+        (
+            "aws-vpc-flow",
+            "plugins/sources/aws-vpc-flow/golden/custom-v3-header.input.log",
         ),
         (
             "okta-system-log",
             "plugins/sources/okta-system-log/golden/panther-scenarios.input.jsonl",
+        ),
+        (
+            "okta-system-log",
+            "plugins/sources/okta-system-log/golden/edge-cases.input.jsonl",
         ),
     ];
     for (plugin, input) in samples {

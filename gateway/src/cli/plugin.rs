@@ -158,11 +158,11 @@ fn test(
         .or(m.framings.first().copied())
         .unwrap_or(Framing::JsonLines);
     println!(
-        "{} {} ({} {}), OCSF {}, {} input {} ({} bytes)",
+        "{} {} for {} ({}), OCSF {}, {} input {} ({} bytes)",
         m.name,
         m.version,
-        m.vendor,
         m.product,
+        m.vendor,
         m.ocsf_version,
         framing.name(),
         input.display(),
