@@ -68,7 +68,7 @@ fn main() {
 "#;
     let report = harness::run::<AcmeFirewall>(input).expect("the manifest is valid");
     for accepted in &report.accepted {
-        println!("record {}: {}", accepted.record, accepted.event);
+        println!("record {}: {}", accepted.record, accepted.json);
     }
     for rejected in &report.rejected {
         println!(
@@ -79,6 +79,6 @@ fn main() {
             rejected.reason
         );
     }
-    assert_eq!(report.accepted[0].event["type_uid"], 400106);
-    assert_eq!(report.accepted[0].event["unmapped"]["rule"], "7");
+    assert_eq!(report.accepted[0].event()["type_uid"], 400106);
+    assert_eq!(report.accepted[0].event()["unmapped"]["rule"], "7");
 }

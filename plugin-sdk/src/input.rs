@@ -52,6 +52,27 @@ impl<'a> JsonRecord<'a> {
         }
     }
 
+    /// An object from raw JSON text, for the host's validator; `None` when it is not one.
+    #[cfg(feature = "host")]
+    pub(crate) fn object(text: &'a str) -> Option<JsonRecord<'a>> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// A member as raw JSON, `null` included, without removing it.
+    #[cfg(feature = "host")]
+    pub(crate) fn member(&self, key: &str) -> Option<&'a RawValue> {
+        self.members
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, raw)| *raw)
+    }
+
+    /// Every member, in input order.
+    #[cfg(feature = "host")]
+    pub(crate) fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
+        self.members.iter().map(|(k, raw)| (k.as_ref(), *raw))
+    }
+
     fn position(&self, key: &str) -> Option<usize> {
         self.members.iter().position(|(k, _)| k == key)
     }

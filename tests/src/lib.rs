@@ -49,7 +49,7 @@ pub fn load(path: &Path) -> Plugin {
 pub fn golden_document(report: &Report) -> Value {
     json!({
         "read": report.read,
-        "records": report.accepted.iter().map(|a| json!({"record": a.record, "ocsf": a.event})).collect::<Vec<_>>(),
+        "records": report.accepted.iter().map(|a| json!({"record": a.record, "ocsf": a.event()})).collect::<Vec<_>>(),
         "rejected": report.rejected.iter().map(rejection).collect::<Vec<_>>(),
     })
 }

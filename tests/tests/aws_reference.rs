@@ -73,7 +73,7 @@ fn cloudtrail_matches_security_lake_on_shared_attributes() {
     let mut mismatches = Vec::new();
     let mut compared = 0;
     for (i, (theirs, ours)) in aws.iter().zip(&report.accepted).enumerate() {
-        let ours = &ours.event;
+        let ours = &ours.event();
         let class = match theirs["class_uid"].as_i64() {
             Some(3005) => 6003,
             Some(c) => c,

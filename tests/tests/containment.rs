@@ -46,7 +46,7 @@ fn fails_then_recovers(limits: Limits, bad: &str, reason: &str) {
         .accepted
         .iter()
         .map(|a| {
-            a.event["actor"]["user"]["name"]
+            a.event()["actor"]["user"]["name"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string()

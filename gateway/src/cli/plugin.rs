@@ -170,7 +170,7 @@ fn test(
     );
     print_report(&report);
     if let Some(path) = &outputs.output {
-        write_lines(path, report.accepted.iter().map(|a| a.event.to_string()))?;
+        write_lines(path, report.accepted.iter().map(|a| a.json.clone()))?;
         println!(
             "wrote {} OCSF records to {}",
             report.accepted.len(),
@@ -288,12 +288,12 @@ fn compare(path: &Path, report: &Report) -> anyhow::Result<Option<String>> {
         })
         .collect::<anyhow::Result<_>>()?;
     for (i, (want, got)) in expected.iter().zip(&report.accepted).enumerate() {
-        if *want != got.event {
+        if *want != got.event() {
             return Ok(Some(format!(
                 "record {} (input record {}): expected {want}, got {}",
                 i + 1,
                 got.record,
-                got.event
+                got.json
             )));
         }
     }

@@ -79,8 +79,15 @@ pub struct Accepted {
     pub record: u64,
     /// Its `class_uid`.
     pub class_uid: u32,
-    /// The record itself.
-    pub event: Value,
+    /// The record as the plugin wrote it: one line of JSON.
+    pub json: String,
+}
+
+impl Accepted {
+    /// The record as a JSON value.
+    pub fn event(&self) -> Value {
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+    }
 }
 
 /// Everything that happened to one input.
@@ -312,7 +319,7 @@ impl<T: Translator> Runner<T> {
             outcome[d.record as usize] =
                 Outcome::Rejected(Stage::Translation, d.path.clone(), d.reason.clone());
         }
-        let mut events: Vec<Vec<(u32, Value)>> = vec![Vec::new(); batch.len()];
+        let mut events: Vec<Vec<(u32, String)>> = vec![Vec::new(); batch.len()];
         for (line, &origin) in translation
             .events
             .split(|&b| b == b'\n')
@@ -322,29 +329,23 @@ impl<T: Translator> Runner<T> {
             if matches!(outcome[i], Outcome::Rejected(..)) {
                 continue;
             }
-            match serde_json::from_slice::<Value>(line) {
-                Ok(event) => {
-                    let violations = self.schema.validate(&event, &self.declarations);
-                    if violations.is_empty() {
-                        let class_uid = event["class_uid"].as_u64().unwrap_or_default() as u32;
-                        events[i].push((class_uid, event));
-                        outcome[i] = Outcome::Translated;
-                    } else {
-                        let path = violations.first().map(|v| v.path.clone());
-                        let reason = violations
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("; ");
-                        outcome[i] = Outcome::Rejected(Stage::Validation, path, reason);
-                    }
+            match self.schema.validate_json(line, &self.declarations) {
+                Ok(class_uid) => {
+                    // Validation proved the line is UTF-8.
+                    events[i].push((class_uid, String::from_utf8_lossy(line).into_owned()));
+                    outcome[i] = Outcome::Translated;
                 }
-                Err(e) => {
-                    outcome[i] = Outcome::Rejected(
-                        Stage::Validation,
-                        None,
-                        format!("plugin emitted invalid JSON: {e}"),
-                    )
+                Err(violations) => {
+                    let path = violations
+                        .first()
+                        .map(|v| v.path.clone())
+                        .filter(|p| !p.is_empty());
+                    let reason = violations
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    outcome[i] = Outcome::Rejected(Stage::Validation, path, reason);
                 }
             }
         }
@@ -355,10 +356,10 @@ impl<T: Translator> Runner<T> {
                 Outcome::Translated => {
                     report
                         .accepted
-                        .extend(events[i].drain(..).map(|(class_uid, event)| Accepted {
+                        .extend(events[i].drain(..).map(|(class_uid, json)| Accepted {
                             record: number,
                             class_uid,
-                            event,
+                            json,
                         }));
                 }
                 Outcome::Rejected(stage, path, reason) => report.rejected.push(Rejection {

@@ -4,7 +4,12 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use crate::input::JsonRecord;
 
 use crate::ocsf::time::parse_rfc3339_ms;
 use crate::ClassDeclaration;
@@ -76,6 +81,8 @@ struct Definition {
     caption: String,
     category_uid: i64,
     attributes: FastMap<String, Attribute>,
+    /// The attributes that are required, always or with their profile.
+    required: Vec<(String, Requirement)>,
     at_least_one: Vec<String>,
     just_one: Vec<String>,
 }
@@ -91,7 +98,7 @@ struct Attribute {
     sibling: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Requirement {
     Required,
     /// Required only when the record lists this profile in `metadata.profiles`.
@@ -195,62 +202,80 @@ impl Schema {
         Ok(())
     }
 
-    /// Validates one record. `declared` is the plugin's declaration for the record's class;
-    /// the caller finds it from `class_uid` with [`Declarations`].
+    /// Validates one record given as a value (a convenience over [`Schema::validate_json`]).
     pub fn validate(&self, record: &Value, declarations: &Declarations) -> Vec<Violation> {
-        let mut v = Vec::new();
-        let Some(obj) = record.as_object() else {
-            v.push(Violation {
-                path: String::new(),
-                rule: "an OCSF record must be a JSON object".into(),
-            });
-            return v;
+        self.validate_json(record.to_string().as_bytes(), declarations)
+            .err()
+            .unwrap_or_default()
+    }
+
+    /// Validates one record as JSON text, without building a value tree: each object is cut
+    /// into its members and each member checked where it lies. Returns the record's
+    /// `class_uid` when it is valid. `declarations` are the plugin's ([`Declarations`]).
+    pub fn validate_json(
+        &self,
+        json: &[u8],
+        declarations: &Declarations,
+    ) -> Result<u32, Vec<Violation>> {
+        let fail = |path: &str, rule: String| {
+            Err(vec![Violation {
+                path: path.into(),
+                rule,
+            }])
         };
-        let Some(class_uid) = obj.get("class_uid").and_then(Value::as_i64) else {
-            v.push(Violation {
-                path: "class_uid".into(),
-                rule: "required attribute is missing or not an integer".into(),
-            });
-            return v;
+        let Ok(text) = std::str::from_utf8(json) else {
+            return fail("", "plugin emitted a record that is not UTF-8".into());
         };
-        let Some(class) = u32::try_from(class_uid)
+        let obj = match serde_json::from_str::<JsonRecord<'_>>(text) {
+            Ok(obj) => obj,
+            Err(e) if e.is_data() => {
+                return fail("", "an OCSF record must be a JSON object".into())
+            }
+            Err(e) => return fail("", format!("plugin emitted invalid JSON: {e}")),
+        };
+        let Some(class_uid) = obj.member("class_uid").and_then(int_of) else {
+            return fail(
+                "class_uid",
+                "required attribute is missing or not an integer".into(),
+            );
+        };
+        let Some((uid, class)) = u32::try_from(class_uid)
             .ok()
-            .and_then(|uid| self.classes.get(&uid))
+            .and_then(|uid| Some((uid, self.classes.get(&uid)?)))
         else {
-            v.push(Violation {
-                path: "class_uid".into(),
-                rule: format!("{class_uid} is not an OCSF {} class", self.version),
-            });
-            return v;
+            return fail(
+                "class_uid",
+                format!("{class_uid} is not an OCSF {} class", self.version),
+            );
         };
-        let Some(declared) = declarations.get(class_uid as u32) else {
-            v.push(Violation {
-                path: "class_uid".into(),
-                rule: format!(
+        let Some(declared) = declarations.get(uid) else {
+            return fail(
+                "class_uid",
+                format!(
                     "the plugin did not declare class {class_uid} ({})",
                     class.name
                 ),
-            });
-            return v;
+            );
         };
-        let profiles: FastSet<&str> = obj
-            .get("metadata")
-            .and_then(|m| m.get("profiles"))
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
+        let profiles: FastSet<String> = obj
+            .member("metadata")
+            .and_then(|m| JsonRecord::object(m.get()))
+            .and_then(|m| m.member("profiles"))
+            .and_then(|p| serde_json::from_str::<Vec<String>>(p.get()).ok())
+            .map(|p| p.into_iter().collect())
             .unwrap_or_default();
         let mut walk = Walk {
             schema: self,
             declared,
             profiles,
-            violations: v,
+            violations: Vec::new(),
             path: String::with_capacity(64),
             schema_path: String::with_capacity(64),
         };
-        walk.object(class, obj);
-        let activity = obj.get("activity_id").and_then(Value::as_i64);
+        walk.object(class, &obj);
+        let activity = obj.member("activity_id").and_then(int_of);
         if let (Some(activity), Some(type_uid)) =
-            (activity, obj.get("type_uid").and_then(Value::as_i64))
+            (activity, obj.member("type_uid").and_then(int_of))
         {
             if type_uid != class_uid * 100 + activity {
                 walk.violation_at(
@@ -262,7 +287,7 @@ impl Schema {
                 );
             }
         }
-        if let Some(category) = obj.get("category_uid").and_then(Value::as_i64) {
+        if let Some(category) = obj.member("category_uid").and_then(int_of) {
             if category != class.category_uid {
                 walk.violation_at(
                     "category_uid".into(),
@@ -273,8 +298,33 @@ impl Schema {
                 );
             }
         }
-        walk.violations
+        if walk.violations.is_empty() {
+            Ok(uid)
+        } else {
+            Err(walk.violations)
+        }
     }
+}
+
+/// An integer JSON value.
+fn int_of(raw: &RawValue) -> Option<i64> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// A JSON string's text, borrowed unless it has escapes.
+fn str_of(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    serde_json::from_str::<&str>(text)
+        .map(Cow::Borrowed)
+        .or_else(|_| serde_json::from_str::<String>(text).map(Cow::Owned))
+        .ok()
+}
+
+fn is_null(raw: &RawValue) -> bool {
+    raw.get() == "null"
 }
 
 /// A plugin's declared attribute paths, per class, ready for lookups.
@@ -363,7 +413,7 @@ impl Declared {
 struct Walk<'a> {
     schema: &'a Schema,
     declared: &'a Declared,
-    profiles: FastSet<&'a str>,
+    profiles: FastSet<String>,
     violations: Vec<Violation>,
     /// The current attribute path with array indexes, for messages.
     path: String,
@@ -412,25 +462,24 @@ impl Walk<'_> {
     /// Checks one object at the current path. Paths are kept in two reused buffers, so a valid
     /// record costs no allocation for them: `path` has array indexes (for messages),
     /// `schema_path` has none (for the plugin's declarations).
-    fn object(&mut self, def: &Definition, obj: &Map<String, Value>) {
+    fn object(&mut self, def: &Definition, obj: &JsonRecord<'_>) {
         let covered = !self.schema_path.is_empty()
             && matches!(self.declared.allows(&self.schema_path), Allowed::Covered);
-        for (name, value) in obj {
+        for (name, raw) in obj.members() {
             let marks = self.enter(name);
-            self.member(def, name, value, covered);
+            self.member(def, name, raw, covered);
             self.leave(marks);
         }
-        for (name, attr) in &def.attributes {
-            let required = match attr.requirement {
-                Requirement::Required => true,
+        for (name, requirement) in &def.required {
+            let required = match requirement {
                 Requirement::RequiredByProfile => self.profile_applies(name),
-                Requirement::Optional => false,
+                _ => true,
             };
-            if required && obj.get(name).is_none_or(Value::is_null) {
+            if required && obj.member(name).is_none_or(is_null) {
                 self.violation_at(join(&self.path, name), "required attribute is missing");
             }
         }
-        let present = |a: &String| obj.get(a).is_some_and(|v| !v.is_null());
+        let present = |a: &String| obj.member(a).is_some_and(|v| !is_null(v));
         if !def.at_least_one.is_empty() && !def.at_least_one.iter().any(present) {
             self.violation(format!(
                 "at least one of {} is required",
@@ -446,7 +495,7 @@ impl Walk<'_> {
     }
 
     /// Checks one member of an object; the paths already point at it.
-    fn member(&mut self, def: &Definition, name: &str, value: &Value, covered: bool) {
+    fn member(&mut self, def: &Definition, name: &str, raw: &RawValue, covered: bool) {
         let Some(attr) = def.attributes.get(name) else {
             self.violation(format!(
                 "`{name}` is not an attribute of OCSF {} `{}`",
@@ -458,19 +507,19 @@ impl Walk<'_> {
             self.violation("the plugin did not declare this attribute in its manifest");
             return;
         }
-        if value.is_null() {
+        if is_null(raw) {
             return;
         }
         if !attr.is_array {
-            self.value(attr, value);
+            self.value(attr, raw);
             return;
         }
-        let Some(items) = value.as_array() else {
+        let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
             self.violation("must be an array");
             return;
         };
         let mark = self.path.len();
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
             use std::fmt::Write;
             let _ = write!(self.path, "[{i}]");
             self.value(attr, item);
@@ -507,21 +556,22 @@ impl Walk<'_> {
         self.profiles.contains(profile)
     }
 
-    fn value(&mut self, attr: &Attribute, value: &Value) {
+    fn value(&mut self, attr: &Attribute, raw: &RawValue) {
+        let text = raw.get();
         let ok = match &attr.kind {
             Kind::Object(o) => {
                 let def = &self.schema.objects[o];
-                match value.as_object() {
+                match JsonRecord::object(text) {
                     Some(obj) => {
-                        self.object(def, obj);
+                        self.object(def, &obj);
                         true
                     }
                     None => false,
                 }
             }
-            Kind::AnyObject => value.is_object(),
+            Kind::AnyObject => text.starts_with('{'),
             Kind::Json => true,
-            Kind::String { max_len } => match value.as_str() {
+            Kind::String { max_len } => match str_of(raw) {
                 Some(s) => {
                     if let Some(max) = max_len.filter(|m| s.len() > *m) {
                         self.violation(format!(
@@ -533,10 +583,8 @@ impl Walk<'_> {
                 }
                 None => false,
             },
-            Kind::Ip => value
-                .as_str()
-                .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
-            Kind::Subnet => value.as_str().is_some_and(|s| {
+            Kind::Ip => str_of(raw).is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
+            Kind::Subnet => str_of(raw).is_some_and(|s| {
                 s.split_once('/').is_some_and(|(ip, bits)| {
                     ip.parse::<std::net::IpAddr>().is_ok_and(|ip| {
                         bits.parse::<u8>()
@@ -544,24 +592,21 @@ impl Walk<'_> {
                     })
                 })
             }),
-            Kind::Datetime => value
-                .as_str()
-                .is_some_and(|s| parse_rfc3339_ms(s).is_some()),
-            Kind::Integer => value.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
-            Kind::Port => value.as_i64().is_some_and(|n| (0..=65535).contains(&n)),
-            Kind::Long => value.as_i64().is_some(),
-            Kind::Float => value.is_number(),
-            Kind::Boolean => value.is_boolean(),
+            Kind::Datetime => str_of(raw).is_some_and(|s| parse_rfc3339_ms(&s).is_some()),
+            Kind::Integer => int_of(raw).is_some_and(|n| i32::try_from(n).is_ok()),
+            Kind::Port => int_of(raw).is_some_and(|n| (0..=65535).contains(&n)),
+            Kind::Long => int_of(raw).is_some(),
+            Kind::Float => text.starts_with(|c: char| c == '-' || c.is_ascii_digit()),
+            Kind::Boolean => text == "true" || text == "false",
         };
         if !ok {
-            self.violation(format!(
-                "expected {}, found {}",
-                attr.kind.describe(),
-                describe_json(value)
-            ));
+            let found = serde_json::from_str::<Value>(text)
+                .map(|v| describe_json(&v))
+                .unwrap_or_default();
+            self.violation(format!("expected {}, found {found}", attr.kind.describe()));
             return;
         }
-        if let (Some(values), Some(n)) = (&attr.values, value.as_i64()) {
+        if let (Some(values), Some(n)) = (&attr.values, int_of(raw)) {
             if !values.contains(&n) {
                 let mut allowed: Vec<_> = values.iter().copied().collect();
                 allowed.sort_unstable();
@@ -652,11 +697,18 @@ impl Definition {
                 })
                 .unwrap_or_default()
         };
+        let mut required: Vec<(String, Requirement)> = attributes
+            .iter()
+            .filter(|(_, a)| a.requirement != Requirement::Optional)
+            .map(|(n, a)| (n.clone(), a.requirement))
+            .collect();
+        required.sort();
         Ok(Definition {
             name: name.to_string(),
             caption: def["caption"].as_str().unwrap_or(name).to_string(),
             category_uid: def["category_uid"].as_i64().unwrap_or(-1),
             attributes,
+            required,
             at_least_one: list("at_least_one"),
             just_one: list("just_one"),
         })

@@ -335,7 +335,7 @@ mod tests {
     fn console_login_is_a_successful_mfa_logon() {
         let report = harness::run::<CloudTrail>(CONSOLE_LOGIN.as_bytes()).expect("runs");
         assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-        let e = &report.accepted[0].event;
+        let e = &report.accepted[0].event();
         assert_eq!(
             (
                 e["class_uid"].as_i64(),
@@ -359,7 +359,7 @@ mod tests {
     fn an_error_code_is_a_failed_api_call_and_tls_details_stay_unmapped() {
         let record = r#"{"eventTime":"2024-03-01T12:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/r/s","accountId":"1"},"sourceIPAddress":"192.0.2.1","errorCode":"AccessDenied","errorMessage":"Access Denied","requestID":"r1","tlsDetails":{"tlsVersion":"TLSv1.2"}}"#;
         let report = harness::run::<CloudTrail>(record.as_bytes()).expect("runs");
-        let e = &report.accepted[0].event;
+        let e = &report.accepted[0].event();
         assert_eq!(
             (
                 e["class_uid"].as_i64(),

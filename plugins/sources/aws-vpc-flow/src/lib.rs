@@ -324,7 +324,7 @@ mod tests {
     fn a_rejected_v2_flow_is_refused_traffic_with_a_denied_action() {
         let line = b"2 123456789010 eni-1 172.31.9.69 172.31.9.12 49761 3389 6 20 4249 1418530010 1418530070 REJECT OK";
         let report = harness::run::<VpcFlow>(line).expect("runs");
-        let e = &report.accepted[0].event;
+        let e = &report.accepted[0].event();
         assert_eq!(
             (
                 e["activity_id"].as_i64(),
@@ -356,15 +356,15 @@ mod tests {
             .expect("runs");
         assert_eq!((report.accepted.len(), report.consumed), (2, 1));
         assert_eq!(
-            report.accepted[0].event["connection_info"]["direction_id"],
+            report.accepted[0].event()["connection_info"]["direction_id"],
             1
         );
         assert_eq!(
-            report.accepted[0].event["dst_endpoint"]["ip"],
+            report.accepted[0].event()["dst_endpoint"]["ip"],
             "52.94.133.131"
         );
         assert_eq!(
-            report.accepted[1].event["connection_info"]["direction_id"],
+            report.accepted[1].event()["connection_info"]["direction_id"],
             2
         );
     }

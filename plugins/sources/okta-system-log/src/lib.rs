@@ -207,7 +207,7 @@ mod tests {
         let record = r#"{"uuid":"u1","published":"2021-06-25T21:27:03.49Z","eventType":"user.session.start","version":"0","displayMessage":"User login to Okta","actor":{"id":"00u1","type":"User","alternateId":"a@example.com","displayName":"A"},"client":{"ipAddress":"192.0.2.4"},"outcome":{"result":"FAILURE","reason":"VERIFICATION_ERROR"}}"#;
         let report = harness::run::<OktaSystemLog>(record.as_bytes()).expect("runs");
         assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-        let e = &report.accepted[0].event;
+        let e = &report.accepted[0].event();
         assert_eq!(
             (
                 e["class_uid"].as_i64(),
@@ -226,7 +226,7 @@ mod tests {
     fn a_privilege_grant_attaches_a_policy_to_the_target_user() {
         let record = r#"{"uuid":"u2","published":"2021-06-25T21:27:03Z","eventType":"user.account.privilege.grant","actor":{"id":"00u1","type":"User","alternateId":"admin@example.com"},"target":[{"id":"00u9","type":"User","alternateId":"b@example.com","displayName":"B","detailEntry":{"privilegeGranted":"Super administrator"}}],"outcome":{"result":"SUCCESS"}}"#;
         let report = harness::run::<OktaSystemLog>(record.as_bytes()).expect("runs");
-        let e = &report.accepted[0].event;
+        let e = &report.accepted[0].event();
         assert_eq!(
             (e["class_uid"].as_i64(), e["activity_id"].as_i64()),
             (Some(3001), Some(7))
