@@ -332,7 +332,10 @@ impl<T: Translator> Runner<T> {
             match self.schema.validate_json(line, &self.declarations) {
                 Ok(class_uid) => {
                     // Validation proved the line is UTF-8.
-                    events[i].push((class_uid, String::from_utf8_lossy(line).into_owned()));
+                    events[i].push((
+                        class_uid,
+                        String::from_utf8(line.to_vec()).unwrap_or_default(),
+                    ));
                     outcome[i] = Outcome::Translated;
                 }
                 Err(violations) => {

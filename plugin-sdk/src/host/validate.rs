@@ -317,10 +317,11 @@ fn str_of(raw: &RawValue) -> Option<Cow<'_, str>> {
     if !text.starts_with('"') {
         return None;
     }
-    serde_json::from_str::<&str>(text)
-        .map(Cow::Borrowed)
-        .or_else(|_| serde_json::from_str::<String>(text).map(Cow::Owned))
-        .ok()
+    // A raw value is valid JSON: without escapes, the text between the quotes is the string.
+    if !text.contains('\\') {
+        return Some(Cow::Borrowed(&text[1..text.len() - 1]));
+    }
+    serde_json::from_str::<String>(text).map(Cow::Owned).ok()
 }
 
 fn is_null(raw: &RawValue) -> bool {
