@@ -10,7 +10,13 @@ use anyhow::{bail, Context, Result};
 const TARGET: &str = "wasm32-unknown-unknown";
 /// The component-model layer/version bytes (4..8) of a component, as opposed to a core module.
 const COMPONENT_MAGIC: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
-const DEBIAN_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "lld-22"];
+const DEBIAN_PACKAGES: &[&str] = &[
+    "rustc-web",
+    "cargo-web",
+    "rust-web-src",
+    "rust-web-llvm",
+    "lld-22",
+];
 
 /// A plugin crate and where its component goes.
 struct PluginCrate {
@@ -112,8 +118,13 @@ enum Toolchain {
 
 impl Toolchain {
     fn detect() -> Result<Self> {
-        if let Some(linker) = rustup_target()? {
-            return Ok(Toolchain::Rustup { linker });
+        // `LAKEGATE_WASM_TOOLCHAIN=debian` skips rustup, e.g. to check the fallback on a machine
+        // that has both.
+        let debian_only = std::env::var("LAKEGATE_WASM_TOOLCHAIN").is_ok_and(|t| t == "debian");
+        if !debian_only {
+            if let Some(linker) = rustup_target()? {
+                return Ok(Toolchain::Rustup { linker });
+            }
         }
         if debian_ready() {
             return Ok(Toolchain::Debian);
