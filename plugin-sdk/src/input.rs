@@ -10,7 +10,6 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 use crate::ocsf::Unmapped;
 use crate::Reject;
@@ -174,12 +173,31 @@ pub fn keep_raw(key: &str, raw: &RawValue, unmapped: &mut Unmapped) {
                 unmapped.insert(key, text.into_owned());
             }
         }
-        _ => {
-            if let Ok(value) = serde_json::from_str::<Value>(raw.get()) {
-                unmapped.insert_json(key, &value);
+        _ if raw.get() == "null" => {}
+        // Arrays, numbers and booleans keep their JSON text, without the input's whitespace.
+        _ => unmapped.insert(key, compact(raw.get())),
+    }
+}
+
+/// JSON text without whitespace outside strings. The input is valid JSON (a raw value).
+fn compact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
             }
+        } else if !c.is_ascii_whitespace() {
+            in_string = c == '"';
+            out.push(c);
         }
     }
+    out
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for JsonRecord<'a> {
@@ -266,6 +284,18 @@ mod tests {
         assert_eq!(u.get("z"), Some("[1,2]"));
         assert_eq!(u.get("n"), None, "nulls carry no data");
         assert_eq!(u.get("esc\"aped"), Some("qé"));
+    }
+
+    #[test]
+    fn kept_arrays_lose_only_the_whitespace_outside_strings() {
+        let mut u = Unmapped::default();
+        let raw: Box<RawValue> =
+            serde_json::from_str("[ {\"b\": \"x y\\\" z\", \"a\": 1} ,\n 2 ]").unwrap();
+        keep_raw("k", &raw, &mut u);
+        assert_eq!(
+            u.get("k"),
+            Some(r#"[{"b":"x y\" z","a":1}]"#.replace("}]", "},2]").as_str())
+        );
     }
 
     #[test]
