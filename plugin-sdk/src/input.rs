@@ -42,18 +42,18 @@ impl<'a> JsonRecord<'a> {
     /// The record in a raw JSON value when it is an object; any other value is handed to
     /// `other` (e.g. to keep it in `unmapped`).
     pub fn from_raw(raw: &'a RawValue, other: impl FnOnce(&'a RawValue)) -> Option<JsonRecord<'a>> {
-        match Self::parse_str(raw.get()) {
-            Ok(record) => Some(record),
-            Err(_) => {
-                other(raw);
-                None
-            }
+        let record = Self::object(raw.get());
+        if record.is_none() {
+            other(raw);
         }
+        record
     }
 
-    /// An object from raw JSON text, for the host's validator; `None` when it is not one.
-    #[cfg(feature = "host")]
+    /// An object from JSON text; `None` when it is not one (no message is built).
     pub(crate) fn object(text: &'a str) -> Option<JsonRecord<'a>> {
+        if !text.starts_with('{') {
+            return None;
+        }
         serde_json::from_str(text).ok()
     }
 
@@ -89,8 +89,7 @@ impl<'a> JsonRecord<'a> {
         let raw = self.members[i].1.get();
         let text = match raw.as_bytes().first() {
             Some(b'{' | b'[') => return None,
-            Some(b'"') => serde_json::from_str::<Cow<'_, str>>(raw)
-                .ok()
+            Some(b'"') => string_of(self.members[i].1)
                 .map(Cow::into_owned)
                 .filter(|s| !s.is_empty()),
             _ if raw == "null" => None,
@@ -107,7 +106,7 @@ impl<'a> JsonRecord<'a> {
         let raw = self.members[i].1;
         match raw.get().as_bytes().first() {
             Some(b'{') => {
-                let record = Self::parse_str(raw.get()).ok()?;
+                let record = Self::object(raw.get())?;
                 self.members.swap_remove(i);
                 Some(record)
             }
@@ -130,9 +129,7 @@ impl<'a> JsonRecord<'a> {
     /// A string member, without removing it.
     pub fn get_str(&self, key: &str) -> Option<String> {
         let raw = self.members.get(self.position(key)?)?.1;
-        serde_json::from_str::<Cow<'_, str>>(raw.get())
-            .ok()
-            .map(Cow::into_owned)
+        string_of(raw).map(Cow::into_owned)
     }
 
     /// A number member, without removing it.
@@ -160,16 +157,17 @@ impl<'a> JsonRecord<'a> {
     }
 }
 
-/// Keeps one raw value in `unmapped` under `key`, with the same text `Unmapped::insert_json`
-/// would give its parsed value.
+/// Keeps one raw value in `unmapped` under `key`: objects flattened into `key.member` entries,
+/// strings as they are, arrays, numbers and booleans as their compact JSON text; `null` is left
+/// out.
 pub fn keep_raw(key: &str, raw: &RawValue, unmapped: &mut Unmapped) {
     match raw.get().as_bytes().first() {
-        Some(b'{') => match JsonRecord::parse_str(raw.get()) {
-            Ok(record) if !record.is_empty() => record.into_unmapped(key, unmapped),
+        Some(b'{') => match JsonRecord::object(raw.get()) {
+            Some(record) if !record.is_empty() => record.into_unmapped(key, unmapped),
             _ => unmapped.insert(key, "{}"),
         },
         Some(b'"') => {
-            if let Ok(text) = serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+            if let Some(text) = string_of(raw) {
                 unmapped.insert(key, text.into_owned());
             }
         }
@@ -177,6 +175,19 @@ pub fn keep_raw(key: &str, raw: &RawValue, unmapped: &mut Unmapped) {
         // Arrays, numbers and booleans keep their JSON text, without the input's whitespace.
         _ => unmapped.insert(key, compact(raw.get())),
     }
+}
+
+/// A JSON string's text, borrowed unless it has escapes; `None` for any other JSON type.
+pub(crate) fn string_of(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    // A raw value is valid JSON: without escapes, the text between the quotes is the string.
+    if !text.contains('\\') {
+        return Some(Cow::Borrowed(&text[1..text.len() - 1]));
+    }
+    serde_json::from_str::<String>(text).map(Cow::Owned).ok()
 }
 
 /// JSON text without whitespace outside strings. The input is valid JSON (a raw value).
@@ -284,6 +295,22 @@ mod tests {
         assert_eq!(u.get("z"), Some("[1,2]"));
         assert_eq!(u.get("n"), None, "nulls carry no data");
         assert_eq!(u.get("esc\"aped"), Some("qé"));
+    }
+
+    #[test]
+    fn nested_objects_flatten_and_scalars_keep_their_json_text() {
+        let mut u = Unmapped::default();
+        let value = serde_json::json!({"a": {"b": 1, "c": "x"}, "d": [1, 2], "e": null, "f": {}});
+        keep_raw(
+            "extra",
+            &RawValue::from_string(value.to_string()).unwrap(),
+            &mut u,
+        );
+        assert_eq!(u.get("extra.a.b"), Some("1"));
+        assert_eq!(u.get("extra.a.c"), Some("x"));
+        assert_eq!(u.get("extra.d"), Some("[1,2]"));
+        assert_eq!(u.get("extra.e"), None);
+        assert_eq!(u.get("extra.f"), Some("{}"));
     }
 
     #[test]

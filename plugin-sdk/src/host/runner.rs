@@ -329,13 +329,17 @@ impl<T: Translator> Runner<T> {
             if matches!(outcome[i], Outcome::Rejected(..)) {
                 continue;
             }
+            let Ok(line) = std::str::from_utf8(line) else {
+                outcome[i] = Outcome::Rejected(
+                    Stage::Validation,
+                    None,
+                    "plugin emitted a record that is not UTF-8".into(),
+                );
+                continue;
+            };
             match self.schema.validate_json(line, &self.declarations) {
                 Ok(class_uid) => {
-                    // Validation proved the line is UTF-8.
-                    events[i].push((
-                        class_uid,
-                        String::from_utf8(line.to_vec()).unwrap_or_default(),
-                    ));
+                    events[i].push((class_uid, line.to_string()));
                     outcome[i] = Outcome::Translated;
                 }
                 Err(violations) => {

@@ -4,12 +4,10 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
-use std::borrow::Cow;
-
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::input::JsonRecord;
+use crate::input::{string_of, JsonRecord};
 
 use crate::ocsf::time::parse_rfc3339_ms;
 use crate::ClassDeclaration;
@@ -204,7 +202,7 @@ impl Schema {
 
     /// Validates one record given as a value (a convenience over [`Schema::validate_json`]).
     pub fn validate(&self, record: &Value, declarations: &Declarations) -> Vec<Violation> {
-        self.validate_json(record.to_string().as_bytes(), declarations)
+        self.validate_json(&record.to_string(), declarations)
             .err()
             .unwrap_or_default()
     }
@@ -214,7 +212,7 @@ impl Schema {
     /// `class_uid` when it is valid. `declarations` are the plugin's ([`Declarations`]).
     pub fn validate_json(
         &self,
-        json: &[u8],
+        text: &str,
         declarations: &Declarations,
     ) -> Result<u32, Vec<Violation>> {
         let fail = |path: &str, rule: String| {
@@ -222,9 +220,6 @@ impl Schema {
                 path: path.into(),
                 rule,
             }])
-        };
-        let Ok(text) = std::str::from_utf8(json) else {
-            return fail("", "plugin emitted a record that is not UTF-8".into());
         };
         let obj = match serde_json::from_str::<JsonRecord<'_>>(text) {
             Ok(obj) => obj,
@@ -309,19 +304,6 @@ impl Schema {
 /// An integer JSON value.
 fn int_of(raw: &RawValue) -> Option<i64> {
     serde_json::from_str(raw.get()).ok()
-}
-
-/// A JSON string's text, borrowed unless it has escapes.
-fn str_of(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
-    if !text.starts_with('"') {
-        return None;
-    }
-    // A raw value is valid JSON: without escapes, the text between the quotes is the string.
-    if !text.contains('\\') {
-        return Some(Cow::Borrowed(&text[1..text.len() - 1]));
-    }
-    serde_json::from_str::<String>(text).map(Cow::Owned).ok()
 }
 
 fn is_null(raw: &RawValue) -> bool {
@@ -572,7 +554,7 @@ impl Walk<'_> {
             }
             Kind::AnyObject => text.starts_with('{'),
             Kind::Json => true,
-            Kind::String { max_len } => match str_of(raw) {
+            Kind::String { max_len } => match string_of(raw) {
                 Some(s) => {
                     if let Some(max) = max_len.filter(|m| s.len() > *m) {
                         self.violation(format!(
@@ -584,8 +566,8 @@ impl Walk<'_> {
                 }
                 None => false,
             },
-            Kind::Ip => str_of(raw).is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
-            Kind::Subnet => str_of(raw).is_some_and(|s| {
+            Kind::Ip => string_of(raw).is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
+            Kind::Subnet => string_of(raw).is_some_and(|s| {
                 s.split_once('/').is_some_and(|(ip, bits)| {
                     ip.parse::<std::net::IpAddr>().is_ok_and(|ip| {
                         bits.parse::<u8>()
@@ -593,7 +575,7 @@ impl Walk<'_> {
                     })
                 })
             }),
-            Kind::Datetime => str_of(raw).is_some_and(|s| parse_rfc3339_ms(&s).is_some()),
+            Kind::Datetime => string_of(raw).is_some_and(|s| parse_rfc3339_ms(&s).is_some()),
             Kind::Integer => int_of(raw).is_some_and(|n| i32::try_from(n).is_ok()),
             Kind::Port => int_of(raw).is_some_and(|n| (0..=65535).contains(&n)),
             Kind::Long => int_of(raw).is_some(),
