@@ -1,5 +1,7 @@
-//! The command line: `lakegate plugin test` and `lakegate plugin inspect`.
+//! The command line: `serve`, `ingest`, `dead-letters` and `plugin`.
 
+mod dead_letters;
+mod ingest;
 mod plugin;
 
 use std::path::PathBuf;
@@ -8,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::Config;
 use crate::host::{Host, Limits};
 
 /// Amazon Security Lake gateway with sandboxed WebAssembly plugins.
@@ -39,16 +42,126 @@ struct SandboxArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway: gRPC ingest into the lake, until SIGINT or SIGTERM.
+    Serve {
+        /// gRPC address (default 127.0.0.1:50051).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// The lake directory (default ./lake).
+        #[arg(long)]
+        lake: Option<PathBuf>,
+        /// Prometheus metrics address (default 127.0.0.1:9464).
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// Directory of plugin components (default: next to the binary).
+        #[arg(long)]
+        plugin_dir: Option<PathBuf>,
+        /// TOML configuration (see examples/lakegate.toml); flags override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Stream log files to a gateway and report what it acknowledged.
+    Ingest {
+        /// The gateway's gRPC address.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+        /// The source the files belong to.
+        #[arg(long)]
+        source: String,
+        /// Input framing; by default guessed from the extension, else the source's.
+        #[arg(long, value_parser = plugin::parse_framing)]
+        framing: Option<lakegate_plugin_sdk::Framing>,
+        /// `region=` partition value for these files (default: the source's).
+        #[arg(long)]
+        region: Option<String>,
+        /// `accountId=` partition value for these files (default: the source's).
+        #[arg(long)]
+        account_id: Option<String>,
+        /// Print one JSON object (on the last line) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Files to send, one stream each.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Work with the dead-letter area of a lake.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
 }
 
+#[derive(Debug, Subcommand)]
+enum DeadLetterCommand {
+    /// List dead letters not yet replayed.
+    List {
+        #[arg(long, default_value = "lake")]
+        lake: PathBuf,
+        #[arg(long)]
+        source: Option<String>,
+        /// Every letter as a JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead letters through their source's current plugin on a running gateway.
+    Replay {
+        #[arg(long, default_value = "lake")]
+        lake: PathBuf,
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
+}
+
 /// Runs a parsed command line; the exit code says whether it found problems.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let host = host(&cli.sandbox)?;
     match cli.command {
-        Command::Plugin(command) => plugin::run(&host, command),
+        Command::Plugin(command) => plugin::run(&host(&cli.sandbox)?, command),
+        Command::Serve {
+            listen,
+            lake,
+            metrics_listen,
+            plugin_dir,
+            config,
+        } => {
+            let mut config = match config {
+                Some(path) => Config::load(&path)?,
+                None => Config::default(),
+            };
+            config.listen = listen.unwrap_or(config.listen);
+            config.lake = lake.unwrap_or(config.lake);
+            config.metrics_listen = metrics_listen.or(config.metrics_listen);
+            config.plugin_dir = plugin_dir.or(config.plugin_dir);
+            crate::server::serve(config, host(&cli.sandbox)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest {
+            server,
+            source,
+            framing,
+            region,
+            account_id,
+            json,
+            files,
+        } => ingest::run(ingest::IngestArgs {
+            server,
+            source,
+            framing,
+            region,
+            account_id,
+            json,
+            files,
+        }),
+        Command::DeadLetters(DeadLetterCommand::List { lake, source, json }) => {
+            dead_letters::list(&lake, source.as_deref(), json)
+        }
+        Command::DeadLetters(DeadLetterCommand::Replay {
+            lake,
+            source,
+            server,
+        }) => dead_letters::replay(&lake, source.as_deref(), &server),
     }
 }
 

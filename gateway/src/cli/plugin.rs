@@ -46,7 +46,7 @@ pub(super) enum PluginCommand {
     },
 }
 
-fn parse_framing(s: &str) -> Result<Framing, String> {
+pub(super) fn parse_framing(s: &str) -> Result<Framing, String> {
     Framing::from_name(s).ok_or_else(|| {
         format!(
             "unknown framing `{s}`; one of: {}",
@@ -120,7 +120,7 @@ struct TestOutputs {
     dead_letters: Option<PathBuf>,
 }
 
-fn guess_framing(path: &Path, accepted: &[Framing]) -> Option<Framing> {
+pub(super) fn guess_framing(path: &Path, accepted: &[Framing]) -> Option<Framing> {
     let guess = match path.extension().and_then(|e| e.to_str()) {
         Some("json") => Framing::JsonRecords,
         Some("jsonl" | "ndjson") => Framing::JsonLines,

@@ -27,6 +27,7 @@ pub struct PluginInfo {
 }
 
 /// The instantiation recipe for each supported interface version.
+#[derive(Clone)]
 enum Pre {
     V0_1_0(v0_1_0::BindingsPre<MemoryCap>),
 }
@@ -104,6 +105,20 @@ impl Plugin {
             source,
         })?;
         Ok(plugin)
+    }
+
+    /// Another instance of the same plugin, sharing its compiled code: for running batches
+    /// in parallel. Its sandbox is created on first use.
+    pub fn fork(&self) -> Plugin {
+        Plugin {
+            engine: self.engine.clone(),
+            pre: self.pre.clone(),
+            limits: self.limits,
+            manifest: self.manifest.clone(),
+            info: self.info.clone(),
+            live: None,
+            instantiations: 0,
+        }
     }
 
     /// Facts about the component.

@@ -15,6 +15,8 @@ pub struct Framed<'a> {
     pub number: u64,
     /// The record's bytes, or why framing refused it.
     pub record: Result<&'a [u8], FramingError>,
+    /// The bytes framing looked at: the record, or what it refused (for the dead-letter area).
+    pub raw: &'a [u8],
 }
 
 /// Why the host refused input before it reached a plugin.
@@ -62,6 +64,7 @@ fn lines(input: &[u8], max: usize) -> Vec<Framed<'_>> {
         out.push(Framed {
             number: i as u64 + 1,
             record,
+            raw: line,
         });
     }
     out
@@ -102,12 +105,14 @@ fn json_records(input: &[u8], max: usize) -> Vec<Framed<'_>> {
                 Framed {
                     number: i as u64 + 1,
                     record,
+                    raw: bytes,
                 }
             })
             .collect(),
         Err(reason) => vec![Framed {
             number: 1,
             record: Err(FramingError::NotRecords { reason }),
+            raw: input,
         }],
     }
 }

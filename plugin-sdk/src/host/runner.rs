@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::framing::{self, Framed};
-use super::validate::{schema_1_1_0, Declarations, Schema};
+use super::validate::{schema_1_1_0, Declarations, Schema, Valid};
 use crate::{BatchContext, Framing, Manifest, Translation};
 
 /// Something that translates batches: a WebAssembly component in the gateway, or a plugin's
@@ -79,6 +79,8 @@ pub struct Accepted {
     pub record: u64,
     /// Its `class_uid`.
     pub class_uid: u32,
+    /// Its `time`, epoch milliseconds.
+    pub time: i64,
     /// The record as the plugin wrote it: one line of JSON.
     pub json: String,
 }
@@ -220,6 +222,18 @@ impl<T: Translator> Runner<T> {
 
     /// Frames, translates and validates one whole input stream.
     pub fn run(&mut self, input: &[u8], options: &RunOptions) -> Result<Report, ManifestError> {
+        self.run_continued(input, options, &mut None)
+    }
+
+    /// Frames, translates and validates one piece of a longer stream: `carry` is the plugin's
+    /// stream state (e.g. a header line seen earlier), taken in and handed back for the next
+    /// piece.
+    pub fn run_continued(
+        &mut self,
+        input: &[u8],
+        options: &RunOptions,
+        carry: &mut Option<Vec<u8>>,
+    ) -> Result<Report, ManifestError> {
         let manifest = self.translator.manifest();
         let framing = options
             .framing
@@ -243,16 +257,20 @@ impl<T: Translator> Runner<T> {
         };
         let framed = framing::split(input, framing, options.max_record_bytes);
         report.read = framed.len() as u64;
-        let mut carry = None;
         let mut batch: Vec<(u64, &[u8])> = Vec::new();
         let mut batch_bytes = 0;
-        for Framed { number, record } in framed {
+        for Framed {
+            number,
+            record,
+            raw,
+        } in framed
+        {
             match record {
                 Ok(bytes) => {
                     batch_bytes += bytes.len();
                     batch.push((number, bytes));
                     if batch.len() >= options.batch_records || batch_bytes >= options.batch_bytes {
-                        carry = self.batch(&batch, framing, carry, options, &mut report);
+                        *carry = self.batch(&batch, framing, carry.take(), options, &mut report);
                         batch.clear();
                         batch_bytes = 0;
                     }
@@ -262,12 +280,12 @@ impl<T: Translator> Runner<T> {
                     stage: Stage::Framing,
                     path: None,
                     reason: e.to_string(),
-                    raw: Vec::new(),
+                    raw: raw.to_vec(),
                 }),
             }
         }
         if !batch.is_empty() {
-            self.batch(&batch, framing, carry, options, &mut report);
+            *carry = self.batch(&batch, framing, carry.take(), options, &mut report);
         }
         // Framing rejections are found before the batch around them runs: restore input order.
         report.rejected.sort_by_key(|r| r.record);
@@ -319,7 +337,7 @@ impl<T: Translator> Runner<T> {
             outcome[d.record as usize] =
                 Outcome::Rejected(Stage::Translation, d.path.clone(), d.reason.clone());
         }
-        let mut events: Vec<Vec<(u32, String)>> = vec![Vec::new(); batch.len()];
+        let mut events: Vec<Vec<(Valid, String)>> = vec![Vec::new(); batch.len()];
         for (line, &origin) in translation
             .events
             .split(|&b| b == b'\n')
@@ -338,8 +356,8 @@ impl<T: Translator> Runner<T> {
                 continue;
             };
             match self.schema.validate_json(line, &self.declarations) {
-                Ok(class_uid) => {
-                    events[i].push((class_uid, line.to_string()));
+                Ok(valid) => {
+                    events[i].push((valid, line.to_string()));
                     outcome[i] = Outcome::Translated;
                 }
                 Err(violations) => {
@@ -363,9 +381,10 @@ impl<T: Translator> Runner<T> {
                 Outcome::Translated => {
                     report
                         .accepted
-                        .extend(events[i].drain(..).map(|(class_uid, json)| Accepted {
+                        .extend(events[i].drain(..).map(|(valid, json)| Accepted {
                             record: number,
-                            class_uid,
+                            class_uid: valid.class_uid,
+                            time: valid.time,
                             json,
                         }));
                 }

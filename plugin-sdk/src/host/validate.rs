@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::columns::MAX_OBJECT_DEPTH;
 use crate::input::{string_of, JsonRecord};
 
 use crate::ocsf::time::parse_rfc3339_ms;
@@ -18,7 +19,7 @@ pub const SCHEMA_1_1_0: &str = include_str!("../../schema/ocsf-schema-1.1.0.json
 /// FNV-1a. The validator's maps are keyed by attribute names and paths that must already be in
 /// the schema to be looked up, so SipHash's flooding resistance buys nothing here, and it was most
 /// of the cost of each lookup.
-struct Fnv(u64);
+pub(super) struct Fnv(u64);
 
 impl Default for Fnv {
     fn default() -> Self {
@@ -65,20 +66,29 @@ impl std::fmt::Display for Violation {
     }
 }
 
+/// What the lake writer needs of a valid record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Valid {
+    /// The record's `class_uid`.
+    pub class_uid: u32,
+    /// The record's `time`, epoch milliseconds.
+    pub time: i64,
+}
+
 /// The OCSF schema, ready to validate records.
 #[derive(Debug)]
 pub struct Schema {
     version: String,
-    classes: FastMap<u32, Definition>,
-    objects: FastMap<String, Definition>,
+    pub(super) classes: FastMap<u32, Definition>,
+    pub(super) objects: FastMap<String, Definition>,
 }
 
 #[derive(Debug)]
-struct Definition {
+pub(super) struct Definition {
     name: String,
     caption: String,
     category_uid: i64,
-    attributes: FastMap<String, Attribute>,
+    pub(super) attributes: FastMap<String, Attribute>,
     /// The attributes that are required, always or with their profile.
     required: Vec<(String, Requirement)>,
     at_least_one: Vec<String>,
@@ -86,14 +96,14 @@ struct Definition {
 }
 
 #[derive(Debug)]
-struct Attribute {
-    kind: Kind,
-    is_array: bool,
+pub(super) struct Attribute {
+    pub(super) kind: Kind,
+    pub(super) is_array: bool,
     requirement: Requirement,
     /// Integer enum values, when the attribute is an enum.
     values: Option<FastSet<i64>>,
     /// The companion `*_name` attribute of an enum.
-    sibling: Option<String>,
+    pub(super) sibling: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -105,7 +115,7 @@ enum Requirement {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Object(String),
     AnyObject,
     Json,
@@ -209,12 +219,13 @@ impl Schema {
 
     /// Validates one record as JSON text, without building a value tree: each object is cut
     /// into its members and each member checked where it lies. Returns the record's
-    /// `class_uid` when it is valid. `declarations` are the plugin's ([`Declarations`]).
+    /// `class_uid` and `time` when it is valid. `declarations` are the plugin's
+    /// ([`Declarations`]).
     pub fn validate_json(
         &self,
         text: &str,
         declarations: &Declarations,
-    ) -> Result<u32, Vec<Violation>> {
+    ) -> Result<Valid, Vec<Violation>> {
         let fail = |path: &str, rule: String| {
             Err(vec![Violation {
                 path: path.into(),
@@ -266,6 +277,7 @@ impl Schema {
             violations: Vec::new(),
             path: String::with_capacity(64),
             schema_path: String::with_capacity(64),
+            objects: Vec::with_capacity(MAX_OBJECT_DEPTH),
         };
         walk.object(class, &obj);
         let activity = obj.member("activity_id").and_then(int_of);
@@ -294,7 +306,12 @@ impl Schema {
             }
         }
         if walk.violations.is_empty() {
-            Ok(uid)
+            // `time` is required and checked to be a 64-bit integer by the walk above.
+            let time = obj.member("time").and_then(int_of).unwrap_or_default();
+            Ok(Valid {
+                class_uid: uid,
+                time,
+            })
         } else {
             Err(walk.violations)
         }
@@ -317,7 +334,7 @@ pub struct Declarations {
 }
 
 #[derive(Debug, Clone, Default)]
-struct Declared {
+pub(super) struct Declared {
     /// Paths the plugin may set, with everything beneath them.
     paths: FastSet<String>,
     /// Every proper prefix of a declared path: objects the plugin may create to hold them.
@@ -345,7 +362,7 @@ impl Declarations {
         Declarations { classes }
     }
 
-    fn get(&self, class_uid: u32) -> Option<&Declared> {
+    pub(super) fn get(&self, class_uid: u32) -> Option<&Declared> {
         self.classes.get(&class_uid)
     }
 }
@@ -362,7 +379,7 @@ const ALWAYS_ALLOWED: &[&str] = &[
     "activity_name",
 ];
 
-enum Allowed {
+pub(super) enum Allowed {
     /// At or beneath a declared path: anything below is allowed too.
     Covered,
     /// A container of declared paths: its members are checked one by one.
@@ -371,7 +388,7 @@ enum Allowed {
 }
 
 impl Declared {
-    fn allows(&self, schema_path: &str) -> Allowed {
+    pub(super) fn allows(&self, schema_path: &str) -> Allowed {
         if ALWAYS_ALLOWED.contains(&schema_path) {
             return Allowed::Covered;
         }
@@ -402,6 +419,8 @@ struct Walk<'a> {
     path: String,
     /// The current attribute path without indexes, for declarations.
     schema_path: String,
+    /// Object types on the current path, for the lake's depth and cycle cut.
+    objects: Vec<&'a str>,
 }
 
 fn join(prefix: &str, name: &str) -> String {
@@ -412,7 +431,7 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
     /// Records a broken rule at the current path.
     fn violation(&mut self, rule: impl Into<String>) {
         self.violation_at(self.path.clone(), rule);
@@ -543,10 +562,23 @@ impl Walk<'_> {
         let text = raw.get();
         let ok = match &attr.kind {
             Kind::Object(o) => {
-                let def = &self.schema.objects[o];
+                let schema: &'a Schema = self.schema;
+                let def = &schema.objects[o];
+                if self.objects.len() + 1 >= MAX_OBJECT_DEPTH
+                    || self.objects.contains(&def.name.as_str())
+                {
+                    self.violation(format!(
+                        "the lake stores objects at most {} levels deep and no object inside one of its own type (`{}`): put this value in `unmapped`",
+                        MAX_OBJECT_DEPTH - 1,
+                        def.name
+                    ));
+                    return;
+                }
                 match JsonRecord::object(text) {
                     Some(obj) => {
+                        self.objects.push(&def.name);
                         self.object(def, &obj);
+                        self.objects.pop();
                         true
                     }
                     None => false,
@@ -752,6 +784,27 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    #[test]
+    fn objects_the_lake_cannot_store_are_refused() {
+        let paths = ["actor", "api", "src_endpoint", "metadata", "time", "severity_id"];
+        let mut r = valid();
+        r["actor"]["process"] = json!({"pid": 7, "parent_process": {"pid": 1}});
+        let found = rules(&r, &paths);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("actor.process.parent_process:")
+                && found[0].contains("put this value in `unmapped`"),
+            "{found:?}"
+        );
+        // Depth: actor > user > groups (objects 1-3) are stored; a fourth level is not.
+        let mut r = valid();
+        r["actor"]["user"]["groups"] = json!([{"name": "admins"}]);
+        assert!(rules(&r, &paths).is_empty());
+        r["actor"]["user"]["ldap_person"] = json!({"manager": {"name": "bob"}});
+        let found = rules(&r, &paths);
+        assert!(found[0].starts_with("actor.user.ldap_person.manager:"), "{found:?}");
     }
 
     const ALL: &[&str] = &[

@@ -1,0 +1,554 @@
+//! The write-ahead log: what the gateway acknowledges is here, fsynced, before the
+//! acknowledgement leaves. Segments are append-only files of checksummed frames; a segment is
+//! deleted once every event in it is in a committed Parquet file.
+//!
+//! Frame: `len: u32 LE | crc32(payload): u32 LE | payload`. Payload kinds:
+//! - data (1): `seq u64 | source | n u32 | n x (class_uid u32 | time i64 | region | account | json)`
+//! - commit (2): `file | partition | n u32 | n x seq u64` — written and synced *before* the
+//!   Parquet file is renamed into place. After a crash, a commit whose file exists means the
+//!   events of those sequence numbers in that partition are in the lake and are not replayed;
+//!   one whose file is missing never happened.
+//!
+//! Strings are `len u16 | bytes` except `json` (`len u32 | bytes`).
+//!
+//! A frame that is cut short or fails its checksum at the end of the last segment is a torn write
+//! from a crash: the segment is truncated there, and nothing in it was acknowledged. Anywhere
+//! else it is corruption: reported, and the rest of that segment is skipped.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+const DATA: u8 = 1;
+const COMMIT: u8 = 2;
+const HEADER: usize = 8;
+
+/// One accepted OCSF event as the log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalEvent {
+    pub class_uid: u32,
+    pub time: i64,
+    pub region: String,
+    pub account: String,
+    pub json: String,
+}
+
+/// A batch of events of one source, under one sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataEntry {
+    pub seq: u64,
+    pub source: String,
+    pub events: Vec<WalEvent>,
+}
+
+/// A Parquet file about to be committed, and the sequence numbers whose events (in that
+/// partition) it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitEntry {
+    /// Lake-relative path of the final file.
+    pub file: String,
+    /// Lake-relative partition directory.
+    pub partition: String,
+    pub seqs: Vec<u64>,
+}
+
+/// What recovery found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    pub segments: usize,
+    pub data_entries: u64,
+    pub commits: u64,
+    /// Bytes cut from the end of the last segment (a torn write).
+    pub torn_bytes: u64,
+    /// Segments with a bad frame before their end, and the bytes skipped.
+    pub corrupt: Vec<(PathBuf, u64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    #[error("write-ahead log {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+struct Segment {
+    path: PathBuf,
+    /// Highest data sequence number in it.
+    max_seq: Option<u64>,
+}
+
+/// The open log.
+pub struct Wal {
+    dir: PathBuf,
+    segment_bytes: u64,
+    fsync: bool,
+    segments: BTreeMap<u64, Segment>,
+    current: BufWriter<File>,
+    current_index: u64,
+    current_len: u64,
+    next_seq: u64,
+    buf: Vec<u8>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
+    move |source| WalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn segment_path(dir: &Path, index: u64) -> PathBuf {
+    dir.join(format!("{index:020}.wal"))
+}
+
+impl Wal {
+    /// Opens the log in `dir`, replaying what is there: `data` is called with every data entry
+    /// in order, except the events already in committed files (`committed(partition, seq)`
+    /// is what the caller uses to skip them, built from the commits found first).
+    pub fn open(
+        dir: &Path,
+        segment_bytes: u64,
+        fsync: bool,
+        lake: &Path,
+        mut data: impl FnMut(DataEntry, &dyn Fn(&str, u64) -> bool),
+    ) -> Result<(Wal, Recovery), WalError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let mut indexes: Vec<u64> = std::fs::read_dir(dir)
+            .map_err(io(dir))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".wal"))
+                    .and_then(|n| n.parse().ok())
+            })
+            .collect();
+        indexes.sort_unstable();
+        let mut recovery = Recovery {
+            segments: indexes.len(),
+            ..Recovery::default()
+        };
+        // Pass 1: commits whose file made it into the lake.
+        let mut committed: std::collections::HashSet<(String, u64)> = Default::default();
+        let last = indexes.last().copied();
+        for &index in &indexes {
+            let path = segment_path(dir, index);
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            let (frames, good_len) = frames(&bytes);
+            if good_len < bytes.len() {
+                if Some(index) == last {
+                    recovery.torn_bytes = (bytes.len() - good_len) as u64;
+                    let f = OpenOptions::new().write(true).open(&path).map_err(io(&path))?;
+                    f.set_len(good_len as u64).map_err(io(&path))?;
+                    f.sync_all().map_err(io(&path))?;
+                } else {
+                    recovery
+                        .corrupt
+                        .push((path.clone(), (bytes.len() - good_len) as u64));
+                }
+            }
+            for payload in frames {
+                if payload[0] == COMMIT {
+                    recovery.commits += 1;
+                    let commit = decode_commit(payload).ok_or_else(|| bad_frame(&path))?;
+                    if lake.join(&commit.file).is_file() {
+                        for seq in commit.seqs {
+                            committed.insert((commit.partition.clone(), seq));
+                        }
+                    }
+                }
+            }
+        }
+        // Pass 2: data entries, one segment in memory at a time.
+        let is_committed = |partition: &str, seq: u64| committed.contains(&(partition.to_string(), seq));
+        let mut segments = BTreeMap::new();
+        let mut next_seq = 1;
+        for &index in &indexes {
+            let path = segment_path(dir, index);
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            let mut max_seq = None;
+            for payload in frames(&bytes).0 {
+                if payload[0] == DATA {
+                    let entry = decode_data(payload).ok_or_else(|| bad_frame(&path))?;
+                    recovery.data_entries += 1;
+                    max_seq = Some(entry.seq);
+                    next_seq = next_seq.max(entry.seq + 1);
+                    data(entry, &is_committed);
+                }
+            }
+            segments.insert(index, Segment { path, max_seq });
+        }
+        let current_index = last.map_or(1, |l| l + 1);
+        let path = segment_path(dir, current_index);
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        sync_dir(dir)?;
+        segments.insert(
+            current_index,
+            Segment {
+                path,
+                max_seq: None,
+            },
+        );
+        Ok((
+            Wal {
+                dir: dir.to_path_buf(),
+                segment_bytes,
+                fsync,
+                segments,
+                current: BufWriter::with_capacity(1 << 20, file),
+                current_index,
+                current_len: 0,
+                next_seq,
+                buf: Vec::new(),
+            },
+            recovery,
+        ))
+    }
+
+    /// Appends a data entry (not yet durable: call [`Wal::sync`]) and returns its sequence number.
+    pub fn append_data(&mut self, source: &str, events: &[WalEvent]) -> Result<u64, WalError> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.push(DATA);
+        buf.extend_from_slice(&seq.to_le_bytes());
+        put_str(&mut buf, source);
+        buf.extend_from_slice(&(events.len() as u32).to_le_bytes());
+        for e in events {
+            buf.extend_from_slice(&e.class_uid.to_le_bytes());
+            buf.extend_from_slice(&e.time.to_le_bytes());
+            put_str(&mut buf, &e.region);
+            put_str(&mut buf, &e.account);
+            buf.extend_from_slice(&(e.json.len() as u32).to_le_bytes());
+            buf.extend_from_slice(e.json.as_bytes());
+        }
+        let written = self.write_frame(&buf);
+        self.buf = buf;
+        written?;
+        if let Some(s) = self.segments.get_mut(&self.current_index) {
+            s.max_seq = Some(seq);
+        }
+        Ok(seq)
+    }
+
+    /// Appends a commit entry and makes it durable.
+    pub fn commit(&mut self, commit: &CommitEntry) -> Result<(), WalError> {
+        let mut buf = Vec::with_capacity(64 + commit.seqs.len() * 8);
+        buf.push(COMMIT);
+        put_str(&mut buf, &commit.file);
+        put_str(&mut buf, &commit.partition);
+        buf.extend_from_slice(&(commit.seqs.len() as u32).to_le_bytes());
+        for s in &commit.seqs {
+            buf.extend_from_slice(&s.to_le_bytes());
+        }
+        self.write_frame(&buf)?;
+        self.sync()
+    }
+
+    fn write_frame(&mut self, payload: &[u8]) -> Result<(), WalError> {
+        let path = &self.segments[&self.current_index].path;
+        let mut header = [0u8; HEADER];
+        header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        header[4..].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        self.current.write_all(&header).map_err(io(path))?;
+        self.current.write_all(payload).map_err(io(path))?;
+        self.current_len += (HEADER + payload.len()) as u64;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable (one fsync for all of it), and starts a new
+    /// segment when this one is full.
+    pub fn sync(&mut self) -> Result<(), WalError> {
+        let path = self.segments[&self.current_index].path.clone();
+        self.current.flush().map_err(io(&path))?;
+        if self.fsync {
+            self.current.get_ref().sync_data().map_err(io(&path))?;
+        }
+        if self.current_len >= self.segment_bytes {
+            self.current_index += 1;
+            let path = segment_path(&self.dir, self.current_index);
+            let file = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&path)
+                .map_err(io(&path))?;
+            if self.fsync {
+                sync_dir(&self.dir)?;
+            }
+            self.current = BufWriter::with_capacity(1 << 20, file);
+            self.current_len = 0;
+            self.segments.insert(
+                self.current_index,
+                Segment {
+                    path,
+                    max_seq: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes the oldest closed segments whose every event is committed (all data sequence
+    /// numbers below `min_live_seq`). Returns how many were deleted.
+    pub fn release(&mut self, min_live_seq: u64) -> Result<usize, WalError> {
+        let mut deleted = 0;
+        while let Some((&index, segment)) = self.segments.first_key_value() {
+            if index == self.current_index || segment.max_seq.is_some_and(|m| m >= min_live_seq) {
+                break;
+            }
+            std::fs::remove_file(&segment.path).map_err(io(&segment.path))?;
+            self.segments.remove(&index);
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes every segment, the current one included, and starts afresh: for a clean
+    /// shutdown after everything was committed.
+    pub fn clear(&mut self) -> Result<(), WalError> {
+        let indexes: Vec<u64> = self.segments.keys().copied().collect();
+        for index in indexes {
+            let segment = self.segments.remove(&index).expect("listed above");
+            std::fs::remove_file(&segment.path).map_err(io(&segment.path))?;
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// The sequence number the next data entry gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Segments on disk, the current one included.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+}
+
+fn bad_frame(path: &Path) -> WalError {
+    WalError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "a frame with a valid checksum does not decode (written by another version?)",
+        ),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), WalError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
+/// The payloads of the good frames, and the length of the good prefix.
+fn frames(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while bytes.len() - at >= HEADER {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+        let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
+            break;
+        };
+        if len == 0 || crc32fast::hash(payload) != crc {
+            break;
+        }
+        out.push(payload);
+        at += HEADER + len;
+    }
+    (out, at)
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    let s = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+    buf.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    buf.extend_from_slice(s);
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = tail;
+        Some(head)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn str(&mut self, len: usize) -> Option<String> {
+        String::from_utf8(self.take(len)?.to_vec()).ok()
+    }
+    fn short_str(&mut self) -> Option<String> {
+        let n = self.u16()? as usize;
+        self.str(n)
+    }
+}
+
+fn decode_data(payload: &[u8]) -> Option<DataEntry> {
+    let mut r = Reader(&payload[1..]);
+    let seq = r.u64()?;
+    let source = r.short_str()?;
+    let n = r.u32()? as usize;
+    let mut events = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        let class_uid = r.u32()?;
+        let time = r.u64()? as i64;
+        let region = r.short_str()?;
+        let account = r.short_str()?;
+        let len = r.u32()? as usize;
+        let json = r.str(len)?;
+        events.push(WalEvent {
+            class_uid,
+            time,
+            region,
+            account,
+            json,
+        });
+    }
+    Some(DataEntry {
+        seq,
+        source,
+        events,
+    })
+}
+
+fn decode_commit(payload: &[u8]) -> Option<CommitEntry> {
+    let mut r = Reader(&payload[1..]);
+    let file = r.short_str()?;
+    let partition = r.short_str()?;
+    let n = r.u32()? as usize;
+    let seqs = (0..n).map(|_| r.u64()).collect::<Option<Vec<_>>>()?;
+    Some(CommitEntry {
+        file,
+        partition,
+        seqs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: i64) -> WalEvent {
+        WalEvent {
+            class_uid: 4001,
+            time: n,
+            region: "us-east-1".into(),
+            account: "external".into(),
+            json: format!("{{\"time\":{n}}}"),
+        }
+    }
+
+    fn replay(dir: &Path, lake: &Path) -> (Vec<DataEntry>, Recovery, Wal) {
+        let mut got = Vec::new();
+        let (wal, rec) = Wal::open(dir, 1 << 20, true, lake, |e, committed| {
+            let mut e = e;
+            e.events.retain(|_| !committed("p", e.seq));
+            got.push(e)
+        })
+        .unwrap();
+        (got, rec, wal)
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lakegate-wal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn entries_survive_a_reopen_in_order() {
+        let d = temp("reopen");
+        let (_, _, mut wal) = replay(&d.join("wal"), &d);
+        assert_eq!(wal.append_data("s", &[event(1), event(2)]).unwrap(), 1);
+        assert_eq!(wal.append_data("s", &[event(3)]).unwrap(), 2);
+        wal.sync().unwrap();
+        drop(wal);
+        let (got, rec, wal) = replay(&d.join("wal"), &d);
+        assert_eq!(rec.data_entries, 2);
+        assert_eq!(got[0].events, vec![event(1), event(2)]);
+        assert_eq!(got[1].seq, 2);
+        assert_eq!(wal.next_seq(), 3);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_earlier_entries_kept() {
+        let d = temp("torn");
+        let (_, _, mut wal) = replay(&d.join("wal"), &d);
+        wal.append_data("s", &[event(1)]).unwrap();
+        wal.append_data("s", &[event(2)]).unwrap();
+        wal.sync().unwrap();
+        drop(wal);
+        // Cut the last frame in half, as a crash mid-write would.
+        let seg = segment_path(&d.join("wal"), 1);
+        let len = std::fs::metadata(&seg).unwrap().len();
+        let f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.set_len(len - 5).unwrap();
+        let (got, rec, _) = replay(&d.join("wal"), &d);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].events, vec![event(1)]);
+        assert!(rec.torn_bytes > 0);
+        assert!(std::fs::metadata(&seg).unwrap().len() < len - 5, "tail truncated");
+    }
+
+    #[test]
+    fn a_flipped_bit_fails_the_checksum() {
+        let d = temp("crc");
+        let (_, _, mut wal) = replay(&d.join("wal"), &d);
+        wal.append_data("s", &[event(1)]).unwrap();
+        wal.sync().unwrap();
+        drop(wal);
+        let seg = segment_path(&d.join("wal"), 1);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0x40;
+        std::fs::write(&seg, bytes).unwrap();
+        let (got, rec, _) = replay(&d.join("wal"), &d);
+        assert!(got.is_empty(), "garbage is never replayed");
+        assert!(rec.torn_bytes > 0);
+    }
+
+    #[test]
+    fn commits_with_files_hide_their_events_and_segments_are_released() {
+        let d = temp("commit");
+        let (_, _, mut wal) = replay(&d.join("wal"), &d);
+        let seq = wal.append_data("s", &[event(1)]).unwrap();
+        wal.sync().unwrap();
+        // A commit whose file exists, and one whose file never appeared.
+        std::fs::write(d.join("a.parquet"), b"x").unwrap();
+        let commit = |file: &str| CommitEntry {
+            file: file.into(),
+            partition: "p".into(),
+            seqs: vec![seq],
+        };
+        wal.commit(&commit("missing.parquet")).unwrap();
+        let (got, _, _) = replay(&d.join("wal"), &d);
+        assert_eq!(got[0].events.len(), 1, "missing file: events replayed");
+        drop(got);
+        let (_, _, mut wal) = replay(&d.join("wal"), &d);
+        wal.commit(&commit("a.parquet")).unwrap();
+        drop(wal);
+        let (got, _, mut wal) = replay(&d.join("wal"), &d);
+        assert!(got[0].events.is_empty(), "committed: not replayed");
+        let before = wal.segment_count();
+        assert!(wal.release(seq + 1).unwrap() >= 1);
+        assert_eq!(wal.segment_count(), 1, "only the current segment is left of {before}");
+    }
+}

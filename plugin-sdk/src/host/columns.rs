@@ -1,0 +1,237 @@
+//! The columns a plugin's records can fill, per class: the OCSF schema cut down to the attribute
+//! paths the plugin declares. The lake writer turns them into one fixed Arrow schema per
+//! (source, class, OCSF version), so every file of a class has the same columns whatever its data.
+
+use super::validate::{Allowed, Declarations, Definition, Kind, Schema};
+
+/// How deep objects are expanded into nested columns. An object at this depth, or one that
+/// would repeat an object type already on its path (OCSF has cycles, e.g. `process.parent_process`),
+/// has no column; the validator rejects records that set one (with the advice to use
+/// `unmapped`), so nothing accepted is ever dropped.
+pub const MAX_OBJECT_DEPTH: usize = 4;
+
+/// The base attributes every OCSF class requires: the only non-nullable columns.
+pub const BASE_REQUIRED: [&str; 7] = [
+    "activity_id",
+    "category_uid",
+    "class_uid",
+    "metadata",
+    "severity_id",
+    "time",
+    "type_uid",
+];
+
+/// One column: an OCSF attribute as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// The attribute name.
+    pub name: String,
+    /// What it holds.
+    pub kind: ColumnKind,
+    /// An OCSF array: a list of `kind`.
+    pub is_array: bool,
+    /// Never null (one of [`BASE_REQUIRED`] at the top level).
+    pub required: bool,
+}
+
+/// What a column holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// An OCSF object expanded into its members.
+    Struct(Vec<Column>),
+    /// `unmapped`: string keys to string values.
+    Map,
+    /// JSON text: `json_t` and free-form objects.
+    Json,
+    /// Strings and string-based types (IPs, subnets, emails, ...).
+    String,
+    /// 32-bit integers: enum ids, ports, counts.
+    Integer,
+    /// 64-bit integers: `long_t` and `timestamp_t` (epoch milliseconds).
+    Long,
+    /// Numbers.
+    Float,
+    /// Booleans.
+    Boolean,
+    /// `datetime_t`: an RFC 3339 string in the record, a UTC millisecond timestamp in the lake.
+    Datetime,
+}
+
+impl Schema {
+    /// The columns of `class_uid` that the plugin's declarations allow, sorted by name at every
+    /// level; `None` when the plugin did not declare the class.
+    pub fn lake_columns(&self, class_uid: u32, declarations: &Declarations) -> Option<Vec<Column>> {
+        let class = self.classes.get(&class_uid)?;
+        let declared = declarations.get(class_uid)?;
+        let mut walk = ColumnWalk {
+            schema: self,
+            declared,
+            types: Vec::new(),
+        };
+        Some(walk.members(class, "", false))
+    }
+}
+
+struct ColumnWalk<'a> {
+    schema: &'a Schema,
+    declared: &'a super::validate::Declared,
+    /// Object types on the current path, to cut cycles.
+    types: Vec<&'a str>,
+}
+
+impl<'a> ColumnWalk<'a> {
+    fn members(&mut self, def: &'a Definition, prefix: &str, covered: bool) -> Vec<Column> {
+        let mut names: Vec<&String> = def.attributes.keys().collect();
+        names.sort();
+        let mut columns = Vec::new();
+        for name in names {
+            let attr = &def.attributes[name];
+            let path = format!("{prefix}{name}");
+            let allowed = if covered {
+                Allowed::Covered
+            } else {
+                self.allowed(def, name, prefix)
+            };
+            let covered = match allowed {
+                Allowed::No => continue,
+                Allowed::Covered => true,
+                Allowed::Container => false,
+            };
+            let kind = match &attr.kind {
+                Kind::Object(object) => {
+                    if self.types.len() + 1 >= MAX_OBJECT_DEPTH
+                        || self.types.contains(&object.as_str())
+                    {
+                        continue;
+                    } else {
+                        let def = &self.schema.objects[object];
+                        self.types.push(object);
+                        let members = self.members(def, &format!("{path}."), covered);
+                        self.types.pop();
+                        if members.is_empty() {
+                            continue;
+                        }
+                        ColumnKind::Struct(members)
+                    }
+                }
+                Kind::AnyObject if name == "unmapped" => ColumnKind::Map,
+                Kind::AnyObject | Kind::Json => ColumnKind::Json,
+                Kind::String { .. } | Kind::Ip | Kind::Subnet => ColumnKind::String,
+                Kind::Datetime => ColumnKind::Datetime,
+                Kind::Integer | Kind::Port => ColumnKind::Integer,
+                Kind::Long => ColumnKind::Long,
+                Kind::Float => ColumnKind::Float,
+                Kind::Boolean => ColumnKind::Boolean,
+            };
+            columns.push(Column {
+                name: name.clone(),
+                kind,
+                is_array: attr.is_array,
+                required: prefix.is_empty() && BASE_REQUIRED.contains(&name.as_str()),
+            });
+        }
+        columns
+    }
+
+    /// The validator's rule: a declared path, a container of one, or the companion string of
+    /// a declared enum.
+    fn allowed(&self, def: &Definition, name: &str, prefix: &str) -> Allowed {
+        match self.declared.allows(&format!("{prefix}{name}")) {
+            Allowed::No => def
+                .attributes
+                .iter()
+                .find(|(_, a)| a.sibling.as_deref() == Some(name))
+                .map_or(Allowed::No, |(enum_name, _)| {
+                    self.declared.allows(&format!("{prefix}{enum_name}"))
+                }),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::validate::schema_1_1_0;
+    use crate::ClassDeclaration;
+
+    fn columns(paths: &[&str]) -> Vec<Column> {
+        let declarations = Declarations::new(&[ClassDeclaration {
+            class_uid: 4001,
+            attributes: paths.iter().map(|p| p.to_string()).collect(),
+        }]);
+        schema_1_1_0().lake_columns(4001, &declarations).unwrap()
+    }
+
+    fn find<'a>(columns: &'a [Column], path: &str) -> Option<&'a Column> {
+        let (head, rest) = path.split_once('.').unwrap_or((path, ""));
+        let c = columns.iter().find(|c| c.name == head)?;
+        match (&c.kind, rest) {
+            (_, "") => Some(c),
+            (ColumnKind::Struct(members), rest) => find(members, rest),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn declared_paths_and_derived_attributes_only() {
+        let cols = columns(&["time", "time_dt", "src_endpoint.ip", "unmapped", "status_id"]);
+        let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+        // Declared, derived by the SDK (class/category/type/activity), and the companion string
+        // of a declared enum (`status` of `status_id`); nothing else.
+        assert_eq!(
+            names,
+            [
+                "activity_id",
+                "activity_name",
+                "category_name",
+                "category_uid",
+                "class_name",
+                "class_uid",
+                "src_endpoint",
+                "status",
+                "status_id",
+                "time",
+                "time_dt",
+                "type_name",
+                "type_uid",
+                "unmapped"
+            ]
+        );
+        assert_eq!(find(&cols, "time").unwrap().kind, ColumnKind::Long);
+        assert!(find(&cols, "time").unwrap().required);
+        assert!(!find(&cols, "time_dt").unwrap().required);
+        assert_eq!(find(&cols, "time_dt").unwrap().kind, ColumnKind::Datetime);
+        assert_eq!(find(&cols, "unmapped").unwrap().kind, ColumnKind::Map);
+        assert_eq!(find(&cols, "activity_id").unwrap().kind, ColumnKind::Integer);
+        assert_eq!(find(&cols, "type_uid").unwrap().kind, ColumnKind::Long);
+        let ColumnKind::Struct(endpoint) = &find(&cols, "src_endpoint").unwrap().kind else {
+            panic!("src_endpoint is a struct");
+        };
+        assert_eq!(endpoint.len(), 1, "only the declared member: {endpoint:?}");
+        assert_eq!(find(&cols, "src_endpoint.ip").unwrap().kind, ColumnKind::String);
+    }
+
+    #[test]
+    fn declared_objects_expand_with_cycles_and_depth_cut() {
+        let cols = columns(&["time", "actor"]);
+        // actor.process.parent_process repeats `process`: no column (the validator refuses it).
+        assert!(find(&cols, "actor.process").is_some());
+        assert!(find(&cols, "actor.process.parent_process").is_none());
+        // Arrays of objects are lists of structs.
+        let groups = find(&cols, "actor.user.groups").unwrap();
+        assert!(groups.is_array);
+        assert!(matches!(groups.kind, ColumnKind::Struct(_)));
+        // Depth: actor (1) > user (2) > groups (3) > ... objects at depth 4 are JSON.
+        fn depth(c: &[Column]) -> usize {
+            c.iter()
+                .map(|c| match &c.kind {
+                    ColumnKind::Struct(m) => 1 + depth(m),
+                    _ => 0,
+                })
+                .max()
+                .unwrap_or(0)
+        }
+        assert!(depth(&cols) < MAX_OBJECT_DEPTH, "depth {}", depth(&cols));
+    }
+}
