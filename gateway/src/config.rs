@@ -307,7 +307,11 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
-        other => return Err(format!("unknown size unit `{other}` (use B, KiB, MiB, GiB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, KiB, MiB, GiB)"
+            ))
+        }
     };
     Ok(n * scale)
 }
@@ -396,7 +400,10 @@ mod tests {
         let e = parse("[sources.a]\nplugin = \"x\"\nacount_id = \"1\"").unwrap_err();
         assert!(e.contains("unknown field `acount_id`"), "{e}");
         let e = parse("[sources.a]\nplugin = \"x\"\naccount_id = \"1234\"").unwrap_err();
-        assert!(e.contains("[sources.a] account_id") && e.contains("12-digit"), "{e}");
+        assert!(
+            e.contains("[sources.a] account_id") && e.contains("12-digit"),
+            "{e}"
+        );
         let e = parse("[flush]\nmax_age = \"5 minutes\"").unwrap_err();
         assert!(e.contains("unknown duration unit"), "{e}");
         let e = parse("[sources.\"Bad Name\"]\nplugin = \"x\"").unwrap_err();

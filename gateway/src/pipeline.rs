@@ -150,7 +150,8 @@ impl Pipeline {
             .send(Command::Flush { reply })
             .await
             .map_err(|_| "the gateway is shutting down".to_string())?;
-        rx.await.map_err(|_| "the gateway is shutting down".to_string())
+        rx.await
+            .map_err(|_| "the gateway is shutting down".to_string())
     }
 
     /// Gauges.
@@ -261,7 +262,12 @@ impl State {
         }
     }
 
-    fn run(mut self, mut wal: Wal, mut rx: mpsc::Receiver<Command>, runtime: tokio::runtime::Handle) {
+    fn run(
+        mut self,
+        mut wal: Wal,
+        mut rx: mpsc::Receiver<Command>,
+        runtime: tokio::runtime::Handle,
+    ) {
         loop {
             let first = runtime.block_on(async { tokio::time::timeout(TICK, rx.recv()).await });
             let mut commands = Vec::new();
@@ -301,12 +307,18 @@ impl State {
             use std::sync::atomic::Ordering::Relaxed;
             self.stats.buffered_bytes.store(bytes as u64, Relaxed);
             self.stats.open_partitions.store(open as u64, Relaxed);
-            self.stats.wal_segments.store(wal.segment_count() as u64, Relaxed);
+            self.stats
+                .wal_segments
+                .store(wal.segment_count() as u64, Relaxed);
         }
         // Every sender is gone: the server has stopped. Write everything and leave the log empty.
         let due = self.buffers.due(Instant::now(), true);
         let flushed = self.flush(&mut wal, due);
-        info!(files = flushed.files, events = flushed.events, "flushed on shutdown");
+        info!(
+            files = flushed.files,
+            events = flushed.events,
+            "flushed on shutdown"
+        );
         if self.buffers.usage().1 == 0 {
             if let Err(e) = wal.clear() {
                 error!(error = %e, "cannot clear the write-ahead log");
@@ -331,7 +343,8 @@ impl State {
             let seq = if events.is_empty() {
                 Ok(0)
             } else {
-                wal.append_data(&source.name, &events).map_err(|e| e.to_string())
+                wal.append_data(&source.name, &events)
+                    .map_err(|e| e.to_string())
             };
             let written = seq.and_then(|seq| {
                 self.dead_letters
@@ -347,10 +360,11 @@ impl State {
                 }
             }
         }
-        let synced = wal
-            .sync()
-            .map_err(|e| e.to_string())
-            .and_then(|()| self.dead_letters.sync().map_err(|e| format!("dead-letter area: {e}")));
+        let synced = wal.sync().map_err(|e| e.to_string()).and_then(|()| {
+            self.dead_letters
+                .sync()
+                .map_err(|e| format!("dead-letter area: {e}"))
+        });
         self.stats
             .wal_syncs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -385,7 +399,9 @@ impl State {
                     flushed.events += rows;
                 }
                 Ok(None) => {}
-                Err(e) => error!(partition = %key.dir(), error = %e, "cannot write partition; its records stay buffered and logged"),
+                Err(e) => {
+                    error!(partition = %key.dir(), error = %e, "cannot write partition; its records stay buffered and logged")
+                }
             }
         }
         let min_live = self.buffers.min_seq().unwrap_or(wal.next_seq());
@@ -395,7 +411,11 @@ impl State {
         flushed
     }
 
-    fn flush_partition(&mut self, wal: &mut Wal, key: &PartitionKey) -> Result<Option<u64>, String> {
+    fn flush_partition(
+        &mut self,
+        wal: &mut Wal,
+        key: &PartitionKey,
+    ) -> Result<Option<u64>, String> {
         let Some(mut sealed) = self.buffers.seal(key) else {
             return Ok(None);
         };
@@ -455,10 +475,10 @@ impl State {
         if let Some(source) = source {
             Counters::add(&source.counters.events_written, rows);
             Counters::add(&source.counters.files_written, 1);
-            source.counters.last_write_ms.store(
-                now_ms(),
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            source
+                .counters
+                .last_write_ms
+                .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
         }
         info!(file = %file, rows, "committed");
         Ok(Some(rows))
@@ -473,13 +493,20 @@ pub fn now_ms() -> i64 {
 }
 
 /// A dead letter for an OCSF record the lake could not take (stage `lake`).
-fn lake_letter(source_name: &str, source: Option<&Source>, json: &str, reason: String) -> DeadLetter {
+fn lake_letter(
+    source_name: &str,
+    source: Option<&Source>,
+    json: &str,
+    reason: String,
+) -> DeadLetter {
     let mut letter = DeadLetter {
         id: uuid::Uuid::now_v7().to_string(),
         received_ms: now_ms(),
         source: source_name.to_string(),
         plugin: source.map(|s| s.manifest.name.clone()).unwrap_or_default(),
-        plugin_version: source.map(|s| s.manifest.version.clone()).unwrap_or_default(),
+        plugin_version: source
+            .map(|s| s.manifest.version.clone())
+            .unwrap_or_default(),
         plugin_sha256: source.map(|s| s.info.sha256.clone()).unwrap_or_default(),
         framing: "ocsf-json".into(),
         stage: "lake".into(),

@@ -151,7 +151,11 @@ impl Sources {
                     )),
                 );
             }
-            let framing = manifest.framings.first().copied().unwrap_or(Framing::JsonLines);
+            let framing = manifest
+                .framings
+                .first()
+                .copied()
+                .unwrap_or(Framing::JsonLines);
             plugins.insert(
                 manifest.name.clone(),
                 (path.clone(), manifest.clone(), info.clone()),

@@ -141,7 +141,10 @@ impl Wal {
             if good_len < bytes.len() {
                 if Some(index) == last {
                     recovery.torn_bytes = (bytes.len() - good_len) as u64;
-                    let f = OpenOptions::new().write(true).open(&path).map_err(io(&path))?;
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(io(&path))?;
                     f.set_len(good_len as u64).map_err(io(&path))?;
                     f.sync_all().map_err(io(&path))?;
                 } else {
@@ -163,7 +166,8 @@ impl Wal {
             }
         }
         // Pass 2: data entries, one segment in memory at a time.
-        let is_committed = |partition: &str, seq: u64| committed.contains(&(partition.to_string(), seq));
+        let is_committed =
+            |partition: &str, seq: u64| committed.contains(&(partition.to_string(), seq));
         let mut segments = BTreeMap::new();
         let mut next_seq = 1;
         for &index in &indexes {
@@ -344,9 +348,7 @@ fn bad_frame(path: &Path) -> WalError {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 /// The payloads of the good frames, and the length of the good prefix.
@@ -505,7 +507,10 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].events, vec![event(1)]);
         assert!(rec.torn_bytes > 0);
-        assert!(std::fs::metadata(&seg).unwrap().len() < len - 5, "tail truncated");
+        assert!(
+            std::fs::metadata(&seg).unwrap().len() < len - 5,
+            "tail truncated"
+        );
     }
 
     #[test]
@@ -549,6 +554,10 @@ mod tests {
         assert!(got[0].events.is_empty(), "committed: not replayed");
         let before = wal.segment_count();
         assert!(wal.release(seq + 1).unwrap() >= 1);
-        assert_eq!(wal.segment_count(), 1, "only the current segment is left of {before}");
+        assert_eq!(
+            wal.segment_count(),
+            1,
+            "only the current segment is left of {before}"
+        );
     }
 }

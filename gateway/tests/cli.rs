@@ -4,29 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .to_path_buf()
-}
+mod support;
 
-fn plugin(name: &str) -> PathBuf {
-    let shipped = root().join("target/plugins").join(format!("{name}.wasm"));
-    let path = if shipped.exists() {
-        shipped
-    } else {
-        root()
-            .join("target/test-plugins")
-            .join(format!("{name}.wasm"))
-    };
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo xtask plugins`",
-        path.display()
-    );
-    path
-}
+use support::{golden, plugin, root, text};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = root().join("target/cli-tests");
@@ -40,24 +20,6 @@ fn lakegate(args: &[&str]) -> Output {
         .env("LAKEGATE_CACHE_DIR", root().join("target/test-cache"))
         .output()
         .expect("lakegate runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn golden(plugin: &str, file: &str) -> String {
-    root()
-        .join("plugins/sources")
-        .join(plugin)
-        .join("golden")
-        .join(file)
-        .display()
-        .to_string()
 }
 
 fn path_str(p: &Path) -> &str {

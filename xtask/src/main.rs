@@ -164,7 +164,7 @@ fn python_env(root: &Path) -> Result<PathBuf> {
     let python = venv.join("bin/python");
     let ready = || {
         Command::new(&python)
-            .args(["-c", "import jsonschema, ocsf_json_schema"])
+            .args(["-c", "import jsonschema, ocsf_json_schema, pyarrow"])
             .output()
             .is_ok_and(|o| o.status.success())
     };

@@ -26,12 +26,20 @@ pub(super) fn list(lake: &Path, source: Option<&str>, json: bool) -> anyhow::Res
     for l in &letters {
         *by.entry((&l.source, &l.stage)).or_default() += 1;
     }
-    println!("{} dead letters not yet replayed in {}", letters.len(), lake.display());
+    println!(
+        "{} dead letters not yet replayed in {}",
+        letters.len(),
+        lake.display()
+    );
     for ((source, stage), n) in by {
         println!("  {source:<24} {stage:<12} {n}");
     }
     for l in letters.iter().take(20) {
-        let path = l.path.as_deref().map(|p| format!(" at `{p}`")).unwrap_or_default();
+        let path = l
+            .path
+            .as_deref()
+            .map(|p| format!(" at `{p}`"))
+            .unwrap_or_default();
         println!(
             "{} {} {} (plugin {} {}) record {} line {}{path}: {}",
             l.id, l.source, l.stage, l.plugin, l.plugin_version, l.record, l.line, l.reason
@@ -41,6 +49,17 @@ pub(super) fn list(lake: &Path, source: Option<&str>, json: bool) -> anyhow::Res
         println!("... {} more (use --json for all)", letters.len() - 20);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The framing a letter is sent again with: what framing refused is sent as it came; a record
+/// framing had cut is one record, sent with the source's default framing (one JSON record per
+/// line for `json-records` elements), so a source whose plugin was replaced still takes it.
+fn replay_framing(letter: &DeadLetter) -> &str {
+    match (letter.stage.as_str(), letter.framing.as_str()) {
+        ("framing", framing) => framing,
+        (_, "json-records") => "json-lines",
+        _ => "",
+    }
 }
 
 /// Sends dead letters through their source's current plugin again. Letters the gateway
@@ -62,7 +81,7 @@ pub(super) fn replay(lake: &Path, source: Option<&str>, server: &str) -> anyhow:
             .with_context(|| format!("cannot connect to the gateway at {endpoint}"))?;
         let mut groups: BTreeMap<(&str, &str), Vec<&DeadLetter>> = BTreeMap::new();
         for l in replayable {
-            groups.entry((&l.source, &l.framing)).or_default().push(l);
+            groups.entry((&l.source, replay_framing(l))).or_default().push(l);
         }
         let (mut sent, mut accepted, mut again) = (0, 0, 0);
         for ((source, framing), letters) in groups {

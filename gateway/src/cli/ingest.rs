@@ -121,7 +121,11 @@ async fn source_framings(
     let Some(s) = sources.iter().find(|s| s.name == source) else {
         anyhow::bail!(
             "the gateway has no source `{source}`; it has: {}",
-            sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            sources
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     };
     let plugins = admin
@@ -133,7 +137,12 @@ async fn source_framings(
     let accepted = plugins
         .iter()
         .find(|p| p.name == s.plugin)
-        .map(|p| p.framings.iter().filter_map(|f| Framing::from_name(f)).collect())
+        .map(|p| {
+            p.framings
+                .iter()
+                .filter_map(|f| Framing::from_name(f))
+                .collect()
+        })
         .unwrap_or_default();
     let default = Framing::from_name(&s.framing).unwrap_or(Framing::JsonLines);
     Ok((default, accepted))
@@ -145,7 +154,8 @@ async fn send_file(
     file: &Path,
     framing: Framing,
 ) -> anyhow::Result<IngestResponse> {
-    let mut input = std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut input =
+        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
     let size = input.metadata().map(|m| m.len()).unwrap_or(0);
     let mut metadata = std::collections::HashMap::new();
     if let Some(r) = &args.region {
@@ -187,7 +197,11 @@ async fn send_file(
                 sent += data.len() as u64;
                 let message = IngestRequest {
                     source: if first { source.clone() } else { String::new() },
-                    framing: if first { framing.name().into() } else { String::new() },
+                    framing: if first {
+                        framing.name().into()
+                    } else {
+                        String::new()
+                    },
                     records: vec![Record {
                         data,
                         metadata: metadata.clone(),

@@ -73,8 +73,8 @@ fn parquet_storage(location: String, columns: Vec<GlueColumn>) -> StorageDescrip
         input_format: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat".into(),
         output_format: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat".into(),
         serde_info: SerdeInfo {
-            serialization_library:
-                "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe".into(),
+            serialization_library: "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+                .into(),
         },
     }
 }
@@ -104,8 +104,13 @@ impl Catalog {
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "json") {
-                let doc: TableDocument = serde_json::from_slice(&std::fs::read(&path)?)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+                let doc: TableDocument =
+                    serde_json::from_slice(&std::fs::read(&path)?).map_err(|e| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("{}: {e}", path.display()),
+                        )
+                    })?;
                 tables.insert(doc.table_input.name.clone(), doc);
             }
         }
@@ -138,11 +143,14 @@ impl Catalog {
             partition_keys: vec![key("region"), key("accountid"), key("eventday")],
             storage_descriptor: parquet_storage(format!("ext/{lake_source}/"), columns),
         };
-        let doc = self.tables.entry(name.clone()).or_insert_with(|| TableDocument {
-            database_name: DATABASE.into(),
-            table_input: input.clone(),
-            partitions: Vec::new(),
-        });
+        let doc = self
+            .tables
+            .entry(name.clone())
+            .or_insert_with(|| TableDocument {
+                database_name: DATABASE.into(),
+                table_input: input.clone(),
+                partitions: Vec::new(),
+            });
         if doc.table_input != input || !self.dir.join(format!("{name}.json")).exists() {
             doc.table_input = input;
             self.write(&name)?;
@@ -185,7 +193,10 @@ impl Catalog {
         let doc = &self.tables[name];
         let path = self.dir.join(format!("{name}.json"));
         let tmp = self.dir.join(format!(".{name}.json.tmp"));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?)?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?,
+        )?;
         std::fs::rename(&tmp, &path)
     }
 }
@@ -203,8 +214,13 @@ mod tests {
             name: "time".into(),
             ty: "bigint".into(),
         }];
-        c.ensure_table("aws-vpc-flow-4001", "VPC".into(), BTreeMap::new(), cols.clone())
-            .unwrap();
+        c.ensure_table(
+            "aws-vpc-flow-4001",
+            "VPC".into(),
+            BTreeMap::new(),
+            cols.clone(),
+        )
+        .unwrap();
         c.add_partition("aws-vpc-flow-4001", "us-east-1", "external", "20240501")
             .unwrap();
         c.add_partition("aws-vpc-flow-4001", "us-east-1", "external", "20240501")
@@ -218,7 +234,12 @@ mod tests {
             t.partitions[0].storage_descriptor.location,
             "ext/aws-vpc-flow-4001/region=us-east-1/accountId=external/eventDay=20240501/"
         );
-        let text = std::fs::read_to_string(lake.join("catalog/lakegate/ext_aws_vpc_flow_4001.json")).unwrap();
-        assert!(text.contains("\"PartitionKeys\"") && text.contains("\"accountid\""), "{text}");
+        let text =
+            std::fs::read_to_string(lake.join("catalog/lakegate/ext_aws_vpc_flow_4001.json"))
+                .unwrap();
+        assert!(
+            text.contains("\"PartitionKeys\"") && text.contains("\"accountid\""),
+            "{text}"
+        );
     }
 }

@@ -50,9 +50,7 @@ impl DeadLetter {
     pub fn set_raw(&mut self, raw: &[u8]) {
         match std::str::from_utf8(raw) {
             Ok(text) => self.raw = Some(text.to_string()),
-            Err(_) => {
-                self.raw_base64 = Some(base64::engine::general_purpose::STANDARD.encode(raw))
-            }
+            Err(_) => self.raw_base64 = Some(base64::engine::general_purpose::STANDARD.encode(raw)),
         }
     }
 
@@ -218,7 +216,8 @@ mod tests {
         let lake = std::env::temp_dir().join(format!("lakegate-dl-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&lake);
         let mut w = DeadLetterWriter::new(&lake, "run1");
-        w.append(&[letter("a", b"text"), letter("b", b"\xff\xfe")]).unwrap();
+        w.append(&[letter("a", b"text"), letter("b", b"\xff\xfe")])
+            .unwrap();
         w.sync().unwrap();
         let read_back = read(&lake, None).unwrap();
         assert_eq!(read_back.len(), 2);
@@ -227,7 +226,10 @@ mod tests {
         assert!(lake.join("dead-letters/s/20240501/run1.jsonl").is_file());
         mark_replayed(&lake, "s", ["a"]).unwrap();
         let left = read(&lake, Some("s")).unwrap();
-        assert_eq!(left.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            left.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
         assert!(read(&lake, Some("other")).unwrap().is_empty());
     }
 }

@@ -279,7 +279,11 @@ impl Buffers {
 
     /// The lowest WAL sequence number with records still buffered.
     pub fn min_seq(&self) -> Option<u64> {
-        self.open.values().filter_map(|b| b.seqs.first()).min().copied()
+        self.open
+            .values()
+            .filter_map(|b| b.seqs.first())
+            .min()
+            .copied()
     }
 
     /// Bytes buffered and partitions open.
@@ -339,11 +343,12 @@ fn write_batch(
         .set_max_row_group_size(128 * 1024)
         .set_created_by(format!("lakegate {}", env!("CARGO_PKG_VERSION")))
         .build();
-    let mut writer = ArrowWriter::try_new(file, table.schema.clone(), Some(props))
-        .map_err(|e| e.to_string())?;
+    let mut writer =
+        ArrowWriter::try_new(file, table.schema.clone(), Some(props)).map_err(|e| e.to_string())?;
     writer.write(batch).map_err(|e| e.to_string())?;
     let file = writer.into_inner().map_err(|e| e.to_string())?;
-    file.sync_all().map_err(|e| format!("{}: {e}", tmp.display()))?;
+    file.sync_all()
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
     Ok((tmp, final_rel))
 }
 
@@ -466,10 +471,19 @@ mod tests {
     fn sealed_rows_are_sorted_by_time() {
         let mut b = Buffers::new(FlushConfig::default());
         for (seq, t) in [(1, 30), (1, 10), (2, 20)] {
-            b.insert(&key(0), Duration::from_secs(1), seq, t, &format!("{{\"time\":{t}}}"));
+            b.insert(
+                &key(0),
+                Duration::from_secs(1),
+                seq,
+                t,
+                &format!("{{\"time\":{t}}}"),
+            );
         }
         let s = b.seal(&key(0)).unwrap();
-        assert_eq!(s.rows.iter().map(|r| r.time).collect::<Vec<_>>(), [10, 20, 30]);
+        assert_eq!(
+            s.rows.iter().map(|r| r.time).collect::<Vec<_>>(),
+            [10, 20, 30]
+        );
         assert_eq!(s.seqs, [1, 2]);
         assert_eq!(b.usage(), (0, 0));
     }

@@ -280,7 +280,12 @@ impl Builder {
             } => {
                 let values = child.finish();
                 let offsets = OffsetBuffer::new(std::mem::replace(offsets, vec![0]).into());
-                Arc::new(ListArray::new(field.clone(), offsets, values, validity.finish()))
+                Arc::new(ListArray::new(
+                    field.clone(),
+                    offsets,
+                    values,
+                    validity.finish(),
+                ))
             }
         }
     }

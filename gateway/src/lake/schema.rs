@@ -108,9 +108,6 @@ mod tests {
         let map = data_type(&ColumnKind::Map);
         assert_eq!(glue_type(&map), "map<string,string>");
         assert_eq!(leaf_count(&t), 2);
-        assert_eq!(
-            glue_type(&data_type(&ColumnKind::Datetime)),
-            "timestamp"
-        );
+        assert_eq!(glue_type(&data_type(&ColumnKind::Datetime)), "timestamp");
     }
 }

@@ -92,11 +92,10 @@ impl IngestService {
         let carry = state.carry.take();
         let first = state.next_record;
         state.next_record += records.len() as u64;
-        let translated = tokio::task::spawn_blocking(move || {
-            translate(&source, framing, carry, first, records)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("translation task failed: {e}")))?;
+        let translated =
+            tokio::task::spawn_blocking(move || translate(&source, framing, carry, first, records))
+                .await
+                .map_err(|e| Status::internal(format!("translation task failed: {e}")))?;
         state.carry = translated.carry;
         let c = &state.source.counters;
         Counters::add(&c.received_records, translated.tally.records);
@@ -167,33 +166,36 @@ fn translate(
             let index = first + i as u64;
             tally.records += 1;
             tally.bytes += record.data.len() as u64;
-            let letter = |line: u64, stage: &str, path: Option<String>, reason: String, raw: &[u8]| {
-                let mut l = DeadLetter {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    received_ms,
-                    source: source.name.clone(),
-                    plugin: source.manifest.name.clone(),
-                    plugin_version: source.manifest.version.clone(),
-                    plugin_sha256: source.info.sha256.clone(),
-                    framing: framing.name().into(),
-                    stage: stage.into(),
-                    record: index,
-                    line,
-                    path,
-                    reason,
-                    raw: None,
-                    raw_base64: None,
-                    metadata: record.metadata.clone().into_iter().collect(),
+            let letter =
+                |line: u64, stage: &str, path: Option<String>, reason: String, raw: &[u8]| {
+                    let mut l = DeadLetter {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        received_ms,
+                        source: source.name.clone(),
+                        plugin: source.manifest.name.clone(),
+                        plugin_version: source.manifest.version.clone(),
+                        plugin_sha256: source.info.sha256.clone(),
+                        framing: framing.name().into(),
+                        stage: stage.into(),
+                        record: index,
+                        line,
+                        path,
+                        reason,
+                        raw: None,
+                        raw_base64: None,
+                        metadata: record.metadata.clone().into_iter().collect(),
+                    };
+                    l.set_raw(raw);
+                    l
                 };
-                l.set_raw(raw);
-                l
-            };
             let partition = partition_values(source, &record);
             let (region, account) = match partition {
                 Ok(values) => values,
                 Err(reason) => {
                     tally.read += 1;
-                    tally.rejections.push(rejection(index, 0, "metadata", None, &reason));
+                    tally
+                        .rejections
+                        .push(rejection(index, 0, "metadata", None, &reason));
                     letters.push(letter(0, "metadata", None, reason, &record.data));
                     continue;
                 }
@@ -203,7 +205,9 @@ fn translate(
                 Err(e) => {
                     // The framing was checked when the stream opened; keep the record anyway.
                     tally.read += 1;
-                    tally.rejections.push(rejection(index, 0, "framing", None, &e.to_string()));
+                    tally
+                        .rejections
+                        .push(rejection(index, 0, "framing", None, &e.to_string()));
                     letters.push(letter(0, "framing", None, e.to_string(), &record.data));
                     continue;
                 }
@@ -298,7 +302,8 @@ impl Ingest for IngestService {
             };
             self.ingest(st, message.records).await?;
         }
-        let state = state.ok_or_else(|| Status::invalid_argument("empty stream: no source named"))?;
+        let state =
+            state.ok_or_else(|| Status::invalid_argument("empty stream: no source named"))?;
         Ok(Response::new(state.response))
     }
 

@@ -15,14 +15,42 @@ use crate::sources::{Counters, Sources};
 pub fn render(sources: &Sources, pipeline: &Pipeline) -> String {
     let mut out = String::new();
     let counters: [(&str, &str, fn(&crate::sources::Counters) -> u64); 8] = [
-        ("lakegate_received_records_total", "Record messages received", |c| Counters::get(&c.received_records)),
-        ("lakegate_received_bytes_total", "Raw bytes received", |c| Counters::get(&c.received_bytes)),
-        ("lakegate_read_records_total", "Log records cut from received records by framing", |c| Counters::get(&c.read)),
-        ("lakegate_events_acknowledged_total", "OCSF events made durable in the write-ahead log", |c| Counters::get(&c.events_acknowledged)),
-        ("lakegate_events_written_total", "OCSF events in committed Parquet files", |c| Counters::get(&c.events_written)),
-        ("lakegate_rejected_records_total", "Log records rejected", |c| Counters::get(&c.rejected)),
-        ("lakegate_dead_letters_total", "Dead letters written", |c| Counters::get(&c.dead_lettered)),
-        ("lakegate_files_written_total", "Parquet files committed", |c| Counters::get(&c.files_written)),
+        (
+            "lakegate_received_records_total",
+            "Record messages received",
+            |c| Counters::get(&c.received_records),
+        ),
+        ("lakegate_received_bytes_total", "Raw bytes received", |c| {
+            Counters::get(&c.received_bytes)
+        }),
+        (
+            "lakegate_read_records_total",
+            "Log records cut from received records by framing",
+            |c| Counters::get(&c.read),
+        ),
+        (
+            "lakegate_events_acknowledged_total",
+            "OCSF events made durable in the write-ahead log",
+            |c| Counters::get(&c.events_acknowledged),
+        ),
+        (
+            "lakegate_events_written_total",
+            "OCSF events in committed Parquet files",
+            |c| Counters::get(&c.events_written),
+        ),
+        (
+            "lakegate_rejected_records_total",
+            "Log records rejected",
+            |c| Counters::get(&c.rejected),
+        ),
+        ("lakegate_dead_letters_total", "Dead letters written", |c| {
+            Counters::get(&c.dead_lettered)
+        }),
+        (
+            "lakegate_files_written_total",
+            "Parquet files committed",
+            |c| Counters::get(&c.files_written),
+        ),
     ];
     for (name, help, get) in counters {
         let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} counter");
@@ -32,12 +60,27 @@ pub fn render(sources: &Sources, pipeline: &Pipeline) -> String {
     }
     let stats = pipeline.stats();
     let gauges = [
-        ("lakegate_buffered_bytes", "Bytes of records buffered in open partitions", stats.buffered_bytes.load(Relaxed)),
-        ("lakegate_open_partitions", "Open partitions", stats.open_partitions.load(Relaxed)),
-        ("lakegate_wal_segments", "Write-ahead log segments on disk", stats.wal_segments.load(Relaxed)),
+        (
+            "lakegate_buffered_bytes",
+            "Bytes of records buffered in open partitions",
+            stats.buffered_bytes.load(Relaxed),
+        ),
+        (
+            "lakegate_open_partitions",
+            "Open partitions",
+            stats.open_partitions.load(Relaxed),
+        ),
+        (
+            "lakegate_wal_segments",
+            "Write-ahead log segments on disk",
+            stats.wal_segments.load(Relaxed),
+        ),
     ];
     for (name, help, value) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} gauge\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}.\n# TYPE {name} gauge\n{name} {value}"
+        );
     }
     let syncs = stats.wal_syncs.load(Relaxed);
     let _ = writeln!(
@@ -66,7 +109,10 @@ pub async fn serve(listener: TcpListener, sources: Arc<Sources>, pipeline: Pipel
             let (status, body) = if request.starts_with(b"GET /metrics ") {
                 ("200 OK", render(&sources, &pipeline))
             } else {
-                ("404 Not Found", "only GET /metrics is served here\n".to_string())
+                (
+                    "404 Not Found",
+                    "only GET /metrics is served here\n".to_string(),
+                )
             };
             let response = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -50,7 +50,9 @@ async fn run(config: Config, sources: Arc<Sources>, pipeline: Pipeline) -> anyho
     health
         .set_serving::<IngestServer<ingest::IngestService>>()
         .await;
-    health.set_serving::<AdminServer<admin::AdminService>>().await;
+    health
+        .set_serving::<AdminServer<admin::AdminService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(lakegate_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -74,7 +76,12 @@ async fn run(config: Config, sources: Arc<Sources>, pipeline: Pipeline) -> anyho
             .map(|(a, _)| format!(", metrics on http://{a}/metrics"))
             .unwrap_or_default(),
         config.lake.display(),
-        sources.by_name.keys().cloned().collect::<Vec<_>>().join(", ")
+        sources
+            .by_name
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     info!(%addr, "serving");
     tonic::transport::Server::builder()

@@ -175,7 +175,13 @@ mod tests {
 
     #[test]
     fn declared_paths_and_derived_attributes_only() {
-        let cols = columns(&["time", "time_dt", "src_endpoint.ip", "unmapped", "status_id"]);
+        let cols = columns(&[
+            "time",
+            "time_dt",
+            "src_endpoint.ip",
+            "unmapped",
+            "status_id",
+        ]);
         let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
         // Declared, derived by the SDK (class/category/type/activity), and the companion string
         // of a declared enum (`status` of `status_id`); nothing else.
@@ -203,13 +209,19 @@ mod tests {
         assert!(!find(&cols, "time_dt").unwrap().required);
         assert_eq!(find(&cols, "time_dt").unwrap().kind, ColumnKind::Datetime);
         assert_eq!(find(&cols, "unmapped").unwrap().kind, ColumnKind::Map);
-        assert_eq!(find(&cols, "activity_id").unwrap().kind, ColumnKind::Integer);
+        assert_eq!(
+            find(&cols, "activity_id").unwrap().kind,
+            ColumnKind::Integer
+        );
         assert_eq!(find(&cols, "type_uid").unwrap().kind, ColumnKind::Long);
         let ColumnKind::Struct(endpoint) = &find(&cols, "src_endpoint").unwrap().kind else {
             panic!("src_endpoint is a struct");
         };
         assert_eq!(endpoint.len(), 1, "only the declared member: {endpoint:?}");
-        assert_eq!(find(&cols, "src_endpoint.ip").unwrap().kind, ColumnKind::String);
+        assert_eq!(
+            find(&cols, "src_endpoint.ip").unwrap().kind,
+            ColumnKind::String
+        );
     }
 
     #[test]

@@ -788,7 +788,14 @@ mod tests {
 
     #[test]
     fn objects_the_lake_cannot_store_are_refused() {
-        let paths = ["actor", "api", "src_endpoint", "metadata", "time", "severity_id"];
+        let paths = [
+            "actor",
+            "api",
+            "src_endpoint",
+            "metadata",
+            "time",
+            "severity_id",
+        ];
         let mut r = valid();
         r["actor"]["process"] = json!({"pid": 7, "parent_process": {"pid": 1}});
         let found = rules(&r, &paths);
@@ -804,7 +811,10 @@ mod tests {
         assert!(rules(&r, &paths).is_empty());
         r["actor"]["user"]["ldap_person"] = json!({"manager": {"name": "bob"}});
         let found = rules(&r, &paths);
-        assert!(found[0].starts_with("actor.user.ldap_person.manager:"), "{found:?}");
+        assert!(
+            found[0].starts_with("actor.user.ldap_person.manager:"),
+            "{found:?}"
+        );
     }
 
     const ALL: &[&str] = &[

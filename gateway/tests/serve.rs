@@ -1,0 +1,695 @@
+//! `lakegate serve` end to end: the real binary, real plugins, gRPC from `lakegate ingest` and
+//! from a tonic client, and the lake read back by pyarrow (tests/independent/lake_reader.py),
+//! which shares no code with the gateway.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use lakegate_proto::admin::v1::admin_client::AdminClient;
+use lakegate_proto::admin::v1::FlushRequest;
+use lakegate_proto::ingest::v1::ingest_client::IngestClient;
+use lakegate_proto::ingest::v1::{IngestRequest, Record};
+use serde_json::Value;
+use support::{golden, plugin, root, text};
+
+/// A running gateway.
+struct Gateway {
+    child: Child,
+    addr: String,
+    metrics: String,
+}
+
+/// A fresh lake directory (and room for a config file beside it).
+fn lake(name: &str) -> PathBuf {
+    let dir = root().join("target/serve-tests").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir.join("lake")
+}
+
+impl Gateway {
+    fn start(lake: &Path, config: Option<&str>) -> Gateway {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakegate"));
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--lake")
+        .arg(lake)
+        .arg("--plugin-dir")
+        .arg(root().join("target/plugins"))
+        .env("LAKEGATE_CACHE_DIR", root().join("target/test-cache"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(lake.with_extension("log"))
+                .expect("log file"),
+        );
+        if let Some(config) = config {
+            let path = lake.with_extension("toml");
+            std::fs::write(&path, config).expect("config");
+            cmd.arg("--config").arg(path);
+        }
+        let mut child = cmd.spawn().expect("lakegate starts");
+        let stdout = child.stdout.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reads the banner");
+        let addr = line
+            .split("serving gRPC on ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no banner: {line:?}; log:\n{}",
+                    std::fs::read_to_string(lake.with_extension("log")).unwrap_or_default()
+                )
+            })
+            .to_string();
+        let metrics = line
+            .split("metrics on http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .expect("metrics address")
+            .to_string();
+        Gateway {
+            child,
+            addr,
+            metrics,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `lakegate ingest --json`: exit success and the summary object.
+    fn ingest(&self, source: &str, files: &[&str], extra: &[&str]) -> (bool, Value, String) {
+        let o = Command::new(env!("CARGO_BIN_EXE_lakegate"))
+            .args([
+                "ingest",
+                "--json",
+                "--server",
+                &self.url(),
+                "--source",
+                source,
+            ])
+            .args(extra)
+            .args(files)
+            .output()
+            .expect("lakegate ingest runs");
+        let out = text(&o);
+        let last = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        let summary = serde_json::from_str(&last).unwrap_or(Value::Null);
+        (o.status.success(), summary, out)
+    }
+
+    /// SIGTERM, and the exit status: the gateway flushes and exits cleanly.
+    fn stop(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        self.child.wait().expect("waits").success()
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("waits");
+    }
+
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.metrics).expect("metrics port");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The lake as pyarrow reads it.
+fn read_lake(lake: &Path) -> Value {
+    let python = std::env::var("LAKEGATE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let o = Command::new(&python)
+        .arg(root().join("tests/independent/lake_reader.py"))
+        .arg(lake)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}; `cargo xtask test` sets up tests/independent/requirements.txt"));
+    assert!(
+        o.status.success(),
+        "lake_reader.py failed (needs pyarrow from tests/independent/requirements.txt; `cargo xtask test` installs it):\n{}",
+        text(&o)
+    );
+    serde_json::from_slice(&o.stdout).expect("reader prints JSON")
+}
+
+/// Rows per lake source (`ext/<name>/`).
+fn rows_per_source(lake: &Value) -> BTreeMap<String, u64> {
+    let mut rows = BTreeMap::new();
+    for f in lake["files"].as_array().unwrap() {
+        *rows
+            .entry(f["source"].as_str().unwrap().to_string())
+            .or_default() += f["rows"].as_u64().unwrap();
+    }
+    rows
+}
+
+/// Acknowledged events per lake source, from `lakegate ingest --json` summaries.
+fn acknowledged(source: &str, summary: &Value, into: &mut BTreeMap<String, u64>) {
+    for file in summary["per_file"].as_array().unwrap() {
+        assert_eq!(file["acknowledged"], true, "{file}");
+        for (class, n) in file["events_per_class"].as_object().unwrap() {
+            *into.entry(format!("{source}-{class}")).or_default() += n.as_u64().unwrap();
+        }
+    }
+}
+
+#[test]
+fn samples_of_all_three_plugins_land_in_the_security_lake_layout() {
+    let lake = lake("e2e");
+    let gw = Gateway::start(&lake, None);
+    let mut acked = BTreeMap::new();
+    let mut dead = 0;
+    let sends: [(&str, Vec<String>, &[&str]); 3] = [
+        (
+            "aws-cloudtrail",
+            [
+                "aws-reference.input.jsonl",
+                "s3-object-records.input.json",
+                "edge-cases.input.jsonl",
+            ]
+            .map(|f| golden("aws-cloudtrail", f))
+            .to_vec(),
+            // Partition values from the records' metadata instead of the source's defaults.
+            &["--region", "eu-west-1", "--account-id", "123456789012"],
+        ),
+        (
+            "aws-vpc-flow",
+            [
+                "default-v2.input.log",
+                "aws-reference-v5.input.log",
+                "custom-v3-header.input.log",
+            ]
+            .map(|f| golden("aws-vpc-flow", f))
+            .to_vec(),
+            &[],
+        ),
+        (
+            "okta-system-log",
+            ["panther-scenarios.input.jsonl", "edge-cases.input.jsonl"]
+                .map(|f| golden("okta-system-log", f))
+                .to_vec(),
+            &["--account-id", "external_acme"],
+        ),
+    ];
+    for (source, files, extra) in &sends {
+        let files: Vec<&str> = files.iter().map(String::as_str).collect();
+        let (ok, summary, out) = gw.ingest(source, &files, extra);
+        assert!(ok, "{out}");
+        assert_eq!(summary["acknowledged"], true, "{out}");
+        acknowledged(source, &summary, &mut acked);
+        dead += summary["dead_lettered"].as_u64().unwrap();
+    }
+    assert!(acked.values().sum::<u64>() > 100, "{acked:?}");
+    let metrics = gw.metrics();
+    assert!(
+        metrics.contains("lakegate_events_acknowledged_total{source=\"aws-vpc-flow\"} ")
+            && metrics.contains("# TYPE lakegate_dead_letters_total counter"),
+        "{metrics}"
+    );
+
+    // Health and reflection answer as grpcurl would ask.
+    let addr = gw.url();
+    runtime().block_on(async {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::health_client::HealthClient;
+        use tonic_health::pb::HealthCheckRequest;
+        let channel = tonic::transport::Endpoint::from_shared(addr)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut health = HealthClient::new(channel.clone());
+        let status = health
+            .check(HealthCheckRequest {
+                service: "lakegate.ingest.v1.Ingest".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32);
+
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        let mut reflection = ServerReflectionClient::new(channel);
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = reflection
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(MessageResponse::ListServicesResponse(list)) =
+            responses.message().await.unwrap().unwrap().message_response
+        else {
+            panic!("not a service list")
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        for want in [
+            "lakegate.ingest.v1.Ingest",
+            "lakegate.admin.v1.Admin",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{names:?}");
+        }
+    });
+
+    assert!(gw.stop(), "SIGTERM: flush and exit 0");
+    let wal_left = std::fs::read_dir(lake.join("wal")).unwrap().count();
+    assert_eq!(
+        wal_left, 0,
+        "a clean shutdown leaves an empty write-ahead log"
+    );
+
+    let read = read_lake(&lake);
+    assert!(
+        read["other_files"].as_array().unwrap().is_empty(),
+        "{}",
+        read["other_files"]
+    );
+    assert_eq!(
+        rows_per_source(&read),
+        acked,
+        "rows in the lake = events acknowledged"
+    );
+    for f in read["files"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap();
+        let source = f["source"].as_str().unwrap();
+        let class: u64 = source.rsplit('-').next().unwrap().parse().unwrap();
+        assert_eq!(
+            f["classes"],
+            serde_json::json!([class]),
+            "one class per file: {path}"
+        );
+        assert_eq!(f["sorted"], true, "sorted by time: {path}");
+        assert_eq!(
+            f["in_day"], true,
+            "eventDay is each record's UTC day: {path}"
+        );
+        assert_eq!(f["codecs"], serde_json::json!(["ZSTD"]), "{path}");
+        assert_eq!(f["bare_repeated"], serde_json::json!([]), "{path}");
+        let (region, account) = match source {
+            s if s.starts_with("aws-cloudtrail") => ("eu-west-1", "123456789012"),
+            s if s.starts_with("okta") => ("us-east-1", "external_acme"),
+            _ => ("us-east-1", "external"),
+        };
+        assert_eq!(
+            (
+                f["region"].as_str().unwrap(),
+                f["account"].as_str().unwrap()
+            ),
+            (region, account),
+            "{path}"
+        );
+        let types = f["types"].as_object().unwrap();
+        let ty = |col: &str| {
+            (
+                types[col]["physical"].as_str().unwrap(),
+                types[col]["logical"].as_str().unwrap(),
+            )
+        };
+        assert_eq!(ty("time").0, "INT64", "{path}");
+        assert_eq!(ty("type_uid").0, "INT64", "{path}");
+        for col in ["class_uid", "category_uid", "activity_id", "severity_id"] {
+            assert_eq!(ty(col).0, "INT32", "{col} in {path}");
+        }
+        let mut dt = 0;
+        for (col, t) in types {
+            if col.ends_with("_dt") {
+                dt += 1;
+                assert_eq!(t["physical"], "INT64", "{col} in {path}");
+                let logical = t["logical"].as_str().unwrap();
+                assert!(
+                    logical.contains("Timestamp")
+                        && logical.contains("isAdjustedToUTC=true")
+                        && logical.contains("milliseconds"),
+                    "{col} in {path}: {logical}"
+                );
+            }
+            if col.ends_with("_id") && !col.ends_with("uid") {
+                assert_eq!(t["physical"], "INT32", "enum {col} in {path}");
+            }
+        }
+        if source.starts_with("aws-vpc-flow") {
+            assert!(dt >= 3, "time_dt, start_time_dt, end_time_dt in {path}");
+        }
+        if let Some(unmapped) = f["unmapped"].as_str() {
+            assert!(
+                unmapped.starts_with("map<string, string"),
+                "{path}: {unmapped}"
+            );
+        }
+    }
+
+    // The catalog lists every committed partition of a table, with its columns.
+    let table: Value = serde_json::from_slice(
+        &std::fs::read(lake.join("catalog/lakegate/ext_aws_vpc_flow_4001.json")).unwrap(),
+    )
+    .unwrap();
+    let partitions: std::collections::BTreeSet<String> = read["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["source"] == "aws-vpc-flow-4001")
+        .map(|f| f["day"].as_str().unwrap().to_string())
+        .collect();
+    let listed: std::collections::BTreeSet<String> = table["Partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["Values"][2].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, partitions);
+    let columns = &table["TableInput"]["StorageDescriptor"]["Columns"];
+    assert!(
+        columns
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["Name"] == "time" && c["Type"] == "bigint"),
+        "{columns}"
+    );
+
+    // Every rejected record is in the dead-letter area with its raw bytes.
+    let o = Command::new(env!("CARGO_BIN_EXE_lakegate"))
+        .args(["dead-letters", "list", "--json", "--lake"])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    let letters: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len() as u64, dead);
+    for l in &letters {
+        assert!(l["raw"].is_string() || l["raw_base64"].is_string(), "{l}");
+        assert!(
+            !l["reason"].as_str().unwrap().is_empty() && l["plugin_version"].is_string(),
+            "{l}"
+        );
+    }
+}
+
+const HOUR_FLUSH: &str = "[flush]\nmax_age = \"1h\"\n";
+
+#[test]
+fn acknowledged_records_survive_kill_9_and_are_written_once() {
+    let lake = lake("crash");
+    let gw = Gateway::start(&lake, Some(HOUR_FLUSH));
+    // Committed to Parquet before the crash: must not be written again from the log.
+    let (ok, first, out) = gw.ingest(
+        "aws-cloudtrail",
+        &[&golden("aws-cloudtrail", "aws-reference.input.jsonl")],
+        &[],
+    );
+    assert!(ok, "{out}");
+    let url = gw.url();
+    let flushed = runtime().block_on(async {
+        let mut admin = AdminClient::connect(url.clone()).await.unwrap();
+        admin.flush(FlushRequest {}).await.unwrap().into_inner()
+    });
+    assert!(flushed.files >= 1 && flushed.events == first["events"].as_u64().unwrap());
+    // Acknowledged, only in the write-ahead log when the gateway dies.
+    let (ok, second, out) = gw.ingest(
+        "okta-system-log",
+        &[&golden("okta-system-log", "panther-scenarios.input.jsonl")],
+        &[],
+    );
+    assert!(ok, "{out}");
+    // A stream still open (never acknowledged) when the gateway dies.
+    let vpc = std::fs::read(golden("aws-vpc-flow", "default-v2.input.log")).unwrap();
+    let rt = runtime();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let call = rt.spawn({
+        let url = url.clone();
+        async move {
+            let mut client = IngestClient::connect(url).await.unwrap();
+            client
+                .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+        }
+    });
+    rt.block_on(async {
+        tx.send(IngestRequest {
+            source: "aws-vpc-flow".into(),
+            records: vec![Record {
+                data: vpc,
+                metadata: Default::default(),
+            }],
+            framing: String::new(),
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    });
+    gw.kill_9();
+    let unacknowledged = rt.block_on(call).unwrap();
+    assert!(
+        unacknowledged.is_err(),
+        "the open stream was never acknowledged"
+    );
+
+    let gw = Gateway::start(&lake, Some(HOUR_FLUSH));
+    assert!(gw.stop());
+    let rows = rows_per_source(&read_lake(&lake));
+    assert_eq!(
+        rows["aws-cloudtrail-6003"]
+            + rows.get("aws-cloudtrail-3002").copied().unwrap_or(0)
+            + rows.get("aws-cloudtrail-3001").copied().unwrap_or(0),
+        first["events"].as_u64().unwrap(),
+        "committed before the crash: exactly once"
+    );
+    let okta: u64 = rows
+        .iter()
+        .filter(|(k, _)| k.starts_with("okta"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(
+        okta,
+        second["events"].as_u64().unwrap(),
+        "acknowledged, recovered from the log"
+    );
+    let vpc_rows = rows.get("aws-vpc-flow-4001").copied().unwrap_or(0);
+    let golden_doc: Value = serde_json::from_slice(
+        &std::fs::read(golden("aws-vpc-flow", "default-v2.ocsf.json")).unwrap(),
+    )
+    .unwrap();
+    let whole = golden_doc["records"].as_array().unwrap().len() as u64;
+    assert!(
+        vpc_rows == 0 || vpc_rows == whole,
+        "the unacknowledged stream's one message is all ({whole}) or nothing: {vpc_rows}"
+    );
+    let log = std::fs::read_to_string(lake.with_extension("log")).unwrap();
+    assert!(log.contains("recovered the write-ahead log"), "{log}");
+}
+
+#[test]
+fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
+    let lake = lake("bad");
+    let misbehaving = plugin("misbehaving");
+    let config = format!(
+        "[sources.ct]\nplugin = \"aws-cloudtrail\"\n[sources.vpc]\nplugin = \"aws-vpc-flow\"\n\
+         [sources.broken]\nplugin = \"{}\"\n[sources.fixme]\nplugin = \"aws-vpc-flow\"\n",
+        misbehaving.display()
+    );
+    let gw = Gateway::start(&lake, Some(&config));
+    let dir = lake.parent().unwrap();
+
+    // Malformed framing: not a CloudTrail `{"Records": [...]}` document.
+    let (ok, s, out) = gw.ingest(
+        "ct",
+        &[&golden("aws-cloudtrail", "wrong-framing.input.json")],
+        &[],
+    );
+    assert!(
+        ok,
+        "rejected records are acknowledged (dead-lettered): {out}"
+    );
+    assert_eq!(s["dead_lettered"], 1, "{out}");
+    assert_eq!(
+        s["per_file"][0]["rejections"][0]["stage"], "framing",
+        "{out}"
+    );
+
+    // Invalid UTF-8 and an oversized line among good ones.
+    let good = std::fs::read_to_string(golden("aws-vpc-flow", "default-v2.input.log")).unwrap();
+    let mut mixed = good
+        .lines()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into_bytes();
+    mixed.extend_from_slice(
+        b"\n2 123456789012 eni-1 10.0.0.1 10.0.0.2 \xff\xfe 80 6 1 1 1 2 ACCEPT OK\n",
+    );
+    mixed.extend_from_slice(&vec![b'x'; 1_500_000]);
+    mixed.extend_from_slice(b"\n");
+    std::fs::write(dir.join("mixed.log"), &mixed).unwrap();
+    let (ok, s, out) = gw.ingest("vpc", &[dir.join("mixed.log").to_str().unwrap()], &[]);
+    assert!(ok, "{out}");
+    let rejections = s["per_file"][0]["rejections"].as_array().unwrap();
+    let reasons: Vec<&str> = rejections
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("not valid UTF-8")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("exceeds the 1048576-byte limit")),
+        "{reasons:?}"
+    );
+    assert_eq!(s["dead_lettered"], 2, "{out}");
+
+    // Unknown source: a clear error, nothing acknowledged.
+    let (ok, _, out) = gw.ingest(
+        "nope",
+        &[&golden("aws-vpc-flow", "default-v2.input.log")],
+        &[],
+    );
+    assert!(!ok && out.contains("no source `nope`"), "{out}");
+    let url = gw.url();
+    let status = runtime().block_on(async {
+        let mut client = IngestClient::connect(url.clone()).await.unwrap();
+        client
+            .send(IngestRequest {
+                source: "nope".into(),
+                records: vec![],
+                framing: String::new(),
+            })
+            .await
+            .unwrap_err()
+    });
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    assert!(
+        status
+            .message()
+            .contains("unknown source `nope`; configured sources: broken, ct, fixme, vpc"),
+        "{status:?}"
+    );
+
+    // A plugin that rejects everything, then one that traps.
+    std::fs::write(dir.join("reject.log"), "reject\nreject\nreject\n").unwrap();
+    let (ok, s, out) = gw.ingest("broken", &[dir.join("reject.log").to_str().unwrap()], &[]);
+    assert!(ok && s["dead_lettered"] == 3 && s["accepted"] == 0, "{out}");
+    std::fs::write(dir.join("trap.log"), "trap\n").unwrap();
+    let (ok, s, out) = gw.ingest("broken", &[dir.join("trap.log").to_str().unwrap()], &[]);
+    assert!(
+        ok && s["per_file"][0]["rejections"][0]["stage"] == "plugin",
+        "{out}"
+    );
+    // ... and the gateway keeps serving, that source included.
+    std::fs::write(dir.join("fine.log"), "alice\n").unwrap();
+    let (ok, s, out) = gw.ingest("broken", &[dir.join("fine.log").to_str().unwrap()], &[]);
+    assert!(ok && s["accepted"] == 1, "{out}");
+
+    // Records sent to the wrong plugin are dead-lettered, then replayed through the right one.
+    let ct = golden("aws-cloudtrail", "aws-reference.input.jsonl");
+    let (ok, s, out) = gw.ingest("fixme", &[&ct], &["--framing", "text-lines"]);
+    assert!(
+        ok && s["accepted"] == 0 && s["dead_lettered"] == 21,
+        "{out}"
+    );
+    assert!(gw.stop());
+    let fixed = config.replace(
+        "[sources.fixme]\nplugin = \"aws-vpc-flow\"",
+        "[sources.fixme]\nplugin = \"aws-cloudtrail\"",
+    );
+    let gw = Gateway::start(&lake, Some(&fixed));
+    let o = Command::new(env!("CARGO_BIN_EXE_lakegate"))
+        .args([
+            "dead-letters",
+            "replay",
+            "--source",
+            "fixme",
+            "--server",
+            &gw.url(),
+            "--lake",
+        ])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success()
+            && text(&o).contains("replayed 21 dead letters: 21 accepted, 0 rejected again"),
+        "{}",
+        text(&o)
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_lakegate"))
+        .args([
+            "dead-letters",
+            "list",
+            "--json",
+            "--source",
+            "fixme",
+            "--lake",
+        ])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().count(),
+        0,
+        "replayed letters are not listed again"
+    );
+    assert!(gw.stop());
+    let rows = rows_per_source(&read_lake(&lake));
+    let fixme: u64 = rows
+        .iter()
+        .filter(|(k, _)| k.starts_with("fixme-"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(fixme, 21, "{rows:?}");
+    assert_eq!(rows.get("broken-6003"), Some(&1));
+}
