@@ -25,16 +25,17 @@ pub struct Flushed {
     pub events: u64,
 }
 
+/// A translated batch waiting to be made durable.
+struct Append {
+    source: Arc<Source>,
+    events: Vec<WalEvent>,
+    letters: Vec<DeadLetter>,
+    reply: oneshot::Sender<Result<(), String>>,
+}
+
 enum Command {
-    Append {
-        source: Arc<Source>,
-        events: Vec<WalEvent>,
-        letters: Vec<DeadLetter>,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    Flush {
-        reply: oneshot::Sender<Flushed>,
-    },
+    Append(Append),
+    Flush { reply: oneshot::Sender<Flushed> },
 }
 
 /// The handle ingest handlers use.
@@ -131,12 +132,12 @@ impl Pipeline {
     ) -> Result<(), String> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Command::Append {
+            .send(Command::Append(Append {
                 source,
                 events,
                 letters,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| "the gateway is shutting down".to_string())?;
         rx.await
@@ -286,12 +287,7 @@ impl State {
             let mut appends = Vec::new();
             for c in commands {
                 match c {
-                    Command::Append {
-                        source,
-                        events,
-                        letters,
-                        reply,
-                    } => appends.push((source, events, letters, reply)),
+                    Command::Append(append) => appends.push(append),
                     Command::Flush { reply } => flushes.push(reply),
                 }
             }
@@ -327,19 +323,16 @@ impl State {
     }
 
     /// Group commit: log every waiting batch, one fsync, then buffer and acknowledge.
-    fn append(
-        &mut self,
-        wal: &mut Wal,
-        appends: Vec<(
-            Arc<Source>,
-            Vec<WalEvent>,
-            Vec<DeadLetter>,
-            oneshot::Sender<Result<(), String>>,
-        )>,
-    ) {
+    fn append(&mut self, wal: &mut Wal, appends: Vec<Append>) {
         let mut logged = Vec::with_capacity(appends.len());
         let mut failure = None;
-        for (source, events, letters, reply) in appends {
+        for Append {
+            source,
+            events,
+            letters,
+            reply,
+        } in appends
+        {
             let seq = if events.is_empty() {
                 Ok(0)
             } else {

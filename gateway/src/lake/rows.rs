@@ -64,7 +64,7 @@ enum Builder {
     /// JSON text of any value.
     Json(StringBuilder),
     Datetime(TimestampMillisecondBuilder),
-    Map(MapBuilder<StringBuilder, StringBuilder>),
+    Map(Box<MapBuilder<StringBuilder, StringBuilder>>),
     Struct {
         fields: Fields,
         children: Vec<Builder>,
@@ -108,7 +108,7 @@ impl Builder {
             (ColumnKind::Struct(members), DataType::Struct(fields)) => {
                 Builder::for_struct(members, fields, capacity)
             }
-            (ColumnKind::Map, _) => Builder::Map(MapBuilder::new(
+            (ColumnKind::Map, _) => Builder::Map(Box::new(MapBuilder::new(
                 Some(MapFieldNames {
                     entry: "key_value".into(),
                     key: "key".into(),
@@ -116,7 +116,7 @@ impl Builder {
                 }),
                 StringBuilder::new(),
                 StringBuilder::new(),
-            )),
+            ))),
             (ColumnKind::Json, _) => Builder::Json(StringBuilder::with_capacity(capacity, 0)),
             (ColumnKind::String, _) => Builder::String(StringBuilder::with_capacity(capacity, 0)),
             (ColumnKind::Integer, _) => Builder::Integer(Int32Builder::with_capacity(capacity)),

@@ -14,7 +14,8 @@ use crate::sources::{Counters, Sources};
 /// Renders every metric.
 pub fn render(sources: &Sources, pipeline: &Pipeline) -> String {
     let mut out = String::new();
-    let counters: [(&str, &str, fn(&crate::sources::Counters) -> u64); 8] = [
+    type Read = fn(&Counters) -> u64;
+    let counters: [(&str, &str, Read); 8] = [
         (
             "lakegate_received_records_total",
             "Record messages received",
