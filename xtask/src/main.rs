@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask codegen [--check]` regenerates the OCSF builders of the plugin SDK.
 //! - `cargo xtask plugins` builds every plugin into a WebAssembly component in `target/plugins/`.
-//! - `cargo xtask demo` builds everything and runs each first-party plugin over its bundled samples.
+//! - `cargo xtask demo` builds everything, starts `lakegate serve` on the embedded default, streams
+//!   the bundled samples to it over gRPC and prints what landed in the lake.
 //! - `cargo xtask test` builds the plugins and runs every test of the workspace.
 //! - `cargo xtask bench` runs the plugin benchmark (WASM against native) and prints its table.
 
@@ -91,59 +92,110 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// The main job on the embedded default: starts `lakegate serve` (no AWS account: a local lake
+/// and catalog in `target/demo/lake`), streams every bundled sample to it over gRPC with
+/// `lakegate ingest`, stops it (SIGTERM: it flushes), and prints what landed.
 fn demo(root: &Path) -> Result<()> {
-    let built = plugins::build_all(root)?;
+    plugins::build_all(root)?;
     run(cargo()
         .current_dir(root)
         .args(["build", "--release", "-p", "lakegate"]))?;
     let lakegate = root.join("target/release/lakegate");
-    let samples = [
+    let work = root.join("target/demo");
+    let _ = std::fs::remove_dir_all(work.join("lake"));
+    std::fs::create_dir_all(&work)?;
+    println!(
+        "== lakegate serve (embedded default: lake in {}/lake)",
+        work.display()
+    );
+    let mut server = Command::new(&lakegate)
+        .current_dir(&work)
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start lakegate serve")?;
+    let mut banner = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().context("stdout")?),
+        &mut banner,
+    )?;
+    print!("{banner}");
+    if !banner.contains("serving gRPC on") {
+        let _ = server.kill();
+        anyhow::bail!("lakegate serve did not start (is 127.0.0.1:50051 or :9464 in use?)");
+    }
+    let golden = |plugin: &str, files: &[&str]| -> Vec<PathBuf> {
+        files
+            .iter()
+            .map(|f| {
+                root.join("plugins/sources")
+                    .join(plugin)
+                    .join("golden")
+                    .join(f)
+            })
+            .collect()
+    };
+    let sends = [
         (
             "aws-cloudtrail",
-            "plugins/sources/aws-cloudtrail/golden/s3-object-records.input.json",
-        ),
-        (
-            "aws-cloudtrail",
-            "plugins/sources/aws-cloudtrail/golden/aws-reference.input.jsonl",
-        ),
-        (
-            "aws-cloudtrail",
-            "plugins/sources/aws-cloudtrail/golden/edge-cases.input.jsonl",
+            golden(
+                "aws-cloudtrail",
+                &[
+                    "s3-object-records.input.json",
+                    "aws-reference.input.jsonl",
+                    "edge-cases.input.jsonl",
+                ],
+            ),
         ),
         (
             "aws-vpc-flow",
-            "plugins/sources/aws-vpc-flow/golden/default-v2.input.log",
-        ),
-        (
-            "aws-vpc-flow",
-            "plugins/sources/aws-vpc-flow/golden/aws-reference-v5.input.log",
-        ),
-        (
-            "aws-vpc-flow",
-            "plugins/sources/aws-vpc-flow/golden/custom-v3-header.input.log",
+            golden(
+                "aws-vpc-flow",
+                &[
+                    "default-v2.input.log",
+                    "aws-reference-v5.input.log",
+                    "custom-v3-header.input.log",
+                    "edge-cases.input.log",
+                ],
+            ),
         ),
         (
             "okta-system-log",
-            "plugins/sources/okta-system-log/golden/panther-scenarios.input.jsonl",
-        ),
-        (
-            "okta-system-log",
-            "plugins/sources/okta-system-log/golden/edge-cases.input.jsonl",
+            golden(
+                "okta-system-log",
+                &["panther-scenarios.input.jsonl", "edge-cases.input.jsonl"],
+            ),
         ),
     ];
-    for (plugin, input) in samples {
-        let wasm = built
-            .iter()
-            .find(|p| p.file_stem().is_some_and(|s| s == plugin))
-            .context("plugin not built")?;
-        println!("\n== {plugin}: {input}");
-        run(Command::new(&lakegate)
-            .current_dir(root)
-            .args(["plugin", "test"])
-            .arg(wasm)
-            .args(["--input", input]))?;
+    let mut failed = None;
+    for (source, files) in sends {
+        println!("\n== lakegate ingest --source {source}");
+        if let Err(e) = run(Command::new(&lakegate)
+            .args(["ingest", "--source", source])
+            .args(&files))
+        {
+            failed = Some(e);
+            break;
+        }
     }
-    println!("\nEvery plugin is in target/plugins/; try `target/release/lakegate plugin inspect target/plugins/aws-cloudtrail.wasm`");
+    run(Command::new("kill").args(["-TERM", &server.id().to_string()]))?;
+    let status = server.wait()?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    anyhow::ensure!(status.success(), "lakegate serve exited with {status}");
+    println!("\n== what landed");
+    run(Command::new(&lakegate)
+        .current_dir(&work)
+        .args(["lake", "summary"]))?;
+    println!(
+        "\nQuery it with any Parquet reader, e.g. DuckDB (pip install duckdb):\n  \
+         python3 -c \"import duckdb; print(duckdb.sql(\\\"SELECT region, accountid, eventday, count(*) FROM read_parquet('{}/lake/ext/aws-vpc-flow-4001/*/*/*/*.parquet', hive_partitioning=true) GROUP BY ALL\\\"))\"\n\
+         Dead letters: target/release/lakegate dead-letters list --lake {}/lake",
+        work.display(),
+        work.display()
+    );
     Ok(())
 }
 

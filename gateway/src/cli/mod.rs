@@ -2,6 +2,7 @@
 
 mod dead_letters;
 mod ingest;
+mod lake;
 mod plugin;
 
 use std::path::PathBuf;
@@ -84,12 +85,27 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Look at a lake.
+    #[command(subcommand)]
+    Lake(LakeCommand),
     /// Work with the dead-letter area of a lake.
     #[command(subcommand)]
     DeadLetters(DeadLetterCommand),
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LakeCommand {
+    /// Tables, files, partitions and rows (from the Parquet footers), and dead letters.
+    Summary {
+        #[arg(long, default_value = "lake")]
+        lake: PathBuf,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +170,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             files,
         }),
+        Command::Lake(LakeCommand::Summary { lake, json }) => lake::summary(&lake, json),
         Command::DeadLetters(DeadLetterCommand::List { lake, source, json }) => {
             dead_letters::list(&lake, source.as_deref(), json)
         }

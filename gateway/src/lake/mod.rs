@@ -8,7 +8,7 @@ pub mod dead_letter;
 pub mod rows;
 pub mod schema;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -386,35 +386,6 @@ pub fn remove_temporaries(lake: &Path) -> std::io::Result<usize> {
     let mut removed = 0;
     walk(&lake.join("ext"), &mut removed)?;
     Ok(removed)
-}
-
-/// Counts of what is in a lake, for reports: per lake source, files and partitions.
-pub fn inventory(lake: &Path) -> BTreeMap<String, (usize, usize)> {
-    let mut out = BTreeMap::new();
-    let Ok(sources) = std::fs::read_dir(lake.join("ext")) else {
-        return out;
-    };
-    for source in sources.flatten() {
-        let mut files = 0;
-        let mut partitions = std::collections::BTreeSet::new();
-        let mut stack = vec![source.path()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "parquet") {
-                    files += 1;
-                    partitions.insert(dir.clone());
-                }
-            }
-        }
-        out.insert(
-            source.file_name().to_string_lossy().into_owned(),
-            (files, partitions.len()),
-        );
-    }
-    out
 }
 
 #[cfg(test)]
