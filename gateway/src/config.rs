@@ -411,6 +411,23 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_the_default_plus_two_sources() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lakegate.toml");
+        let c = Config::load(&path).unwrap();
+        let d = Config::default();
+        assert_eq!((c.listen, c.metrics_listen), (d.listen, d.metrics_listen));
+        assert_eq!((c.lake, c.max_message_bytes), (d.lake, d.max_message_bytes));
+        assert_eq!(c.wal.segment_bytes, d.wal.segment_bytes);
+        assert_eq!(c.flush.max_age, d.flush.max_age);
+        assert_eq!(c.flush.max_partition_bytes, d.flush.max_partition_bytes);
+        assert_eq!(c.flush.max_buffered_bytes, d.flush.max_buffered_bytes);
+        assert_eq!(c.flush.max_open_partitions, d.flush.max_open_partitions);
+        assert_eq!(c.flush.zstd_level, d.flush.zstd_level);
+        assert_eq!(c.sources.len(), 2);
+        assert_eq!(c.sources["vpc-flow"].account_id, "external");
+    }
+
+    #[test]
     fn accounts() {
         assert!(check_account("123456789012").is_ok());
         assert!(check_account("external").is_ok());

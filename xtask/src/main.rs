@@ -8,6 +8,7 @@
 //! - `cargo xtask bench` runs the plugin benchmark (WASM against native) and prints its table.
 
 mod codegen;
+mod gateway_bench;
 mod plugins;
 
 use std::path::{Path, PathBuf};
@@ -23,10 +24,10 @@ fn main() -> Result<()> {
         Some("plugins") => plugins::build_all(&root).map(drop),
         Some("demo") => demo(&root),
         Some("test") => test(&root, &args[1..]),
-        Some("bench") => bench(&root),
+        Some("bench") => bench(&root, args.get(1).map(String::as_str)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <codegen [--check] | plugins | demo | test [ARGS] | bench>"
+                "usage: cargo xtask <codegen [--check] | plugins | demo | test [ARGS] | bench [plugins|gateway]>"
             );
             std::process::exit(2);
         }
@@ -88,7 +89,7 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
@@ -234,9 +235,19 @@ fn python_env(root: &Path) -> Result<PathBuf> {
     Ok(python)
 }
 
-fn bench(root: &Path) -> Result<()> {
+fn bench(root: &Path, what: Option<&str>) -> Result<()> {
     plugins::build_all(root)?;
-    run(cargo()
-        .current_dir(root)
-        .args(["bench", "-p", "lakegate-tests", "--bench", "plugins"]))
+    if what != Some("gateway") {
+        run(cargo().current_dir(root).args([
+            "bench",
+            "-p",
+            "lakegate-tests",
+            "--bench",
+            "plugins",
+        ]))?;
+    }
+    if what != Some("plugins") {
+        gateway_bench::run_bench(root)?;
+    }
+    Ok(())
 }

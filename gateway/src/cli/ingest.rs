@@ -28,6 +28,8 @@ pub(super) struct IngestArgs {
     pub region: Option<String>,
     pub account_id: Option<String>,
     pub json: bool,
+    /// Files streamed at once.
+    pub parallel: usize,
     pub files: Vec<PathBuf>,
 }
 
@@ -49,16 +51,35 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot connect to the gateway at {endpoint}"))?;
     let (default_framing, accepted) = source_framings(channel.clone(), &args.source).await?;
-    let mut client = IngestClient::new(channel).max_decoding_message_size(64 << 20);
+    let client = IngestClient::new(channel).max_decoding_message_size(64 << 20);
     let mut reports = Vec::new();
     let mut all_acknowledged = true;
     let started = Instant::now();
-    for file in &args.files {
+    // Up to `parallel` streams at once (one per file), reported in the order given.
+    let args = std::sync::Arc::new(args);
+    let mut running = tokio::task::JoinSet::new();
+    let mut results = Vec::new();
+    for (index, file) in args.files.iter().enumerate() {
+        if running.len() >= args.parallel.max(1) {
+            results.push(running.join_next().await.expect("a task is running")?);
+        }
         let framing = args
             .framing
             .or_else(|| guess_framing(file, &accepted))
             .unwrap_or(default_framing);
-        match send_file(&mut client, &args, file, framing).await {
+        let (mut client, args, file) = (client.clone(), args.clone(), file.clone());
+        running.spawn(async move {
+            let result = send_file(&mut client, &args, &file, framing).await;
+            (index, result)
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        results.push(done?);
+    }
+    results.sort_by_key(|(index, _)| *index);
+    for (index, result) in results {
+        let file = &args.files[index];
+        match result {
             Ok(response) => {
                 if !args.json {
                     print_file(file, &response);

@@ -81,6 +81,9 @@ enum Command {
         /// Print one JSON object (on the last line) instead of text.
         #[arg(long)]
         json: bool,
+        /// Stream this many files at once.
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
         /// Files to send, one stream each.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -160,6 +163,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             region,
             account_id,
             json,
+            parallel,
             files,
         } => ingest::run(ingest::IngestArgs {
             server,
@@ -168,6 +172,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             region,
             account_id,
             json,
+            parallel,
             files,
         }),
         Command::Lake(LakeCommand::Summary { lake, json }) => lake::summary(&lake, json),

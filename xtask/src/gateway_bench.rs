@@ -1,0 +1,326 @@
+//! `cargo xtask bench gateway`: the whole gateway (gRPC ingest, WASM translation, validation,
+//! write-ahead log with fsync, Parquet) against the DuckDB peer of `../shared/peers`, on the same
+//! generated CloudTrail and VPC flow data, measured in the same run.
+//!
+//! For each dataset: the peer at 1 and 2 threads (its own RESULT lines), then lakegate with one
+//! stream and with two parallel streams (the input cut into shards, as the peer's CloudTrail is).
+//! Wall time runs from the first byte sent to the exit of the gateway after SIGTERM (every record
+//! in a committed Parquet file); CPU is the gateway's plus the sending client's; peak RSS is the
+//! gateway's high-water mark (VmHWM). A smaller run of the same data shows whether memory grows
+//! with the input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::run;
+
+/// One measured run.
+#[derive(Debug, Clone)]
+struct Measure {
+    name: String,
+    records: u64,
+    bytes: u64,
+    secs: f64,
+    cpu: f64,
+    rss_mb: f64,
+}
+
+impl Measure {
+    fn rec_per_cpu(&self) -> f64 {
+        self.records as f64 / self.cpu
+    }
+    fn rec_per_s(&self) -> f64 {
+        self.records as f64 / self.secs
+    }
+}
+
+fn field(line: &str, key: &str) -> Option<f64> {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+}
+
+pub(crate) fn run_bench(root: &Path) -> Result<()> {
+    let peers = root.join("../shared/peers");
+    if !peers.join("run_peer.sh").exists() {
+        bail!(
+            "{} is missing: the gateway benchmark compares with its DuckDB peer",
+            peers.display()
+        );
+    }
+    let n_ct: u64 = env_or("LAKEGATE_BENCH_CT", 200_000);
+    let n_vpc: u64 = env_or("LAKEGATE_BENCH_VPC", 600_000);
+    let work = root.join("target/bench");
+    let peer_work = work.join("peers");
+    std::fs::create_dir_all(&peer_work)?;
+    run(crate::cargo()
+        .current_dir(root)
+        .args(["build", "--release", "-p", "lakegate"]))?;
+    let lakegate = root.join("target/release/lakegate");
+
+    println!("== DuckDB peer ({n_ct} CloudTrail, {n_vpc} VPC flow records)");
+    let out = Command::new("bash")
+        .arg(peers.join("run_peer.sh"))
+        .args([n_ct.to_string(), n_vpc.to_string()])
+        .env("WORK", &peer_work)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run the peer")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    let peer: Vec<Measure> = text
+        .lines()
+        .filter(|l| l.starts_with("RESULT"))
+        .filter_map(|l| {
+            Some(Measure {
+                name: l.split_whitespace().nth(1)?.to_string(),
+                records: field(l, "records")? as u64,
+                bytes: field(l, "bytes")? as u64,
+                secs: field(l, "secs")?,
+                cpu: field(l, "cpu_s")?,
+                rss_mb: field(l, "peak_rss_mb")?,
+            })
+        })
+        .collect();
+    if !out.status.success() || peer.len() < 4 {
+        bail!("the peer did not report its four runs");
+    }
+
+    let ct = peer_work.join(format!("ct_{n_ct}_s42.jsonl"));
+    let vpc = peer_work.join(format!("vpc_{n_vpc}_s42.log"));
+    let ct_shards = shards(&ct, &work.join("ct-shards"), 8, false)?;
+    let vpc_shards = shards(&vpc, &work.join("vpc-shards"), 2, true)?;
+    let ct_small = shards(&ct, &work.join("ct-quarter"), 4, false)?;
+    let vpc_small = shards(&vpc, &work.join("vpc-quarter"), 4, true)?;
+
+    let mut ours = Vec::new();
+    for (name, source, files, parallel) in [
+        ("lakegate-ct-1stream", "aws-cloudtrail", vec![ct.clone()], 1),
+        ("lakegate-ct-2streams", "aws-cloudtrail", ct_shards, 2),
+        (
+            "lakegate-ct-quarter",
+            "aws-cloudtrail",
+            vec![ct_small[0].clone()],
+            1,
+        ),
+        ("lakegate-vpc-1stream", "aws-vpc-flow", vec![vpc.clone()], 1),
+        ("lakegate-vpc-2streams", "aws-vpc-flow", vpc_shards, 2),
+        (
+            "lakegate-vpc-quarter",
+            "aws-vpc-flow",
+            vec![vpc_small[0].clone()],
+            1,
+        ),
+    ] {
+        let m = gateway_run(&lakegate, &work, name, source, &files, parallel)?;
+        println!(
+            "RESULT {} records={} bytes={} secs={:.3} cpu_s={:.3} rec_per_s={:.0} rec_per_cpu_s={:.0} peak_rss_mb={:.0}",
+            m.name, m.records, m.bytes, m.secs, m.cpu, m.rec_per_s(), m.rec_per_cpu(), m.rss_mb
+        );
+        ours.push(m);
+    }
+
+    println!("\n| job | records | wall s | records/s | MB/s | CPU s | records per CPU-s | peak RSS MiB |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for m in peer.iter().chain(&ours) {
+        println!(
+            "| {} | {} | {:.2} | {:.0} | {:.1} | {:.2} | {:.0} | {:.0} |",
+            m.name,
+            m.records,
+            m.secs,
+            m.rec_per_s(),
+            m.bytes as f64 / 1e6 / m.secs,
+            m.cpu,
+            m.rec_per_cpu(),
+            m.rss_mb
+        );
+    }
+    println!("\n| dataset | records per CPU-s: lakegate / peer (target 1.5x) | wall records/s, 2 streams / peer's best (target 2.5x) | peak RSS MiB, quarter -> full input (target <= 256, flat) |");
+    println!("|---|---|---|---|");
+    for (ds, peer_prefix, ours_prefix) in [
+        ("CloudTrail", "duckdb-ct", "lakegate-ct"),
+        ("VPC flow", "duckdb-vpc", "lakegate-vpc"),
+    ] {
+        let p: Vec<&Measure> = peer
+            .iter()
+            .filter(|m| m.name.starts_with(peer_prefix))
+            .collect();
+        let o = |suffix: &str| {
+            ours.iter()
+                .find(|m| m.name == format!("{ours_prefix}-{suffix}"))
+        };
+        let (Some(one), Some(two), Some(quarter)) = (o("1stream"), o("2streams"), o("quarter"))
+        else {
+            continue;
+        };
+        let peer_cpu = p.iter().map(|m| m.rec_per_cpu()).fold(0.0, f64::max);
+        let peer_wall = p.iter().map(|m| m.rec_per_s()).fold(0.0, f64::max);
+        let best_cpu = one.rec_per_cpu().max(two.rec_per_cpu());
+        println!(
+            "| {ds} | {:.2}x ({:.0} vs {:.0}) | {:.2}x ({:.0} vs {:.0}) | {:.0} -> {:.0} |",
+            best_cpu / peer_cpu,
+            best_cpu,
+            peer_cpu,
+            two.rec_per_s() / peer_wall,
+            two.rec_per_s(),
+            peer_wall,
+            quarter.rss_mb,
+            one.rss_mb.max(two.rss_mb)
+        );
+    }
+    Ok(())
+}
+
+fn env_or(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Cuts a line file into `n` shards of whole lines (cached); with `header`, the first line is
+/// repeated at the top of every shard (a VPC flow log's field list).
+fn shards(input: &Path, dir: &Path, n: usize, header: bool) -> Result<Vec<PathBuf>> {
+    let paths: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("part-{i}"))).collect();
+    if paths.iter().all(|p| p.exists()) {
+        return Ok(paths);
+    }
+    std::fs::create_dir_all(dir)?;
+    let text = std::fs::read(input)?;
+    let mut lines: Vec<&[u8]> = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let head = if header { Some(lines.remove(0)) } else { None };
+    let per = lines.len().div_ceil(n);
+    for (i, path) in paths.iter().enumerate() {
+        let mut out = Vec::new();
+        if let Some(h) = head {
+            out.extend_from_slice(h);
+            out.push(b'\n');
+        }
+        for l in lines.iter().skip(i * per).take(per) {
+            out.extend_from_slice(l);
+            out.push(b'\n');
+        }
+        std::fs::write(path, out)?;
+    }
+    Ok(paths)
+}
+
+/// CPU seconds (user + system) and VmHWM (MiB) of a live process.
+fn sample(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm_kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    Some((ticks / 100.0, hwm_kb / 1024.0))
+}
+
+fn gateway_run(
+    lakegate: &Path,
+    work: &Path,
+    name: &str,
+    source: &str,
+    files: &[PathBuf],
+    parallel: usize,
+) -> Result<Measure> {
+    let lake = work.join("lake");
+    let _ = std::fs::remove_dir_all(&lake);
+    let mut server = Command::new(lakegate)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--lake",
+        ])
+        .arg(&lake)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut banner = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().context("stdout")?),
+        &mut banner,
+    )?;
+    let addr = banner
+        .split("serving gRPC on ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .context("no banner from lakegate serve")?
+        .to_string();
+    let pid = server.id();
+    let (cpu0, _) = sample(pid).context("gateway stats")?;
+    let started = Instant::now();
+    let mut client = Command::new(lakegate)
+        .args([
+            "ingest",
+            "--json",
+            "--server",
+            &addr,
+            "--source",
+            source,
+            "--parallel",
+        ])
+        .arg(parallel.to_string())
+        .args(files)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let client_pid = client.id();
+    let (mut client_cpu, mut server_cpu, mut rss) = (0.0, 0.0, 0.0);
+    loop {
+        if let Some((c, _)) = sample(client_pid) {
+            client_cpu = c;
+        }
+        if let Some((c, h)) = sample(pid) {
+            server_cpu = c;
+            rss = f64::max(rss, h);
+        }
+        if client.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = client.wait_with_output()?;
+    let summary: serde_json::Value = serde_json::from_slice(
+        output
+            .stdout
+            .split(|&b| b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .unwrap_or_default(),
+    )
+    .context("ingest summary")?;
+    if summary["acknowledged"] != true {
+        bail!("{name}: not acknowledged: {summary}");
+    }
+    run(Command::new("kill").args(["-TERM", &pid.to_string()]))?;
+    loop {
+        if let Some((c, h)) = sample(pid) {
+            server_cpu = c;
+            rss = f64::max(rss, h);
+        }
+        if server.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(Measure {
+        name: name.to_string(),
+        records: summary["read"].as_u64().unwrap_or(0),
+        bytes: summary["bytes"].as_u64().unwrap_or(0),
+        secs,
+        cpu: server_cpu - cpu0 + client_cpu,
+        rss_mb: rss,
+    })
+}
