@@ -219,16 +219,16 @@ impl State {
     }
 
     /// Routes one acknowledged event to its partition buffer.
-    fn buffer(&mut self, source: &Source, seq: u64, event: &WalEvent) -> Result<(), String> {
+    fn buffer(&mut self, source: &Source, seq: u64, event: WalEvent) -> Result<(), String> {
         let table = source.tables.get(&event.class_uid).ok_or_else(|| {
             format!(
                 "source `{}` has no table for class {}",
                 source.name, event.class_uid
             )
         })?;
-        let key = self.key(table, event);
+        let key = self.key(table, &event);
         self.buffers
-            .insert(&key, table.max_age, seq, event.time, &event.json);
+            .insert(&key, table.max_age, seq, event.time, event.json);
         Ok(())
     }
 
@@ -239,10 +239,10 @@ impl State {
         orphans: &mut Vec<DeadLetter>,
     ) {
         let source = self.sources.by_name.get(&entry.source).cloned();
-        for event in &entry.events {
+        for event in entry.events {
             let placed = source.as_ref().and_then(|s| {
                 let table = s.tables.get(&event.class_uid)?;
-                Some((s.clone(), self.key(table, event)))
+                Some((s.clone(), self.key(table, &event)))
             });
             match placed {
                 Some((source, key)) => {
@@ -371,12 +371,13 @@ impl State {
                 let _ = reply.send(Err(e.clone()));
                 continue;
             }
-            for event in &events {
+            let count = events.len() as u64;
+            for event in events {
                 if let Err(e) = self.buffer(&source, seq, event) {
                     error!(error = %e, "unroutable event");
                 }
             }
-            Counters::add(&source.counters.events_acknowledged, events.len() as u64);
+            Counters::add(&source.counters.events_acknowledged, count);
             Counters::add(&source.counters.dead_lettered, letters as u64);
             let _ = reply.send(Ok(()));
         }

@@ -182,7 +182,7 @@ impl Buffers {
         max_age: Duration,
         seq: u64,
         time: i64,
-        json: &str,
+        json: String,
     ) {
         if !self.open.contains_key(key) {
             self.open.insert(
@@ -197,11 +197,11 @@ impl Buffers {
             );
         }
         let buffer = self.open.get_mut(key).expect("inserted above");
+        let size = json.len() + std::mem::size_of::<Row>();
         buffer.rows.push(Row {
             time,
-            json: json.into(),
+            json: json.into_boxed_str(),
         });
-        let size = json.len() + std::mem::size_of::<Row>();
         buffer.bytes += size;
         self.bytes += size;
         if buffer.seqs.last() != Some(&seq) {
@@ -255,7 +255,7 @@ impl Buffers {
         let key = sealed.key.clone();
         let first = sealed.seqs.first().copied().unwrap_or_default();
         for row in sealed.rows {
-            self.insert(&key, max_age, first, row.time, &row.json);
+            self.insert(&key, max_age, first, row.time, row.json.into());
         }
         if let Some(buffer) = self.open.get_mut(&key) {
             buffer.seqs.extend(sealed.seqs);
@@ -420,15 +420,15 @@ mod tests {
         });
         let age = Duration::from_secs(3600);
         let now = Instant::now();
-        b.insert(&key(1), age, 1, 5, &"x".repeat(900));
-        b.insert(&key(2), age, 1, 5, &"x".repeat(100));
+        b.insert(&key(1), age, 1, 5, "x".repeat(900));
+        b.insert(&key(2), age, 1, 5, "x".repeat(100));
         assert!(b.due(now, false).is_empty());
-        b.insert(&key(3), age, 2, 5, &"x".repeat(1200));
+        b.insert(&key(3), age, 2, 5, "x".repeat(1200));
         // Over 2,000 bytes: the largest (day 3) goes first, and that is enough.
         assert_eq!(b.due(now, false), vec![key(3)]);
         b.seal(&key(3));
         for d in 4..=5 {
-            b.insert(&key(d), age, 3, 5, "x");
+            b.insert(&key(d), age, 3, 5, "x".into());
         }
         // Four open partitions, cap three: the oldest goes.
         assert_eq!(b.due(now, false), vec![key(1)]);

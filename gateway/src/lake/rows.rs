@@ -1,7 +1,11 @@
 //! Turns OCSF records (JSON text, already validated) into one Arrow record batch with the
-//! table's fixed schema. Columns are built straight from the parsed values; a member without a
-//! column is an error, never silently dropped.
+//! table's fixed schema, parsing each record straight into the column builders: no value tree,
+//! and no work for the columns a record does not set (absent values are filled in as nulls in
+//! bulk, when a later record sets the column or at the end). A member without a column is an
+//! error, never silently dropped.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -13,14 +17,16 @@ use arrow_buffer::{NullBufferBuilder, OffsetBuffer};
 use arrow_schema::{DataType, FieldRef, Fields, SchemaRef};
 use lakegate_plugin_sdk::host::columns::{Column, ColumnKind};
 use lakegate_plugin_sdk::ocsf::time::parse_rfc3339_ms;
-use serde_json::Value;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// A record that does not fit its table: which one and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
-    /// Index of the record in the input slice.
+    /// Index of the record in the input.
     pub index: usize,
-    /// The attribute path and what is wrong.
+    /// The attribute and what is wrong.
     pub reason: String,
 }
 
@@ -30,25 +36,40 @@ pub fn build<'a>(
     columns: &[Column],
     records: impl ExactSizeIterator<Item = &'a str>,
 ) -> Result<RecordBatch, RowError> {
-    let mut root = Builder::for_struct(columns, schema.fields(), records.len());
+    let rows = records.len();
+    let mut root = Builder::for_struct(columns, schema.fields(), rows);
     for (index, text) in records.enumerate() {
-        let value: Value = serde_json::from_str(text).map_err(|e| RowError {
-            index,
-            reason: format!("not JSON: {e}"),
-        })?;
-        if !value.is_object() {
-            return Err(RowError {
-                index,
-                reason: "not a JSON object".into(),
-            });
+        let mut de = serde_json::Deserializer::from_str(text);
+        Slot {
+            builder: &mut root,
+            name: "",
         }
-        root.append(Some(&value), "")
-            .map_err(|reason| RowError { index, reason })?;
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| RowError {
+            index,
+            reason: e.to_string(),
+        })?;
     }
-    let Builder::Struct { children, .. } = &mut root else {
+    let Builder::Struct {
+        children, validity, ..
+    } = &mut root
+    else {
         unreachable!("the root is a struct")
     };
-    let arrays: Vec<ArrayRef> = children.iter_mut().map(Builder::finish).collect();
+    if validity.len() != rows || validity.as_slice().is_some() {
+        return Err(RowError {
+            index: 0,
+            reason: "a record is not a JSON object".into(),
+        });
+    }
+    let arrays: Vec<ArrayRef> = children
+        .iter_mut()
+        .map(|c| {
+            c.pad_to(rows);
+            c.finish()
+        })
+        .collect();
     RecordBatch::try_new(schema.clone(), arrays).map_err(|e| RowError {
         index: 0,
         reason: format!("batch does not match the table schema: {e}"),
@@ -65,6 +86,7 @@ enum Builder {
     Json(StringBuilder),
     Datetime(TimestampMillisecondBuilder),
     Map(Box<MapBuilder<StringBuilder, StringBuilder>>),
+    /// Children are `len() <= validity.len()`: the missing entries are nulls, added when needed.
     Struct {
         fields: Fields,
         children: Vec<Builder>,
@@ -99,11 +121,13 @@ impl Builder {
             };
             return Builder::List {
                 field: field.clone(),
-                child: Box::new(Builder::new(&item, field.data_type(), capacity)),
+                child: Box::new(Builder::new(&item, field.data_type(), 0)),
                 offsets: vec![0],
                 validity: NullBufferBuilder::new(capacity),
             };
         }
+        // Sparse columns start small: most of a wide table is null in most records.
+        let capacity = capacity.min(1024);
         match (&column.kind, data_type) {
             (ColumnKind::Struct(members), DataType::Struct(fields)) => {
                 Builder::for_struct(members, fields, capacity)
@@ -130,129 +154,48 @@ impl Builder {
         }
     }
 
-    /// Appends one value (`None` or JSON null: a null). `path` names it in errors.
-    fn append(&mut self, value: Option<&Value>, path: &str) -> Result<(), String> {
-        let value = value.filter(|v| !v.is_null());
-        let wrong = |what: &str| format!("`{path}` must be {what}, found {}", short(value));
+    /// Entries so far.
+    fn len(&self) -> usize {
+        use arrow_array::builder::ArrayBuilder;
         match self {
-            Builder::Boolean(b) => match value {
-                None => b.append_null(),
-                Some(Value::Bool(v)) => b.append_value(*v),
-                Some(_) => return Err(wrong("a boolean")),
-            },
-            Builder::Integer(b) => match value {
-                None => b.append_null(),
-                Some(v) => b.append_value(
-                    v.as_i64()
-                        .and_then(|n| i32::try_from(n).ok())
-                        .ok_or_else(|| wrong("a 32-bit integer"))?,
-                ),
-            },
-            Builder::Long(b) => match value {
-                None => b.append_null(),
-                Some(v) => b.append_value(v.as_i64().ok_or_else(|| wrong("a 64-bit integer"))?),
-            },
-            Builder::Float(b) => match value {
-                None => b.append_null(),
-                Some(v) => b.append_value(v.as_f64().ok_or_else(|| wrong("a number"))?),
-            },
-            Builder::String(b) => match value {
-                None => b.append_null(),
-                Some(Value::String(s)) => b.append_value(s),
-                Some(_) => return Err(wrong("a string")),
-            },
-            Builder::Json(b) => match value {
-                None => b.append_null(),
-                Some(v) => b.append_value(v.to_string()),
-            },
-            Builder::Datetime(b) => match value {
-                None => b.append_null(),
-                Some(Value::String(s)) => b.append_value(
-                    parse_rfc3339_ms(s).ok_or_else(|| wrong("an RFC 3339 datetime"))?,
-                ),
-                Some(v) => b.append_value(v.as_i64().ok_or_else(|| wrong("a datetime"))?),
-            },
-            Builder::Map(b) => match value {
-                None => b.append(false).expect("keys and values stay aligned"),
-                Some(Value::Object(members)) => {
-                    for (k, v) in members {
-                        if v.is_null() {
-                            continue;
-                        }
-                        b.keys().append_value(k);
-                        match v {
-                            Value::String(s) => b.values().append_value(s),
-                            other => b.values().append_value(other.to_string()),
-                        }
-                    }
-                    b.append(true).expect("keys and values stay aligned");
-                }
-                Some(_) => return Err(wrong("an object")),
-            },
-            Builder::Struct {
-                fields,
-                children,
-                validity,
-            } => match value {
-                None => {
-                    validity.append_null();
-                    for child in children {
-                        child.append(None, path)?;
-                    }
-                }
-                Some(Value::Object(members)) => {
-                    validity.append_non_null();
-                    let mut used = 0;
-                    for (field, child) in fields.iter().zip(children.iter_mut()) {
-                        let member = members.get(field.name());
-                        used += usize::from(member.is_some_and(|v| !v.is_null()));
-                        let child_path = if path.is_empty() {
-                            field.name().clone()
-                        } else {
-                            format!("{path}.{}", field.name())
-                        };
-                        child.append(member, &child_path)?;
-                    }
-                    if used != members.values().filter(|v| !v.is_null()).count() {
-                        let extra = members
-                            .iter()
-                            .find(|(k, v)| !v.is_null() && fields.find(k).is_none())
-                            .map(|(k, _)| k.as_str())
-                            .unwrap_or("?");
-                        return Err(format!(
-                            "`{}` has no column in this table (not declared by the plugin)",
-                            if path.is_empty() {
-                                extra.to_string()
-                            } else {
-                                format!("{path}.{extra}")
-                            }
-                        ));
-                    }
-                }
-                Some(_) => return Err(wrong("an object")),
-            },
-            Builder::List {
-                child,
-                offsets,
-                validity,
-                ..
-            } => match value {
-                None => {
-                    validity.append_null();
-                    offsets.push(*offsets.last().expect("offsets start at 0"));
-                }
-                Some(Value::Array(items)) => {
-                    for (i, item) in items.iter().enumerate() {
-                        child.append(Some(item), &format!("{path}[{i}]"))?;
-                    }
-                    validity.append_non_null();
-                    let end = offsets.last().expect("offsets start at 0") + items.len() as i32;
-                    offsets.push(end);
-                }
-                Some(_) => return Err(wrong("an array")),
-            },
+            Builder::Boolean(b) => b.len(),
+            Builder::Integer(b) => b.len(),
+            Builder::Long(b) => b.len(),
+            Builder::Float(b) => b.len(),
+            Builder::String(b) | Builder::Json(b) => b.len(),
+            Builder::Datetime(b) => b.len(),
+            Builder::Map(b) => b.len(),
+            Builder::Struct { validity, .. } | Builder::List { validity, .. } => validity.len(),
         }
-        Ok(())
+    }
+
+    /// Appends nulls until there are `n` entries.
+    fn pad_to(&mut self, n: usize) {
+        let missing = n.saturating_sub(self.len());
+        if missing == 0 {
+            return;
+        }
+        match self {
+            Builder::Boolean(b) => b.append_nulls(missing),
+            Builder::Integer(b) => b.append_nulls(missing),
+            Builder::Long(b) => b.append_nulls(missing),
+            Builder::Float(b) => b.append_nulls(missing),
+            Builder::String(b) | Builder::Json(b) => b.append_nulls(missing),
+            Builder::Datetime(b) => b.append_nulls(missing),
+            Builder::Map(b) => {
+                for _ in 0..missing {
+                    b.append(false).expect("keys and values stay aligned");
+                }
+            }
+            Builder::Struct { validity, .. } => validity.append_n_nulls(missing),
+            Builder::List {
+                offsets, validity, ..
+            } => {
+                let end = *offsets.last().expect("offsets start at 0");
+                offsets.extend(std::iter::repeat_n(end, missing));
+                validity.append_n_nulls(missing);
+            }
+        }
     }
 
     fn finish(&mut self) -> ArrayRef {
@@ -269,7 +212,14 @@ impl Builder {
                 children,
                 validity,
             } => {
-                let arrays: Vec<ArrayRef> = children.iter_mut().map(Builder::finish).collect();
+                let len = validity.len();
+                let arrays: Vec<ArrayRef> = children
+                    .iter_mut()
+                    .map(|c| {
+                        c.pad_to(len);
+                        c.finish()
+                    })
+                    .collect();
                 Arc::new(StructArray::new(fields.clone(), arrays, validity.finish()))
             }
             Builder::List {
@@ -291,12 +241,260 @@ impl Builder {
     }
 }
 
-fn short(value: Option<&Value>) -> String {
-    let text = value.map_or("null".to_string(), Value::to_string);
-    let cut: String = text.chars().take(40).collect();
-    if cut.len() < text.len() {
-        format!("{cut}...")
-    } else {
-        cut
+/// One value to parse into one builder; `name` is the attribute, for messages.
+struct Slot<'b> {
+    builder: &'b mut Builder,
+    name: &'b str,
+}
+
+impl Slot<'_> {
+    fn wrong<E: serde::de::Error>(&self, found: fmt::Arguments<'_>) -> E {
+        let want = match self.builder {
+            Builder::Boolean(_) => "a boolean",
+            Builder::Integer(_) => "a 32-bit integer",
+            Builder::Long(_) => "a 64-bit integer",
+            Builder::Float(_) => "a number",
+            Builder::String(_) => "a string",
+            Builder::Json(_) => "JSON",
+            Builder::Datetime(_) => "an RFC 3339 datetime",
+            Builder::Map(_) | Builder::Struct { .. } => "an object",
+            Builder::List { .. } => "an array",
+        };
+        E::custom(format_args!("`{}` must be {want}, found {found}", self.name))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Slot<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if let Builder::Json(b) = self.builder {
+            let raw = <&RawValue>::deserialize(d)?;
+            match raw.get() {
+                "null" => b.append_null(),
+                text => b.append_value(text),
+            }
+            return Ok(());
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Slot<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a value for `{}`", self.name)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        let n = self.builder.len() + 1;
+        self.builder.pad_to(n);
+        Ok(())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        match self.builder {
+            Builder::Boolean(b) => Ok(b.append_value(v)),
+            _ => Err(self.wrong(format_args!("{v}"))),
+        }
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        match self.builder {
+            Builder::Integer(b) => match i32::try_from(v) {
+                Ok(v) => Ok(b.append_value(v)),
+                Err(_) => Err(self.wrong(format_args!("{v}"))),
+            },
+            Builder::Long(b) => Ok(b.append_value(v)),
+            Builder::Datetime(b) => Ok(b.append_value(v)),
+            Builder::Float(b) => Ok(b.append_value(v as f64)),
+            _ => Err(self.wrong(format_args!("{v}"))),
+        }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => match self.builder {
+                Builder::Float(b) => Ok(b.append_value(v as f64)),
+                _ => Err(self.wrong(format_args!("{v}"))),
+            },
+        }
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        match self.builder {
+            Builder::Float(b) => Ok(b.append_value(v)),
+            _ => Err(self.wrong(format_args!("{v}"))),
+        }
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        match self.builder {
+            Builder::String(b) => Ok(b.append_value(v)),
+            Builder::Datetime(b) => match parse_rfc3339_ms(v) {
+                Some(ms) => Ok(b.append_value(ms)),
+                None => Err(self.wrong(format_args!("{v:?}"))),
+            },
+            _ => Err(self.wrong(format_args!("{v:?}"))),
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Builder::List {
+            child,
+            offsets,
+            validity,
+            ..
+        } = self.builder
+        else {
+            return Err(self.wrong(format_args!("an array")));
+        };
+        let mut items = 0;
+        while seq
+            .next_element_seed(Slot {
+                builder: child,
+                name: self.name,
+            })?
+            .is_some()
+        {
+            items += 1;
+        }
+        let end = offsets.last().expect("offsets start at 0") + items;
+        offsets.push(end);
+        validity.append_non_null();
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        match self.builder {
+            Builder::Struct {
+                fields,
+                children,
+                validity,
+            } => {
+                let row = validity.len();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let Ok(i) = fields.binary_search_by(|f| f.name().as_str().cmp(&key)) else {
+                        let value = map.next_value::<&RawValue>()?;
+                        if value.get() == "null" {
+                            continue;
+                        }
+                        return Err(A::Error::custom(format_args!(
+                            "`{key}` has no column in this table (not declared by the plugin)"
+                        )));
+                    };
+                    let child = &mut children[i];
+                    if child.len() > row {
+                        return Err(A::Error::custom(format_args!("`{key}` appears twice")));
+                    }
+                    child.pad_to(row);
+                    map.next_value_seed(Slot {
+                        builder: child,
+                        name: fields[i].name(),
+                    })?;
+                }
+                validity.append_non_null();
+                Ok(())
+            }
+            Builder::Map(b) => {
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let value = map.next_value::<&RawValue>()?;
+                    let text = value.get();
+                    if text == "null" {
+                        continue;
+                    }
+                    b.keys().append_value(&key);
+                    if text.starts_with('"') {
+                        let s: Cow<'_, str> =
+                            serde_json::from_str(text).map_err(A::Error::custom)?;
+                        b.values().append_value(s);
+                    } else {
+                        b.values().append_value(text);
+                    }
+                }
+                b.append(true).expect("keys and values stay aligned");
+                Ok(())
+            }
+            _ => Err(self.wrong(format_args!("an object"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, Int64Type};
+    use arrow_array::Array;
+
+    fn col(name: &str, kind: ColumnKind, is_array: bool) -> Column {
+        Column {
+            name: name.into(),
+            kind,
+            is_array,
+            required: false,
+        }
+    }
+
+    fn table() -> (SchemaRef, Vec<Column>) {
+        let columns = vec![
+            col("api", ColumnKind::Struct(vec![col("operation", ColumnKind::String, false), col("request", ColumnKind::Json, false)]), false),
+            col("ports", ColumnKind::Integer, true),
+            col("time", ColumnKind::Long, false),
+            col("time_dt", ColumnKind::Datetime, false),
+            col("unmapped", ColumnKind::Map, false),
+        ];
+        (crate::lake::schema::arrow_schema(&columns, vec![]), columns)
+    }
+
+    #[test]
+    fn sparse_records_fill_every_column_with_nulls_where_absent() {
+        let (schema, columns) = table();
+        let records = [
+            r#"{"time": 1, "api": {"operation": "Get", "request": {"a": [1, 2]}}, "unmapped": {"k": "v", "n": 3, "z": null}}"#,
+            r#"{"time": 2}"#,
+            r#"{"time": 3, "ports": [80, 443], "time_dt": "2024-05-01T00:00:00Z", "api": null}"#,
+            r#"{"time": 4, "api": {"request": "text"}}"#,
+        ];
+        let batch = build(&schema, &columns, records.iter().copied()).unwrap();
+        assert_eq!(batch.num_rows(), 4);
+        let time = batch.column(2).as_primitive::<Int64Type>();
+        assert_eq!(time.values(), &[1, 2, 3, 4]);
+        let api = batch.column(0).as_struct();
+        assert!(api.is_valid(0) && api.is_null(1) && api.is_null(2) && api.is_valid(3));
+        let op = api.column(0).as_string::<i32>();
+        assert_eq!(op.value(0), "Get");
+        assert!(op.is_null(3));
+        let request = api.column(1).as_string::<i32>();
+        assert_eq!(request.value(0), r#"{"a": [1, 2]}"#);
+        assert_eq!(request.value(3), r#""text""#);
+        let ports = batch.column(1).as_list::<i32>();
+        assert!(ports.is_null(0) && ports.is_valid(2));
+        assert_eq!(ports.value(2).as_primitive::<Int32Type>().values(), &[80, 443]);
+        let dt = batch.column(3).as_primitive::<arrow_array::types::TimestampMillisecondType>();
+        assert_eq!(dt.value(2), 1_714_521_600_000);
+        let unmapped = batch.column(4).as_map();
+        assert_eq!(unmapped.value(0).len(), 2, "null values are left out");
+        assert_eq!(unmapped.value(0).column(1).as_string::<i32>().value(1), "3");
+        assert!(unmapped.is_null(1));
+    }
+
+    #[test]
+    fn records_that_do_not_fit_are_named() {
+        let (schema, columns) = table();
+        let err = |records: &[&str]| build(&schema, &columns, records.iter().copied()).unwrap_err();
+        let e = err(&[r#"{"time": 1}"#, r#"{"time": 2, "colour": "red"}"#]);
+        assert_eq!(e.index, 1);
+        assert!(e.reason.contains("`colour` has no column"), "{e:?}");
+        let e = err(&[r#"{"time": "soon"}"#]);
+        assert!(e.reason.contains("`time` must be a 64-bit integer"), "{e:?}");
+        let e = err(&[r#"{"time": 1, "ports": [99999999999]}"#]);
+        assert!(e.reason.contains("`ports` must be a 32-bit integer"), "{e:?}");
+        let e = err(&[r#"{"time": 1, "time": 2}"#]);
+        assert!(e.reason.contains("appears twice"), "{e:?}");
+        // A member that is null where no column exists is nothing to store.
+        assert!(build(&schema, &columns, [r#"{"time": 1, "colour": null}"#].into_iter()).is_ok());
     }
 }

@@ -621,7 +621,7 @@ impl<'a> Walk<'a> {
             self.violation(format!("expected {}, found {found}", attr.kind.describe()));
             return;
         }
-        if let (Some(values), Some(n)) = (&attr.values, int_of(raw)) {
+        if let Some((values, n)) = attr.values.as_ref().and_then(|v| Some((v, int_of(raw)?))) {
             if !values.contains(&n) {
                 let mut allowed: Vec<_> = values.iter().copied().collect();
                 allowed.sort_unstable();
