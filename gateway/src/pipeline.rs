@@ -1,11 +1,16 @@
-//! The durable half of the gateway, on one thread: the write-ahead log (group commit: every
-//! append that is waiting goes into one fsync), the dead-letter area, the partition buffers,
-//! the Parquet writer and the catalog. Ingest handlers send it translated batches and wait for
-//! the reply that says the batch is durable; only then do they acknowledge.
+//! The durable half of the gateway, on two threads:
+//! - `lakegate-wal` makes batches durable: the write-ahead log (group commit: every append that
+//!   is waiting goes into one fsync) and the dead-letter area. Ingest handlers send it translated
+//!   batches and wait for its reply; only then do they acknowledge. It hands each durable batch
+//!   on to the lake thread, in order.
+//! - `lakegate-lake` owns the partition buffers, the Parquet writer and the catalog, so encoding
+//!   a file never holds up acknowledgements. It logs each file's commit through the shared log
+//!   and deletes the segments nothing buffered needs any more.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -36,6 +41,18 @@ struct Append {
 enum Command {
     Append(Append),
     Flush { reply: oneshot::Sender<Flushed> },
+}
+
+/// What the WAL thread hands the lake thread, in log order.
+enum Durable {
+    Batch {
+        source: Arc<Source>,
+        seq: u64,
+        events: Vec<WalEvent>,
+    },
+    Flush {
+        reply: oneshot::Sender<Flushed>,
+    },
 }
 
 /// The handle ingest handlers use.
@@ -91,16 +108,19 @@ impl Pipeline {
             }
         }
         let run = uuid::Uuid::now_v7().to_string();
+        let stats = Arc::new(Stats::default());
         let mut state = State {
             lake: lake.clone(),
             zstd_level: config.flush.zstd_level,
             buffers: Buffers::new(config.flush.clone()),
-            dead_letters: DeadLetterWriter::new(&lake, &run),
+            dead_letters: DeadLetterWriter::new(&lake, &format!("{run}-lake")),
             catalog,
             sources,
             tables,
             interned: HashSet::new(),
-            stats: Arc::new(Stats::default()),
+            stats: stats.clone(),
+            received_seq: 0,
+            last_key: None,
         };
         let mut orphans = Vec::new();
         let (wal, recovery) = Wal::open(
@@ -115,12 +135,26 @@ impl Pipeline {
             state.dead_letters.sync()?;
         }
         report_recovery(&recovery, removed, orphans.len(), state.buffers.usage().0);
-        let stats = state.stats.clone();
+        state.received_seq = wal.next_seq().saturating_sub(1);
+        let wal = Arc::new(Mutex::new(wal));
         let (tx, rx) = mpsc::channel(64);
-        let thread = std::thread::Builder::new()
-            .name("lakegate-pipeline".into())
-            .spawn(move || state.run(wal, rx, runtime))?;
-        Ok((Pipeline { tx, stats }, thread))
+        let (to_lake, from_wal) = sync_channel(64);
+        let logger = Logger {
+            wal: wal.clone(),
+            dead_letters: DeadLetterWriter::new(&lake, &run),
+            stats: stats.clone(),
+            to_lake,
+        };
+        let wal_thread = std::thread::Builder::new()
+            .name("lakegate-wal".into())
+            .spawn(move || logger.run(rx, runtime))?;
+        let lake_thread = std::thread::Builder::new()
+            .name("lakegate-lake".into())
+            .spawn(move || {
+                state.run(&wal, from_wal);
+                let _ = wal_thread.join();
+            })?;
+        Ok((Pipeline { tx, stats }, lake_thread))
     }
 
     /// Makes a translated batch durable; returns once it is (or why it could not be).
@@ -194,9 +228,21 @@ struct State {
     tables: HashMap<String, Arc<LakeTable>>,
     interned: HashSet<Arc<str>>,
     stats: Arc<Stats>,
+    /// The highest sequence number received from the WAL thread: everything logged after it
+    /// is still on its way here and must stay in the log.
+    received_seq: u64,
+    last_key: Option<PartitionKey>,
 }
 
-/// How long the thread waits for work before it checks partition ages.
+/// The WAL thread's state.
+struct Logger {
+    wal: Arc<Mutex<Wal>>,
+    dead_letters: DeadLetterWriter,
+    stats: Arc<Stats>,
+    to_lake: SyncSender<Durable>,
+}
+
+/// How long the lake thread waits for work before it checks partition ages.
 const TICK: Duration = Duration::from_millis(200);
 
 impl State {
@@ -210,12 +256,27 @@ impl State {
     }
 
     fn key(&mut self, table: &LakeTable, event: &WalEvent) -> PartitionKey {
-        PartitionKey {
+        let day = event.time.div_euclid(86_400_000);
+        // Records of a batch mostly share everything but the day.
+        if let Some(last) = &self.last_key {
+            if *last.lake_source == *table.lake_source
+                && *last.region == *event.region
+                && *last.account == *event.account
+            {
+                return PartitionKey {
+                    day,
+                    ..last.clone()
+                };
+            }
+        }
+        let key = PartitionKey {
             lake_source: self.intern(&table.lake_source),
             region: self.intern(&event.region),
             account: self.intern(&event.account),
-            day: event.time.div_euclid(86_400_000),
-        }
+            day,
+        };
+        self.last_key = Some(key.clone());
+        key
     }
 
     /// Routes one acknowledged event to its partition buffer.
@@ -263,39 +324,36 @@ impl State {
         }
     }
 
-    fn run(
-        mut self,
-        mut wal: Wal,
-        mut rx: mpsc::Receiver<Command>,
-        runtime: tokio::runtime::Handle,
-    ) {
+    fn run(mut self, wal: &Mutex<Wal>, from_wal: Receiver<Durable>) {
         loop {
-            let first = runtime.block_on(async { tokio::time::timeout(TICK, rx.recv()).await });
-            let mut commands = Vec::new();
-            match first {
-                Ok(Some(c)) => commands.push(c),
-                Ok(None) => break,
-                Err(_) => {}
-            }
-            while commands.len() < 256 {
-                match rx.try_recv() {
-                    Ok(c) => commands.push(c),
-                    Err(_) => break,
-                }
-            }
             let mut flushes = Vec::new();
-            let mut appends = Vec::new();
-            for c in commands {
-                match c {
-                    Command::Append(append) => appends.push(append),
-                    Command::Flush { reply } => flushes.push(reply),
+            match from_wal.recv_timeout(TICK) {
+                Ok(first) => {
+                    let mut next = Some(first);
+                    while let Some(d) = next {
+                        match d {
+                            Durable::Batch {
+                                source,
+                                seq,
+                                events,
+                            } => {
+                                self.received_seq = self.received_seq.max(seq);
+                                for event in events {
+                                    if let Err(e) = self.buffer(&source, seq, event) {
+                                        error!(error = %e, "unroutable event");
+                                    }
+                                }
+                            }
+                            Durable::Flush { reply } => flushes.push(reply),
+                        }
+                        next = from_wal.try_recv().ok();
+                    }
                 }
-            }
-            if !appends.is_empty() {
-                self.append(&mut wal, appends);
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
             let due = self.buffers.due(Instant::now(), !flushes.is_empty());
-            let flushed = self.flush(&mut wal, due);
+            let flushed = self.flush(wal, due);
             for reply in flushes {
                 let _ = reply.send(flushed);
             }
@@ -303,88 +361,24 @@ impl State {
             use std::sync::atomic::Ordering::Relaxed;
             self.stats.buffered_bytes.store(bytes as u64, Relaxed);
             self.stats.open_partitions.store(open as u64, Relaxed);
-            self.stats
-                .wal_segments
-                .store(wal.segment_count() as u64, Relaxed);
         }
-        // Every sender is gone: the server has stopped. Write everything and leave the log empty.
+        // The WAL thread is gone, so the server has stopped: write everything, empty the log.
         let due = self.buffers.due(Instant::now(), true);
-        let flushed = self.flush(&mut wal, due);
+        let flushed = self.flush(wal, due);
         info!(
             files = flushed.files,
             events = flushed.events,
             "flushed on shutdown"
         );
         if self.buffers.usage().1 == 0 {
-            if let Err(e) = wal.clear() {
+            if let Err(e) = lock(wal).clear() {
                 error!(error = %e, "cannot clear the write-ahead log");
             }
         }
     }
 
-    /// Group commit: log every waiting batch, one fsync, then buffer and acknowledge.
-    fn append(&mut self, wal: &mut Wal, appends: Vec<Append>) {
-        let mut logged = Vec::with_capacity(appends.len());
-        let mut failure = None;
-        for Append {
-            source,
-            events,
-            letters,
-            reply,
-        } in appends
-        {
-            let seq = if events.is_empty() {
-                Ok(0)
-            } else {
-                wal.append_data(&source.name, &events)
-                    .map_err(|e| e.to_string())
-            };
-            let written = seq.and_then(|seq| {
-                self.dead_letters
-                    .append(&letters)
-                    .map(|()| seq)
-                    .map_err(|e| format!("dead-letter area: {e}"))
-            });
-            match written {
-                Ok(seq) => logged.push((source, seq, events, letters.len(), reply)),
-                Err(e) => {
-                    error!(error = %e, "cannot log a batch");
-                    let _ = reply.send(Err(e));
-                }
-            }
-        }
-        let synced = wal.sync().map_err(|e| e.to_string()).and_then(|()| {
-            self.dead_letters
-                .sync()
-                .map_err(|e| format!("dead-letter area: {e}"))
-        });
-        self.stats
-            .wal_syncs
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Err(e) = synced {
-            error!(error = %e, "cannot sync the write-ahead log");
-            failure = Some(e);
-        }
-        for (source, seq, events, letters, reply) in logged {
-            if let Some(e) = &failure {
-                // Not durable: not acknowledged. The client sends it again.
-                let _ = reply.send(Err(e.clone()));
-                continue;
-            }
-            let count = events.len() as u64;
-            for event in events {
-                if let Err(e) = self.buffer(&source, seq, event) {
-                    error!(error = %e, "unroutable event");
-                }
-            }
-            Counters::add(&source.counters.events_acknowledged, count);
-            Counters::add(&source.counters.dead_lettered, letters as u64);
-            let _ = reply.send(Ok(()));
-        }
-    }
-
     /// Writes the given partitions, then releases what the log no longer needs.
-    fn flush(&mut self, wal: &mut Wal, due: Vec<PartitionKey>) -> Flushed {
+    fn flush(&mut self, wal: &Mutex<Wal>, due: Vec<PartitionKey>) -> Flushed {
         let mut flushed = Flushed::default();
         for key in due {
             match self.flush_partition(wal, &key) {
@@ -398,16 +392,21 @@ impl State {
                 }
             }
         }
-        let min_live = self.buffers.min_seq().unwrap_or(wal.next_seq());
+        let min_live = self.buffers.min_seq().unwrap_or(self.received_seq + 1);
+        let mut wal = lock(wal);
         if let Err(e) = wal.release(min_live) {
             error!(error = %e, "cannot delete a write-ahead log segment");
         }
+        self.stats.wal_segments.store(
+            wal.segment_count() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         flushed
     }
 
     fn flush_partition(
         &mut self,
-        wal: &mut Wal,
+        wal: &Mutex<Wal>,
         key: &PartitionKey,
     ) -> Result<Option<u64>, String> {
         let Some(mut sealed) = self.buffers.seal(key) else {
@@ -449,7 +448,7 @@ impl State {
             partition: key.dir(),
             seqs: sealed.seqs.clone(),
         };
-        if let Err(e) = wal
+        if let Err(e) = lock(wal)
             .commit(&commit)
             .map_err(|e| e.to_string())
             .and_then(|()| lake::publish(&self.lake, &tmp, &file).map_err(|e| e.to_string()))
@@ -477,6 +476,105 @@ impl State {
         info!(file = %file, rows, "committed");
         Ok(Some(rows))
     }
+}
+
+impl Logger {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>, runtime: tokio::runtime::Handle) {
+        while let Some(first) = runtime.block_on(rx.recv()) {
+            let mut commands = vec![first];
+            while commands.len() < 256 {
+                match rx.try_recv() {
+                    Ok(c) => commands.push(c),
+                    Err(_) => break,
+                }
+            }
+            let mut appends = Vec::new();
+            for c in commands {
+                match c {
+                    Command::Append(append) => appends.push(append),
+                    Command::Flush { reply } => {
+                        // Everything logged before it is handed on first.
+                        self.append(std::mem::take(&mut appends));
+                        let _ = self.to_lake.send(Durable::Flush { reply });
+                    }
+                }
+            }
+            self.append(appends);
+        }
+        // Dropping `to_lake` tells the lake thread to flush and finish.
+    }
+
+    /// Group commit: log every waiting batch, one fsync, then acknowledge them and hand them on.
+    fn append(&mut self, appends: Vec<Append>) {
+        if appends.is_empty() {
+            return;
+        }
+        let mut logged = Vec::with_capacity(appends.len());
+        let mut wal = lock(&self.wal);
+        for Append {
+            source,
+            events,
+            letters,
+            reply,
+        } in appends
+        {
+            let seq = if events.is_empty() {
+                Ok(0)
+            } else {
+                wal.append_data(&source.name, &events)
+                    .map_err(|e| e.to_string())
+            };
+            let written = seq.and_then(|seq| {
+                self.dead_letters
+                    .append(&letters)
+                    .map(|()| seq)
+                    .map_err(|e| format!("dead-letter area: {e}"))
+            });
+            match written {
+                Ok(seq) => logged.push((source, seq, events, letters.len(), reply)),
+                Err(e) => {
+                    error!(error = %e, "cannot log a batch");
+                    let _ = reply.send(Err(e));
+                }
+            }
+        }
+        let synced = wal.sync().map_err(|e| e.to_string()).and_then(|()| {
+            self.dead_letters
+                .sync()
+                .map_err(|e| format!("dead-letter area: {e}"))
+        });
+        drop(wal);
+        self.stats
+            .wal_syncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = &synced {
+            error!(error = %e, "cannot sync the write-ahead log");
+        }
+        for (source, seq, events, letters, reply) in logged {
+            if let Err(e) = &synced {
+                // Not durable: not acknowledged. The client sends it again.
+                let _ = reply.send(Err(e.clone()));
+                continue;
+            }
+            Counters::add(&source.counters.events_acknowledged, events.len() as u64);
+            Counters::add(&source.counters.dead_lettered, letters as u64);
+            let _ = reply.send(Ok(()));
+            if !events.is_empty() {
+                // Blocks while the lake thread is behind: that is the backpressure.
+                let _ = self.to_lake.send(Durable::Batch {
+                    source,
+                    seq,
+                    events,
+                });
+            }
+        }
+    }
+}
+
+/// The log, even if a thread panicked while holding it (its state is checked on every append).
+fn lock(wal: &Mutex<Wal>) -> std::sync::MutexGuard<'_, Wal> {
+    wal.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Unix milliseconds now.

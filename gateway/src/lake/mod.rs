@@ -184,19 +184,16 @@ impl Buffers {
         time: i64,
         json: String,
     ) {
-        if !self.open.contains_key(key) {
-            self.open.insert(
-                key.clone(),
-                Buffer {
-                    rows: Vec::new(),
-                    bytes: 0,
-                    opened: Instant::now(),
-                    max_age,
-                    seqs: Vec::new(),
-                },
-            );
-        }
-        let buffer = self.open.get_mut(key).expect("inserted above");
+        let buffer = match self.open.get_mut(key) {
+            Some(buffer) => buffer,
+            None => self.open.entry(key.clone()).or_insert(Buffer {
+                rows: Vec::new(),
+                bytes: 0,
+                opened: Instant::now(),
+                max_age,
+                seqs: Vec::new(),
+            }),
+        };
         let size = json.len() + std::mem::size_of::<Row>();
         buffer.rows.push(Row {
             time,
@@ -447,7 +444,7 @@ mod tests {
                 Duration::from_secs(1),
                 seq,
                 t,
-                &format!("{{\"time\":{t}}}"),
+                format!("{{\"time\":{t}}}"),
             );
         }
         let s = b.seal(&key(0)).unwrap();

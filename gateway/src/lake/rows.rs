@@ -260,7 +260,10 @@ impl Slot<'_> {
             Builder::Map(_) | Builder::Struct { .. } => "an object",
             Builder::List { .. } => "an array",
         };
-        E::custom(format_args!("`{}` must be {want}, found {found}", self.name))
+        E::custom(format_args!(
+            "`{}` must be {want}, found {found}",
+            self.name
+        ))
     }
 }
 
@@ -440,7 +443,14 @@ mod tests {
 
     fn table() -> (SchemaRef, Vec<Column>) {
         let columns = vec![
-            col("api", ColumnKind::Struct(vec![col("operation", ColumnKind::String, false), col("request", ColumnKind::Json, false)]), false),
+            col(
+                "api",
+                ColumnKind::Struct(vec![
+                    col("operation", ColumnKind::String, false),
+                    col("request", ColumnKind::Json, false),
+                ]),
+                false,
+            ),
             col("ports", ColumnKind::Integer, true),
             col("time", ColumnKind::Long, false),
             col("time_dt", ColumnKind::Datetime, false),
@@ -472,8 +482,13 @@ mod tests {
         assert_eq!(request.value(3), r#""text""#);
         let ports = batch.column(1).as_list::<i32>();
         assert!(ports.is_null(0) && ports.is_valid(2));
-        assert_eq!(ports.value(2).as_primitive::<Int32Type>().values(), &[80, 443]);
-        let dt = batch.column(3).as_primitive::<arrow_array::types::TimestampMillisecondType>();
+        assert_eq!(
+            ports.value(2).as_primitive::<Int32Type>().values(),
+            &[80, 443]
+        );
+        let dt = batch
+            .column(3)
+            .as_primitive::<arrow_array::types::TimestampMillisecondType>();
         assert_eq!(dt.value(2), 1_714_521_600_000);
         let unmapped = batch.column(4).as_map();
         assert_eq!(unmapped.value(0).len(), 2, "null values are left out");
@@ -489,12 +504,23 @@ mod tests {
         assert_eq!(e.index, 1);
         assert!(e.reason.contains("`colour` has no column"), "{e:?}");
         let e = err(&[r#"{"time": "soon"}"#]);
-        assert!(e.reason.contains("`time` must be a 64-bit integer"), "{e:?}");
+        assert!(
+            e.reason.contains("`time` must be a 64-bit integer"),
+            "{e:?}"
+        );
         let e = err(&[r#"{"time": 1, "ports": [99999999999]}"#]);
-        assert!(e.reason.contains("`ports` must be a 32-bit integer"), "{e:?}");
+        assert!(
+            e.reason.contains("`ports` must be a 32-bit integer"),
+            "{e:?}"
+        );
         let e = err(&[r#"{"time": 1, "time": 2}"#]);
         assert!(e.reason.contains("appears twice"), "{e:?}");
         // A member that is null where no column exists is nothing to store.
-        assert!(build(&schema, &columns, [r#"{"time": 1, "colour": null}"#].into_iter()).is_ok());
+        assert!(build(
+            &schema,
+            &columns,
+            [r#"{"time": 1, "colour": null}"#].into_iter()
+        )
+        .is_ok());
     }
 }

@@ -138,10 +138,9 @@ impl<'a> ColumnWalk<'a> {
     fn allowed(&self, def: &Definition, name: &str, prefix: &str) -> Allowed {
         match self.declared.allows(&format!("{prefix}{name}")) {
             Allowed::No => def
-                .attributes
-                .iter()
-                .find(|(_, a)| a.sibling.as_deref() == Some(name))
-                .map_or(Allowed::No, |(enum_name, _)| {
+                .enum_of_sibling
+                .get(name)
+                .map_or(Allowed::No, |enum_name| {
                     self.declared.allows(&format!("{prefix}{enum_name}"))
                 }),
             other => other,

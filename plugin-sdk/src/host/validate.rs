@@ -89,6 +89,8 @@ pub(super) struct Definition {
     caption: String,
     category_uid: i64,
     pub(super) attributes: FastMap<String, Attribute>,
+    /// The enum attribute of each companion string (`status` -> `status_id`).
+    pub(super) enum_of_sibling: FastMap<String, String>,
     /// The attributes that are required, always or with their profile.
     required: Vec<(String, Requirement)>,
     at_least_one: Vec<String>,
@@ -279,7 +281,7 @@ impl Schema {
             schema_path: String::with_capacity(64),
             objects: Vec::with_capacity(MAX_OBJECT_DEPTH),
         };
-        walk.object(class, &obj);
+        walk.object(class, &obj, false);
         let activity = obj.member("activity_id").and_then(int_of);
         if let (Some(activity), Some(type_uid)) =
             (activity, obj.member("type_uid").and_then(int_of))
@@ -335,10 +337,10 @@ pub struct Declarations {
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct Declared {
-    /// Paths the plugin may set, with everything beneath them.
-    paths: FastSet<String>,
-    /// Every proper prefix of a declared path: objects the plugin may create to hold them.
-    containers: FastSet<String>,
+    /// Paths the plugin may set, with everything beneath them (`Covered`), every proper prefix
+    /// of one (`Container`: objects the plugin may create to hold them), and the attributes the
+    /// SDK derives.
+    exact: FastMap<String, Allowed>,
 }
 
 impl Declarations {
@@ -351,10 +353,15 @@ impl Declarations {
                 for path in &c.attributes {
                     let mut prefix = path.as_str();
                     while let Some((head, _)) = prefix.rsplit_once('.') {
-                        d.containers.insert(head.to_string());
+                        d.exact
+                            .entry(head.to_string())
+                            .or_insert(Allowed::Container);
                         prefix = head;
                     }
-                    d.paths.insert(path.clone());
+                    d.exact.insert(path.clone(), Allowed::Covered);
+                }
+                for name in ALWAYS_ALLOWED {
+                    d.exact.insert(name.to_string(), Allowed::Covered);
                 }
                 (c.class_uid, d)
             })
@@ -379,6 +386,7 @@ const ALWAYS_ALLOWED: &[&str] = &[
     "activity_name",
 ];
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Allowed {
     /// At or beneath a declared path: anything below is allowed too.
     Covered,
@@ -388,25 +396,10 @@ pub(super) enum Allowed {
 }
 
 impl Declared {
+    /// Whether `schema_path` may be set. Callers walk down from the root and stop asking
+    /// below a `Covered` path, so one lookup answers.
     pub(super) fn allows(&self, schema_path: &str) -> Allowed {
-        if ALWAYS_ALLOWED.contains(&schema_path) {
-            return Allowed::Covered;
-        }
-        let mut prefix = schema_path;
-        loop {
-            if self.paths.contains(prefix) {
-                return Allowed::Covered;
-            }
-            match prefix.rsplit_once('.') {
-                Some((head, _)) => prefix = head,
-                None => break,
-            }
-        }
-        if self.containers.contains(schema_path) {
-            Allowed::Container
-        } else {
-            Allowed::No
-        }
+        self.exact.get(schema_path).copied().unwrap_or(Allowed::No)
     }
 }
 
@@ -464,9 +457,7 @@ impl<'a> Walk<'a> {
     /// Checks one object at the current path. Paths are kept in two reused buffers, so a valid
     /// record costs no allocation for them: `path` has array indexes (for messages),
     /// `schema_path` has none (for the plugin's declarations).
-    fn object(&mut self, def: &Definition, obj: &JsonRecord<'_>) {
-        let covered = !self.schema_path.is_empty()
-            && matches!(self.declared.allows(&self.schema_path), Allowed::Covered);
+    fn object(&mut self, def: &Definition, obj: &JsonRecord<'_>, covered: bool) {
         for (name, raw) in obj.members() {
             let marks = self.enter(name);
             self.member(def, name, raw, covered);
@@ -505,15 +496,20 @@ impl<'a> Walk<'a> {
             ));
             return;
         };
-        if !covered && matches!(self.allowed(def, name), Allowed::No) {
-            self.violation("the plugin did not declare this attribute in its manifest");
-            return;
-        }
+        let covered = covered
+            || match self.allowed(def, name) {
+                Allowed::No => {
+                    self.violation("the plugin did not declare this attribute in its manifest");
+                    return;
+                }
+                Allowed::Covered => true,
+                Allowed::Container => false,
+            };
         if is_null(raw) {
             return;
         }
         if !attr.is_array {
-            self.value(attr, raw);
+            self.value(attr, raw, covered);
             return;
         }
         let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
@@ -524,7 +520,7 @@ impl<'a> Walk<'a> {
         for (i, item) in items.into_iter().enumerate() {
             use std::fmt::Write;
             let _ = write!(self.path, "[{i}]");
-            self.value(attr, item);
+            self.value(attr, item, covered);
             self.path.truncate(mark);
         }
     }
@@ -535,10 +531,9 @@ impl<'a> Walk<'a> {
         match self.declared.allows(&self.schema_path) {
             Allowed::No => {
                 let parent = &self.schema_path[..self.schema_path.len() - name.len()];
-                def.attributes
-                    .iter()
-                    .find(|(_, a)| a.sibling.as_deref() == Some(name))
-                    .map_or(Allowed::No, |(enum_name, _)| {
+                def.enum_of_sibling
+                    .get(name)
+                    .map_or(Allowed::No, |enum_name| {
                         self.declared.allows(&format!("{parent}{enum_name}"))
                     })
             }
@@ -558,7 +553,7 @@ impl<'a> Walk<'a> {
         self.profiles.contains(profile)
     }
 
-    fn value(&mut self, attr: &Attribute, raw: &RawValue) {
+    fn value(&mut self, attr: &Attribute, raw: &RawValue, covered: bool) {
         let text = raw.get();
         let ok = match &attr.kind {
             Kind::Object(o) => {
@@ -577,7 +572,7 @@ impl<'a> Walk<'a> {
                 match JsonRecord::object(text) {
                     Some(obj) => {
                         self.objects.push(&def.name);
-                        self.object(def, &obj);
+                        self.object(def, &obj, covered);
                         self.objects.pop();
                         true
                     }
@@ -722,6 +717,10 @@ impl Definition {
             name: name.to_string(),
             caption: def["caption"].as_str().unwrap_or(name).to_string(),
             category_uid: def["category_uid"].as_i64().unwrap_or(-1),
+            enum_of_sibling: attributes
+                .iter()
+                .filter_map(|(name, a)| Some((a.sibling.clone()?, name.clone())))
+                .collect(),
             attributes,
             required,
             at_least_one: list("at_least_one"),
