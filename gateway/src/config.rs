@@ -51,7 +51,7 @@ pub struct FlushConfig {
     /// A partition is written once its oldest buffered record is this old ("5m").
     #[serde(with = "duration")]
     pub max_age: Duration,
-    /// A partition is written once its buffered records take this much ("32MiB"). The Parquet
+    /// A partition is written once its buffered records take this much ("16MiB"). The Parquet
     /// file is several times smaller.
     #[serde(deserialize_with = "bytes")]
     pub max_partition_bytes: u64,
@@ -122,8 +122,8 @@ impl Default for FlushConfig {
     fn default() -> Self {
         FlushConfig {
             max_age: Duration::from_secs(300),
-            max_partition_bytes: 32 << 20,
-            max_buffered_bytes: 96 << 20,
+            max_partition_bytes: 16 << 20,
+            max_buffered_bytes: 64 << 20,
             max_open_partitions: 64,
             zstd_level: 3,
         }
@@ -387,7 +387,7 @@ mod tests {
         assert_eq!(c.wal.segment_bytes, 8 << 20);
         assert!(c.wal.fsync);
         assert_eq!(c.flush.max_age, Duration::from_secs(2));
-        assert_eq!(c.flush.max_partition_bytes, 32 << 20);
+        assert_eq!(c.flush.max_partition_bytes, 16 << 20);
         let ct = &c.sources["ct"];
         assert_eq!(ct.lake_sources[&6003], "ct_api");
         assert_eq!(ct.max_age, Some(Duration::from_millis(500)));

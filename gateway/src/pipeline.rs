@@ -138,7 +138,8 @@ impl Pipeline {
         state.received_seq = wal.next_seq().saturating_sub(1);
         let wal = Arc::new(Mutex::new(wal));
         let (tx, rx) = mpsc::channel(64);
-        let (to_lake, from_wal) = sync_channel(64);
+        // A few batches in flight between the threads: each can be megabytes of events.
+        let (to_lake, from_wal) = sync_channel(4);
         let logger = Logger {
             wal: wal.clone(),
             dead_letters: DeadLetterWriter::new(&lake, &run),
