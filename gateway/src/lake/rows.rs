@@ -298,50 +298,55 @@ impl<'de> Visitor<'de> for Slot<'_> {
 
     fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
         match self.builder {
-            Builder::Boolean(b) => Ok(b.append_value(v)),
-            _ => Err(self.wrong(format_args!("{v}"))),
+            Builder::Boolean(b) => b.append_value(v),
+            _ => return Err(self.wrong(format_args!("{v}"))),
         }
+        Ok(())
     }
 
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
         match self.builder {
             Builder::Integer(b) => match i32::try_from(v) {
-                Ok(v) => Ok(b.append_value(v)),
-                Err(_) => Err(self.wrong(format_args!("{v}"))),
+                Ok(v) => b.append_value(v),
+                Err(_) => return Err(self.wrong(format_args!("{v}"))),
             },
-            Builder::Long(b) => Ok(b.append_value(v)),
-            Builder::Datetime(b) => Ok(b.append_value(v)),
-            Builder::Float(b) => Ok(b.append_value(v as f64)),
-            _ => Err(self.wrong(format_args!("{v}"))),
+            Builder::Long(b) => b.append_value(v),
+            Builder::Datetime(b) => b.append_value(v),
+            Builder::Float(b) => b.append_value(v as f64),
+            _ => return Err(self.wrong(format_args!("{v}"))),
         }
+        Ok(())
     }
 
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
         match i64::try_from(v) {
-            Ok(v) => self.visit_i64(v),
+            Ok(v) => return self.visit_i64(v),
             Err(_) => match self.builder {
-                Builder::Float(b) => Ok(b.append_value(v as f64)),
-                _ => Err(self.wrong(format_args!("{v}"))),
+                Builder::Float(b) => b.append_value(v as f64),
+                _ => return Err(self.wrong(format_args!("{v}"))),
             },
         }
+        Ok(())
     }
 
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
         match self.builder {
-            Builder::Float(b) => Ok(b.append_value(v)),
-            _ => Err(self.wrong(format_args!("{v}"))),
+            Builder::Float(b) => b.append_value(v),
+            _ => return Err(self.wrong(format_args!("{v}"))),
         }
+        Ok(())
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
         match self.builder {
-            Builder::String(b) => Ok(b.append_value(v)),
+            Builder::String(b) => b.append_value(v),
             Builder::Datetime(b) => match parse_rfc3339_ms(v) {
-                Some(ms) => Ok(b.append_value(ms)),
-                None => Err(self.wrong(format_args!("{v:?}"))),
+                Some(ms) => b.append_value(ms),
+                None => return Err(self.wrong(format_args!("{v:?}"))),
             },
-            _ => Err(self.wrong(format_args!("{v:?}"))),
+            _ => return Err(self.wrong(format_args!("{v:?}"))),
         }
+        Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
