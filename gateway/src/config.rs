@@ -294,15 +294,19 @@ fn bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
-/// Parses a byte size such as `64MiB`.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
+/// `"64 MiB"` -> `(64, "MiB")`; `what` names the expected form in the error.
+fn number_and_unit<'a>(s: &'a str, what: &str) -> Result<(u64, &'a str), String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size such as 64MiB"))?;
-    let scale = match unit.trim() {
+    let n = number.parse().map_err(|_| format!("`{s}` is not {what}"))?;
+    Ok((n, unit.trim()))
+}
+
+/// Parses a byte size such as `64MiB`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let (n, unit) = number_and_unit(s, "a size such as 64MiB")?;
+    let scale = match unit {
         "" | "B" => 1,
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
@@ -318,12 +322,7 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 
 /// Parses a duration such as `5m`, `30s`, `500ms`, `1h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration such as 5m, 30s or 500ms"))?;
+    let (n, unit) = number_and_unit(s, "a duration such as 5m, 30s or 500ms")?;
     Ok(match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),

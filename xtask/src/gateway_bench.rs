@@ -226,6 +226,34 @@ fn sample(pid: u32) -> Option<(f64, f64)> {
     Some((ticks / 100.0, hwm_kb / 1024.0))
 }
 
+/// The last CPU readings of the gateway and its client, and the gateway's peak memory.
+struct Watch {
+    server: u32,
+    client: u32,
+    server_cpu: f64,
+    client_cpu: f64,
+    rss_mb: f64,
+}
+
+impl Watch {
+    /// Samples both processes every 20 ms until `child` exits.
+    fn until_exit(&mut self, child: &mut std::process::Child) -> Result<()> {
+        loop {
+            if let Some((c, _)) = sample(self.client) {
+                self.client_cpu = c;
+            }
+            if let Some((c, h)) = sample(self.server) {
+                self.server_cpu = c;
+                self.rss_mb = f64::max(self.rss_mb, h);
+            }
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 fn gateway_run(
     lakegate: &Path,
     work: &Path,
@@ -276,21 +304,14 @@ fn gateway_run(
         .args(files)
         .stdout(Stdio::piped())
         .spawn()?;
-    let client_pid = client.id();
-    let (mut client_cpu, mut server_cpu, mut rss) = (0.0, 0.0, 0.0);
-    loop {
-        if let Some((c, _)) = sample(client_pid) {
-            client_cpu = c;
-        }
-        if let Some((c, h)) = sample(pid) {
-            server_cpu = c;
-            rss = f64::max(rss, h);
-        }
-        if client.try_wait()?.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut watch = Watch {
+        server: pid,
+        client: client.id(),
+        server_cpu: 0.0,
+        client_cpu: 0.0,
+        rss_mb: 0.0,
+    };
+    watch.until_exit(&mut client)?;
     let output = client.wait_with_output()?;
     let summary: serde_json::Value = serde_json::from_slice(
         output
@@ -304,23 +325,14 @@ fn gateway_run(
         bail!("{name}: not acknowledged: {summary}");
     }
     run(Command::new("kill").args(["-TERM", &pid.to_string()]))?;
-    loop {
-        if let Some((c, h)) = sample(pid) {
-            server_cpu = c;
-            rss = f64::max(rss, h);
-        }
-        if server.try_wait()?.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    watch.until_exit(&mut server)?;
     let secs = started.elapsed().as_secs_f64();
     Ok(Measure {
         name: name.to_string(),
         records: summary["read"].as_u64().unwrap_or(0),
         bytes: summary["bytes"].as_u64().unwrap_or(0),
         secs,
-        cpu: server_cpu - cpu0 + client_cpu,
-        rss_mb: rss,
+        cpu: watch.server_cpu - cpu0 + watch.client_cpu,
+        rss_mb: watch.rss_mb,
     })
 }

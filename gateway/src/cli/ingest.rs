@@ -21,15 +21,31 @@ use super::plugin::guess_framing;
 const CHUNK_BYTES: usize = 1 << 20;
 
 /// What to send where.
+#[derive(Debug, clap::Args)]
 pub(super) struct IngestArgs {
+    /// The gateway's gRPC address.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub server: String,
+    /// The source the files belong to.
+    #[arg(long)]
     pub source: String,
+    /// Input framing; by default guessed from the extension, else the source's.
+    #[arg(long, value_parser = super::plugin::parse_framing)]
     pub framing: Option<Framing>,
+    /// `region=` partition value for these files (default: the source's).
+    #[arg(long)]
     pub region: Option<String>,
+    /// `accountId=` partition value for these files (default: the source's).
+    #[arg(long)]
     pub account_id: Option<String>,
+    /// Print one JSON object (on the last line) instead of text.
+    #[arg(long)]
     pub json: bool,
-    /// Files streamed at once.
+    /// Stream this many files at once.
+    #[arg(long, default_value_t = 1)]
     pub parallel: usize,
+    /// Files to send, one stream each.
+    #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
 

@@ -62,32 +62,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Stream log files to a gateway and report what it acknowledged.
-    Ingest {
-        /// The gateway's gRPC address.
-        #[arg(long, default_value = "http://127.0.0.1:50051")]
-        server: String,
-        /// The source the files belong to.
-        #[arg(long)]
-        source: String,
-        /// Input framing; by default guessed from the extension, else the source's.
-        #[arg(long, value_parser = plugin::parse_framing)]
-        framing: Option<lakegate_plugin_sdk::Framing>,
-        /// `region=` partition value for these files (default: the source's).
-        #[arg(long)]
-        region: Option<String>,
-        /// `accountId=` partition value for these files (default: the source's).
-        #[arg(long)]
-        account_id: Option<String>,
-        /// Print one JSON object (on the last line) instead of text.
-        #[arg(long)]
-        json: bool,
-        /// Stream this many files at once.
-        #[arg(long, default_value_t = 1)]
-        parallel: usize,
-        /// Files to send, one stream each.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    Ingest(ingest::IngestArgs),
     /// Look at a lake.
     #[command(subcommand)]
     Lake(LakeCommand),
@@ -156,25 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::server::serve(config, host(&cli.sandbox)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest {
-            server,
-            source,
-            framing,
-            region,
-            account_id,
-            json,
-            parallel,
-            files,
-        } => ingest::run(ingest::IngestArgs {
-            server,
-            source,
-            framing,
-            region,
-            account_id,
-            json,
-            parallel,
-            files,
-        }),
+        Command::Ingest(args) => ingest::run(args),
         Command::Lake(LakeCommand::Summary { lake, json }) => lake::summary(&lake, json),
         Command::DeadLetters(DeadLetterCommand::List { lake, source, json }) => {
             dead_letters::list(&lake, source.as_deref(), json)
