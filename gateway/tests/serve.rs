@@ -302,6 +302,38 @@ fn samples_of_all_three_plugins_land_in_the_security_lake_layout() {
         }
     });
 
+    // The admin API: flush now, and the counters agree with what was acknowledged.
+    let url = gw.url();
+    let (flushed, sources) = runtime().block_on(async {
+        let mut admin = AdminClient::connect(url).await.unwrap();
+        let flushed = admin.flush(FlushRequest {}).await.unwrap().into_inner();
+        let sources = admin
+            .list_sources(lakegate_proto::admin::v1::ListSourcesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .sources;
+        (flushed, sources)
+    });
+    assert_eq!(flushed.events, acked.values().sum::<u64>());
+    for s in &sources {
+        let c = s.counters.as_ref().unwrap();
+        let want: u64 = acked
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{}-", s.name)))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(
+            (c.events_acknowledged, c.events_written),
+            (want, want),
+            "{}",
+            s.name
+        );
+        assert!(
+            c.files_written > 0 && c.last_write_ms > 0 && c.received_bytes > 0,
+            "{c:?}"
+        );
+    }
     assert!(gw.stop(), "SIGTERM: flush and exit 0");
     let wal_left = std::fs::read_dir(lake.join("wal")).unwrap().count();
     assert_eq!(
@@ -439,6 +471,103 @@ fn samples_of_all_three_plugins_land_in_the_security_lake_layout() {
 }
 
 const HOUR_FLUSH: &str = "[flush]\nmax_age = \"1h\"\n";
+
+#[test]
+fn late_data_over_many_days_rolls_files_early_instead_of_growing() {
+    let lake = lake("late");
+    // Nothing is old enough to flush by age; only the open-partition cap can write files.
+    let gw = Gateway::start(
+        &lake,
+        Some("[flush]\nmax_age = \"1h\"\nmax_open_partitions = 4\n"),
+    );
+    let day0 = 1_700_006_400; // 2023-11-15T00:00:00Z
+    let mut text = String::new();
+    for i in 0..200u64 {
+        let start = day0 + (i % 40) * 86_400 + i;
+        text.push_str(&format!(
+            "2 123456789012 eni-1 10.0.0.1 10.0.0.2 443 49152 6 10 840 {start} {} ACCEPT OK\n",
+            start + 60
+        ));
+    }
+    let file = lake.parent().unwrap().join("late.log");
+    std::fs::write(&file, text).unwrap();
+    let (ok, s, out) = gw.ingest("aws-vpc-flow", &[file.to_str().unwrap()], &[]);
+    assert!(ok && s["events"] == 200, "{out}");
+    // Before any age or shutdown flush, the cap rolls the older days into files (the lake
+    // thread writes them after the acknowledgement: wait for it, up to a minute).
+    let open = |metrics: &str| -> Option<u64> {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("lakegate_open_partitions "))?
+            .parse()
+            .ok()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut files = 0;
+    while std::time::Instant::now() < deadline {
+        files = count_parquet(&lake.join("ext"));
+        if files >= 36 && open(&gw.metrics()).is_some_and(|n| n <= 4) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(files >= 36, "{files} files: at most 4 partitions stay open");
+    assert!(gw.stop());
+    let read = read_lake(&lake);
+    let days: std::collections::BTreeSet<&str> = read["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["day"].as_str().unwrap())
+        .collect();
+    assert_eq!(days.len(), 40);
+    assert_eq!(read["rows"], 200);
+}
+
+fn count_parquet(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                count_parquet(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "parquet"))
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn an_oversized_message_is_refused_and_the_gateway_keeps_serving() {
+    let lake = lake("large");
+    let gw = Gateway::start(&lake, Some("max_message_bytes = \"1MiB\"\n"));
+    let url = gw.url();
+    let status = runtime().block_on(async {
+        let mut client = IngestClient::connect(url).await.unwrap();
+        client
+            .send(IngestRequest {
+                source: "aws-vpc-flow".into(),
+                records: vec![Record {
+                    data: vec![b'x'; 2 << 20],
+                    metadata: Default::default(),
+                }],
+                framing: String::new(),
+            })
+            .await
+            .unwrap_err()
+    });
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    let (ok, s, out) = gw.ingest(
+        "aws-vpc-flow",
+        &[&golden("aws-vpc-flow", "default-v2.input.log")],
+        &[],
+    );
+    assert!(ok && s["events"] == 9, "{out}");
+    assert!(gw.stop());
+}
 
 #[test]
 fn acknowledged_records_survive_kill_9_and_are_written_once() {
