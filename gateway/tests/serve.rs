@@ -541,7 +541,7 @@ fn count_parquet(dir: &Path) -> usize {
 }
 
 #[test]
-fn an_oversized_message_is_refused_and_the_gateway_keeps_serving() {
+fn oversized_messages_and_cancelled_calls_leave_the_gateway_serving() {
     let lake = lake("large");
     let gw = Gateway::start(&lake, Some("max_message_bytes = \"1MiB\"\n"));
     let url = gw.url();
@@ -560,6 +560,30 @@ fn an_oversized_message_is_refused_and_the_gateway_keeps_serving() {
             .unwrap_err()
     });
     assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    // A client that goes away mid-stream: its call ends, nothing else does.
+    let url = gw.url();
+    runtime().block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let call = tokio::spawn(async move {
+            let mut client = IngestClient::connect(url).await.unwrap();
+            client
+                .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+        });
+        tx.send(IngestRequest {
+            source: "aws-vpc-flow".into(),
+            records: vec![Record {
+                data: std::fs::read(golden("aws-vpc-flow", "default-v2.input.log")).unwrap(),
+                metadata: Default::default(),
+            }],
+            framing: String::new(),
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        call.abort();
+        assert!(call.await.is_err(), "the call was cancelled");
+    });
     let (ok, s, out) = gw.ingest(
         "aws-vpc-flow",
         &[&golden("aws-vpc-flow", "default-v2.input.log")],
