@@ -203,15 +203,27 @@ fn samples_of_all_three_plugins_land_in_the_security_lake_layout() {
     let gw = Gateway::start(&lake, None);
     let mut acked = BTreeMap::new();
     let mut dead = 0;
+    // CloudTrail delivers gzip: `ingest` reads it as is (framing guessed from `.json` under `.gz`).
+    let gz = lake.parent().unwrap().join("s3-object-records.json.gz");
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    std::io::Write::write_all(
+        &mut encoder,
+        &std::fs::read(golden("aws-cloudtrail", "s3-object-records.input.json")).unwrap(),
+    )
+    .unwrap();
+    encoder.finish().unwrap();
     let sends: [(&str, Vec<String>, &[&str]); 3] = [
         (
             "aws-cloudtrail",
             [
-                "aws-reference.input.jsonl",
-                "s3-object-records.input.json",
-                "edge-cases.input.jsonl",
+                golden("aws-cloudtrail", "aws-reference.input.jsonl"),
+                golden("aws-cloudtrail", "s3-object-records.input.json"),
+                golden("aws-cloudtrail", "edge-cases.input.jsonl"),
+                gz.display().to_string(),
             ]
-            .map(|f| golden("aws-cloudtrail", f))
             .to_vec(),
             // Partition values from the records' metadata instead of the source's defaults.
             &["--region", "eu-west-1", "--account-id", "123456789012"],
@@ -239,6 +251,13 @@ fn samples_of_all_three_plugins_land_in_the_security_lake_layout() {
         let files: Vec<&str> = files.iter().map(String::as_str).collect();
         let (ok, summary, out) = gw.ingest(source, &files, extra);
         assert!(ok, "{out}");
+        if *source == "aws-cloudtrail" {
+            let per_file = summary["per_file"].as_array().unwrap();
+            assert_eq!(
+                per_file[3]["events"], per_file[1]["events"],
+                "gzip = plain: {out}"
+            );
+        }
         assert_eq!(summary["acknowledged"], true, "{out}");
         acknowledged(source, &summary, &mut acked);
         dead += summary["dead_lettered"].as_u64().unwrap();

@@ -81,7 +81,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         }
         let framing = args
             .framing
-            .or_else(|| guess_framing(file, &accepted))
+            .or_else(|| guess_framing(&without_gz(file), &accepted))
             .unwrap_or(default_framing);
         let (mut client, args, file) = (client.clone(), args.clone(), file.clone());
         running.spawn(async move {
@@ -185,15 +185,38 @@ async fn source_framings(
     Ok((default, accepted))
 }
 
+/// A file's contents, decompressed when it is gzip (as CloudTrail delivers), and its size when
+/// that is known in advance.
+fn open(file: &Path) -> anyhow::Result<(Box<dyn Read + Send>, Option<u64>)> {
+    let mut f =
+        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut magic = [0u8; 2];
+    let gzip = f.read(&mut magic)? == 2 && magic == [0x1f, 0x8b];
+    let size = f.metadata()?.len();
+    std::io::Seek::rewind(&mut f)?;
+    Ok(if gzip {
+        (Box::new(flate2::read::MultiGzDecoder::new(f)), None)
+    } else {
+        (Box::new(f), Some(size))
+    })
+}
+
+/// `x.json.gz` -> `x.json`, for guessing the framing from the extension.
+fn without_gz(file: &Path) -> PathBuf {
+    if file.extension().is_some_and(|e| e == "gz") {
+        file.with_extension("")
+    } else {
+        file.to_path_buf()
+    }
+}
+
 async fn send_file(
     client: &mut IngestClient<tonic::transport::Channel>,
     args: &IngestArgs,
     file: &Path,
     framing: Framing,
 ) -> anyhow::Result<IngestResponse> {
-    let mut input =
-        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let size = input.metadata().map(|m| m.len()).unwrap_or(0);
+    let (mut input, size) = open(file)?;
     let mut metadata = std::collections::HashMap::new();
     if let Some(r) = &args.region {
         metadata.insert("region".to_string(), r.clone());
@@ -250,9 +273,10 @@ async fn send_file(
                 }
                 if progress {
                     eprint!(
-                        "\r{name}: {:.1} / {:.1} MiB",
+                        "\r{name}: {:.1} MiB sent{}",
                         sent as f64 / 1048576.0,
-                        size as f64 / 1048576.0
+                        size.map(|s| format!(" of {:.1}", s as f64 / 1048576.0))
+                            .unwrap_or_default()
                     );
                     let _ = std::io::stderr().flush();
                 }
