@@ -30,7 +30,7 @@ pub fn serve(config: Config, host: Host) -> anyhow::Result<()> {
     // Every pipeline handle is gone with the server: the thread flushes and ends.
     thread
         .join()
-        .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
+        .map_err(|_| anyhow::anyhow!("the lake thread panicked"))?;
     Ok(())
 }
 
