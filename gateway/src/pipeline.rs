@@ -7,7 +7,7 @@
 //!   a file never holds up acknowledgements. It logs each file's commit through the shared log
 //!   and deletes the segments nothing buffered needs any more.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -117,10 +117,9 @@ impl Pipeline {
             catalog,
             sources,
             tables,
-            interned: HashSet::new(),
             stats: stats.clone(),
             received_seq: 0,
-            last_key: None,
+            released_below: 0,
         };
         let mut orphans = Vec::new();
         let (wal, recovery) = Wal::open(
@@ -226,13 +225,13 @@ struct State {
     dead_letters: DeadLetterWriter,
     catalog: Catalog,
     sources: Arc<Sources>,
-    tables: HashMap<String, Arc<LakeTable>>,
-    interned: HashSet<Arc<str>>,
+    tables: HashMap<Arc<str>, Arc<LakeTable>>,
     stats: Arc<Stats>,
     /// The highest sequence number received from the WAL thread: everything logged after it
     /// is still on its way here and must stay in the log.
     received_seq: u64,
-    last_key: Option<PartitionKey>,
+    /// Segments below this sequence number have been released.
+    released_below: u64,
 }
 
 /// The WAL thread's state.
@@ -247,37 +246,13 @@ struct Logger {
 const TICK: Duration = Duration::from_millis(200);
 
 impl State {
-    fn intern(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.interned.get(s) {
-            return a.clone();
+    fn key(table: &LakeTable, event: &WalEvent) -> PartitionKey {
+        PartitionKey {
+            lake_source: table.lake_source.clone(),
+            region: event.region.clone(),
+            account: event.account.clone(),
+            day: event.time.div_euclid(86_400_000),
         }
-        let a: Arc<str> = s.into();
-        self.interned.insert(a.clone());
-        a
-    }
-
-    fn key(&mut self, table: &LakeTable, event: &WalEvent) -> PartitionKey {
-        let day = event.time.div_euclid(86_400_000);
-        // Records of a batch mostly share everything but the day.
-        if let Some(last) = &self.last_key {
-            if *last.lake_source == *table.lake_source
-                && *last.region == *event.region
-                && *last.account == *event.account
-            {
-                return PartitionKey {
-                    day,
-                    ..last.clone()
-                };
-            }
-        }
-        let key = PartitionKey {
-            lake_source: self.intern(&table.lake_source),
-            region: self.intern(&event.region),
-            account: self.intern(&event.account),
-            day,
-        };
-        self.last_key = Some(key.clone());
-        key
     }
 
     /// Routes one acknowledged event to its partition buffer.
@@ -288,7 +263,7 @@ impl State {
                 source.name, event.class_uid
             )
         })?;
-        let key = self.key(table, &event);
+        let key = State::key(table, &event);
         self.buffers
             .insert(&key, table.max_age, seq, event.time, event.json);
         Ok(())
@@ -304,7 +279,7 @@ impl State {
         for event in entry.events {
             let placed = source.as_ref().and_then(|s| {
                 let table = s.tables.get(&event.class_uid)?;
-                Some((s.clone(), self.key(table, &event)))
+                Some((s.clone(), State::key(table, &event)))
             });
             match placed {
                 Some((source, key)) => {
@@ -393,15 +368,19 @@ impl State {
                 }
             }
         }
+        // Only when the oldest needed entry moved: the lock waits behind the WAL thread's fsync.
         let min_live = self.buffers.min_seq().unwrap_or(self.received_seq + 1);
-        let mut wal = lock(wal);
-        if let Err(e) = wal.release(min_live) {
-            error!(error = %e, "cannot delete a write-ahead log segment");
+        if min_live > self.released_below {
+            let mut wal = lock(wal);
+            match wal.release(min_live) {
+                Ok(_) => self.released_below = min_live,
+                Err(e) => error!(error = %e, "cannot delete a write-ahead log segment"),
+            }
+            self.stats.wal_segments.store(
+                wal.segment_count() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
-        self.stats.wal_segments.store(
-            wal.segment_count() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
         flushed
     }
 
@@ -592,25 +571,9 @@ fn lake_letter(
     json: &str,
     reason: String,
 ) -> DeadLetter {
-    let mut letter = DeadLetter {
-        id: uuid::Uuid::now_v7().to_string(),
-        received_ms: now_ms(),
-        source: source_name.to_string(),
-        plugin: source.map(|s| s.manifest.name.clone()).unwrap_or_default(),
-        plugin_version: source
-            .map(|s| s.manifest.version.clone())
-            .unwrap_or_default(),
-        plugin_sha256: source.map(|s| s.info.sha256.clone()).unwrap_or_default(),
+    let plugin = source.map(|s| (&s.manifest, &s.info));
+    DeadLetter {
         framing: "ocsf-json".into(),
-        stage: "lake".into(),
-        record: 0,
-        line: 0,
-        path: None,
-        reason,
-        raw: None,
-        raw_base64: None,
-        metadata: Default::default(),
-    };
-    letter.set_raw(json.as_bytes());
-    letter
+        ..DeadLetter::new(source_name, plugin, "lake", reason, json.as_bytes())
+    }
 }

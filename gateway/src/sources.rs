@@ -180,7 +180,7 @@ impl Sources {
         let mut lake_sources = BTreeMap::new();
         for source in by_name.values() {
             for table in source.tables.values() {
-                if let Some(other) = lake_sources.insert(table.lake_source.clone(), &source.name) {
+                if let Some(other) = lake_sources.insert(&table.lake_source, &source.name) {
                     bail!(
                         "lake source `{}` is used by sources `{other}` and `{}`: each (source, class) needs its own",
                         table.lake_source,

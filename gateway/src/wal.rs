@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const DATA: u8 = 1;
 const COMMIT: u8 = 2;
@@ -29,8 +30,8 @@ const HEADER: usize = 8;
 pub struct WalEvent {
     pub class_uid: u32,
     pub time: i64,
-    pub region: String,
-    pub account: String,
+    pub region: Arc<str>,
+    pub account: Arc<str>,
     pub json: String,
 }
 
@@ -418,8 +419,8 @@ fn decode_data(payload: &[u8]) -> Option<DataEntry> {
         events.push(WalEvent {
             class_uid,
             time,
-            region,
-            account,
+            region: region.into(),
+            account: account.into(),
             json,
         });
     }

@@ -11,7 +11,10 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
+use lakegate_plugin_sdk::Manifest;
 use serde::{Deserialize, Serialize};
+
+use crate::host::PluginInfo;
 
 /// One dead letter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +49,36 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// A letter with a fresh id and time, naming the plugin of `source` when there is one, with
+    /// its raw bytes; framing, position and metadata are left empty for the caller to set.
+    pub fn new(
+        source: &str,
+        plugin: Option<(&Manifest, &PluginInfo)>,
+        stage: &str,
+        reason: String,
+        raw: &[u8],
+    ) -> DeadLetter {
+        let mut letter = DeadLetter {
+            id: uuid::Uuid::now_v7().to_string(),
+            received_ms: crate::pipeline::now_ms(),
+            source: source.to_string(),
+            plugin: plugin.map(|(m, _)| m.name.clone()).unwrap_or_default(),
+            plugin_version: plugin.map(|(m, _)| m.version.clone()).unwrap_or_default(),
+            plugin_sha256: plugin.map(|(_, i)| i.sha256.clone()).unwrap_or_default(),
+            framing: String::new(),
+            stage: stage.to_string(),
+            record: 0,
+            line: 0,
+            path: None,
+            reason,
+            raw: None,
+            raw_base64: None,
+            metadata: BTreeMap::new(),
+        };
+        letter.set_raw(raw);
+        letter
+    }
+
     /// Stores `raw` in whichever field keeps it exactly.
     pub fn set_raw(&mut self, raw: &[u8]) {
         match std::str::from_utf8(raw) {
@@ -190,25 +223,13 @@ mod tests {
     use super::*;
 
     fn letter(id: &str, raw: &[u8]) -> DeadLetter {
-        let mut l = DeadLetter {
+        DeadLetter {
             id: id.into(),
             received_ms: 1_714_521_600_000,
-            source: "s".into(),
-            plugin: "p".into(),
-            plugin_version: "1".into(),
-            plugin_sha256: "00".into(),
             framing: "json-lines".into(),
-            stage: "framing".into(),
-            record: 0,
             line: 1,
-            path: None,
-            reason: "bad".into(),
-            raw: None,
-            raw_base64: None,
-            metadata: BTreeMap::new(),
-        };
-        l.set_raw(raw);
-        l
+            ..DeadLetter::new("s", None, "framing", "bad".into(), raw)
+        }
     }
 
     #[test]

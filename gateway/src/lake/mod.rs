@@ -25,7 +25,7 @@ use crate::config::FlushConfig;
 #[derive(Debug)]
 pub struct LakeTable {
     /// Custom-source name: the `ext/<lake_source>/` prefix.
-    pub lake_source: String,
+    pub lake_source: Arc<str>,
     /// The gateway source it is fed by.
     pub source: String,
     pub class_uid: u32,
@@ -56,7 +56,7 @@ impl LakeTable {
             ],
         );
         LakeTable {
-            lake_source,
+            lake_source: lake_source.into(),
             source,
             class_uid,
             class_name,

@@ -68,7 +68,7 @@ impl Admin for AdminService {
                     lake_sources: s
                         .tables
                         .iter()
-                        .map(|(class, t)| (*class, t.lake_source.clone()))
+                        .map(|(class, t)| (*class, t.lake_source.to_string()))
                         .collect(),
                     counters: Some(ProtoCounters {
                         received_records: Counters::get(&c.received_records),

@@ -168,25 +168,16 @@ fn translate(
             tally.bytes += record.data.len() as u64;
             let letter =
                 |line: u64, stage: &str, path: Option<String>, reason: String, raw: &[u8]| {
-                    let mut l = DeadLetter {
-                        id: uuid::Uuid::now_v7().to_string(),
+                    let plugin = Some((&source.manifest, &source.info));
+                    DeadLetter {
                         received_ms,
-                        source: source.name.clone(),
-                        plugin: source.manifest.name.clone(),
-                        plugin_version: source.manifest.version.clone(),
-                        plugin_sha256: source.info.sha256.clone(),
                         framing: framing.name().into(),
-                        stage: stage.into(),
                         record: index,
                         line,
                         path,
-                        reason,
-                        raw: None,
-                        raw_base64: None,
                         metadata: record.metadata.clone().into_iter().collect(),
-                    };
-                    l.set_raw(raw);
-                    l
+                        ..DeadLetter::new(&source.name, plugin, stage, reason, raw)
+                    }
                 };
             let partition = partition_values(source, &record);
             let (region, account) = match partition {
@@ -260,8 +251,8 @@ fn rejection(record: u64, line: u64, stage: &str, path: Option<String>, reason: 
     }
 }
 
-/// The record's `region` and `account_id` metadata, or the source's.
-fn partition_values(source: &Source, record: &Record) -> Result<(String, String), String> {
+/// The record's `region` and `account_id` metadata, or the source's; shared by its events.
+fn partition_values(source: &Source, record: &Record) -> Result<(Arc<str>, Arc<str>), String> {
     let region = match record.metadata.get("region") {
         Some(r) => {
             check_region(r).map_err(|e| format!("metadata region: {e}"))?;
@@ -276,7 +267,7 @@ fn partition_values(source: &Source, record: &Record) -> Result<(String, String)
         }
         None => source.account.clone(),
     };
-    Ok((region, account))
+    Ok((region.into(), account.into()))
 }
 
 #[tonic::async_trait]
