@@ -90,7 +90,7 @@ impl<'a> ColumnWalk<'a> {
             let allowed = if covered {
                 Allowed::Covered
             } else {
-                self.allowed(def, name, prefix)
+                self.declared.allows_member(def, &path, name)
             };
             let covered = match allowed {
                 Allowed::No => continue,
@@ -131,20 +131,6 @@ impl<'a> ColumnWalk<'a> {
             });
         }
         columns
-    }
-
-    /// The validator's rule: a declared path, a container of one, or the companion string of
-    /// a declared enum.
-    fn allowed(&self, def: &Definition, name: &str, prefix: &str) -> Allowed {
-        match self.declared.allows(&format!("{prefix}{name}")) {
-            Allowed::No => def
-                .enum_of_sibling
-                .get(name)
-                .map_or(Allowed::No, |enum_name| {
-                    self.declared.allows(&format!("{prefix}{enum_name}"))
-                }),
-            other => other,
-        }
     }
 }
 

@@ -401,6 +401,23 @@ impl Declared {
     pub(super) fn allows(&self, schema_path: &str) -> Allowed {
         self.exact.get(schema_path).copied().unwrap_or(Allowed::No)
     }
+
+    /// Whether member `name` of object `def`, at `schema_path` (which ends with `name`), may be
+    /// set: declared itself, or the companion string of a declared enum (`status` of
+    /// `status_id`), which is declared with it.
+    pub(super) fn allows_member(&self, def: &Definition, schema_path: &str, name: &str) -> Allowed {
+        match self.allows(schema_path) {
+            Allowed::No => {
+                let parent = &schema_path[..schema_path.len() - name.len()];
+                def.enum_of_sibling
+                    .get(name)
+                    .map_or(Allowed::No, |enum_name| {
+                        self.allows(&format!("{parent}{enum_name}"))
+                    })
+            }
+            other => other,
+        }
+    }
 }
 
 struct Walk<'a> {
@@ -528,17 +545,7 @@ impl<'a> Walk<'a> {
     /// Whether the plugin declared the attribute at the current schema path; the companion
     /// string of a declared enum (`status` of `status_id`) is declared with it.
     fn allowed(&self, def: &Definition, name: &str) -> Allowed {
-        match self.declared.allows(&self.schema_path) {
-            Allowed::No => {
-                let parent = &self.schema_path[..self.schema_path.len() - name.len()];
-                def.enum_of_sibling
-                    .get(name)
-                    .map_or(Allowed::No, |enum_name| {
-                        self.declared.allows(&format!("{parent}{enum_name}"))
-                    })
-            }
-            other => other,
-        }
+        self.declared.allows_member(def, &self.schema_path, name)
     }
 
     fn profile_applies(&self, name: &str) -> bool {
