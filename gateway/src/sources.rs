@@ -84,7 +84,7 @@ impl Sources {
         let plugin_dir = config.plugin_dir();
         let mut configured = config.sources.clone();
         if configured.is_empty() {
-            for path in wasm_files(&plugin_dir)? {
+            for path in wasm_files(&plugin_dir) {
                 let name = path
                     .file_stem()
                     .and_then(|s| s.to_str())
@@ -203,14 +203,14 @@ impl Sources {
     }
 }
 
-fn wasm_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+/// The `.wasm` files of a directory, sorted; none if it cannot be read.
+fn wasm_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
     files.sort();
-    Ok(files)
+    files
 }

@@ -95,18 +95,7 @@ fn bench<P: Source>(plugin: &'static str, files: &[&str], framing: Framing) -> R
             .map(|(d, e)| translate_batch::<P>(&context, d, e).origins.len())
             .sum()
     };
-    let mut wasm_side = || {
-        batches
-            .iter()
-            .map(|(d, e)| {
-                component
-                    .translate(&context, d, e)
-                    .expect("translates")
-                    .origins
-                    .len()
-            })
-            .sum()
-    };
+    let mut wasm_side = || translate_all(&mut component, &context, &batches);
     // Native and WASM rounds alternate, so that a noisy neighbour hits both alike.
     let (mut native, mut wasm) = (Duration::MAX, Duration::MAX);
     let (mut native_events, mut wasm_events) = (0, 0);
@@ -171,18 +160,7 @@ fn boundary() {
     println!("|---|---|---|");
     for per_call in [1, 16, BATCH] {
         let batches: Vec<_> = batches_of(&records, per_call);
-        let (elapsed, _) = best_of(ROUNDS, || {
-            batches
-                .iter()
-                .map(|(d, e)| {
-                    component
-                        .translate(&context, d, e)
-                        .expect("translates")
-                        .origins
-                        .len()
-                })
-                .sum()
-        });
+        let (elapsed, _) = best_of(ROUNDS, || translate_all(&mut component, &context, &batches));
         let calls = batches.len() as f64;
         println!(
             "| {per_call} | {:.0} | {:.0} |",
@@ -190,6 +168,24 @@ fn boundary() {
             elapsed.as_nanos() as f64 / records.len() as f64
         );
     }
+}
+
+/// Events out of every batch through the component.
+fn translate_all(
+    component: &mut lakegate::host::Plugin,
+    context: &BatchContext,
+    batches: &[(Vec<u8>, Vec<u32>)],
+) -> usize {
+    batches
+        .iter()
+        .map(|(d, e)| {
+            component
+                .translate(context, d, e)
+                .expect("translates")
+                .origins
+                .len()
+        })
+        .sum()
 }
 
 fn main() {

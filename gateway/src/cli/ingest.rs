@@ -292,12 +292,8 @@ async fn send_file(
     let response = client.stream(ReceiverStream::new(rx)).await;
     reader.await??;
     Ok(response
-        .map_err(|s| anyhow::anyhow!("{}: {}", code_name(s.code()), s.message()))?
+        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
         .into_inner())
-}
-
-fn code_name(code: tonic::Code) -> String {
-    format!("{code:?}")
 }
 
 fn print_file(file: &Path, r: &IngestResponse) {

@@ -96,12 +96,19 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Opens (and reads) the catalog under `lake/catalog/`.
+    /// Reads the catalog under `lake/catalog/` (empty if there is none yet; it is created on the
+    /// first write).
     pub fn open(lake: &Path) -> std::io::Result<Catalog> {
         let dir = lake.join("catalog").join(DATABASE);
-        std::fs::create_dir_all(&dir)?;
         let mut tables = BTreeMap::new();
-        for entry in std::fs::read_dir(&dir)? {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Catalog { dir, tables })
+            }
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "json") {
                 let doc: TableDocument =
@@ -193,6 +200,7 @@ impl Catalog {
         let doc = &self.tables[name];
         let path = self.dir.join(format!("{name}.json"));
         let tmp = self.dir.join(format!(".{name}.json.tmp"));
+        std::fs::create_dir_all(&self.dir)?;
         std::fs::write(
             &tmp,
             serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?,
