@@ -66,12 +66,6 @@ impl<'a> JsonRecord<'a> {
             .map(|(_, raw)| *raw)
     }
 
-    /// Every member, in input order.
-    #[cfg(feature = "host")]
-    pub(crate) fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
-        self.members.iter().map(|(k, raw)| (k.as_ref(), *raw))
-    }
-
     fn position(&self, key: &str) -> Option<usize> {
         self.members.iter().position(|(k, _)| k == key)
     }
@@ -236,7 +230,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonRecord<'a> {
 }
 
 /// An object key, borrowed from the input unless it has escapes.
-struct Key<'a>(Cow<'a, str>);
+pub(crate) struct Key<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -4,11 +4,17 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
+use std::fmt;
+
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::columns::MAX_OBJECT_DEPTH;
-use crate::input::{string_of, JsonRecord};
+use crate::input::{JsonRecord, Key};
 
 use crate::ocsf::time::parse_rfc3339_ms;
 use crate::ClassDeclaration;
@@ -91,14 +97,21 @@ pub(super) struct Definition {
     pub(super) attributes: FastMap<String, Attribute>,
     /// The enum attribute of each companion string (`status` -> `status_id`).
     pub(super) enum_of_sibling: FastMap<String, String>,
-    /// The attributes that are required, always or with their profile.
-    required: Vec<(String, Requirement)>,
-    at_least_one: Vec<String>,
-    just_one: Vec<String>,
+    /// The attributes that are required, always or with their profile, with their indexes.
+    required: Vec<(String, usize, Requirement)>,
+    /// Constraints on groups of attributes, with their indexes (`usize::MAX`: not an
+    /// attribute).
+    at_least_one: Vec<(String, usize)>,
+    just_one: Vec<(String, usize)>,
 }
+
+/// The most attributes one class or object may have (OCSF 1.1.0's largest has about 100).
+const MAX_ATTRIBUTES: usize = 256;
 
 #[derive(Debug)]
 pub(super) struct Attribute {
+    /// The attribute's position in its definition, below [`MAX_ATTRIBUTES`].
+    index: usize,
     pub(super) kind: Kind,
     pub(super) is_array: bool,
     requirement: Requirement,
@@ -281,7 +294,13 @@ impl Schema {
             schema_path: String::with_capacity(64),
             objects: Vec::with_capacity(MAX_OBJECT_DEPTH),
         };
-        walk.object(class, &obj, false);
+        let mut parser = serde_json::Deserializer::from_str(text);
+        if let Err(e) = parser.deserialize_map(Root {
+            walk: &mut walk,
+            def: class,
+        }) {
+            return fail("", format!("plugin emitted invalid JSON: {e}"));
+        }
         let activity = obj.member("activity_id").and_then(int_of);
         if let (Some(activity), Some(type_uid)) =
             (activity, obj.member("type_uid").and_then(int_of))
@@ -325,8 +344,22 @@ fn int_of(raw: &RawValue) -> Option<i64> {
     serde_json::from_str(raw.get()).ok()
 }
 
-fn is_null(raw: &RawValue) -> bool {
-    raw.get() == "null"
+/// The record itself: an object of its class.
+struct Root<'w, 'a> {
+    walk: &'w mut Walk<'a>,
+    def: &'a Definition,
+}
+
+impl<'de> Visitor<'de> for Root<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an OCSF record")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.walk.object(self.def, map, false)
+    }
 }
 
 /// A plugin's declared attribute paths, per class, ready for lookups.
@@ -471,81 +504,87 @@ impl<'a> Walk<'a> {
         self.schema_path.truncate(schema_path);
     }
 
-    /// Checks one object at the current path. Paths are kept in two reused buffers, so a valid
-    /// record costs no allocation for them: `path` has array indexes (for messages),
-    /// `schema_path` has none (for the plugin's declarations).
-    fn object(&mut self, def: &Definition, obj: &JsonRecord<'_>, covered: bool) {
-        for (name, raw) in obj.members() {
-            let marks = self.enter(name);
-            self.member(def, name, raw, covered);
+    /// Checks one object at the current path as it is parsed. Paths are kept in two reused
+    /// buffers, so a valid record costs no allocation for them: `path` has array indexes (for
+    /// messages), `schema_path` has none (for the plugin's declarations).
+    fn object<'de, M: MapAccess<'de>>(
+        &mut self,
+        def: &'a Definition,
+        mut map: M,
+        covered: bool,
+    ) -> Result<(), M::Error> {
+        let mut present = Present::default();
+        while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
+            let marks = self.enter(&name);
+            let (attr, is_set) = match self.member(def, &name, covered) {
+                Some((attr, Some(covered))) => (
+                    Some(attr),
+                    map.next_value_seed(Member {
+                        walk: self,
+                        attr,
+                        covered,
+                    })?,
+                ),
+                // Undeclared: reported, and still counted for the constraints.
+                Some((attr, None)) => (Some(attr), map.next_value_seed(NotNull)?),
+                None => (None, map.next_value_seed(NotNull)?),
+            };
+            if let Some(attr) = attr.filter(|_| is_set) {
+                present.set(attr.index);
+            }
             self.leave(marks);
         }
-        for (name, requirement) in &def.required {
+        for (name, index, requirement) in &def.required {
             let required = match requirement {
                 Requirement::RequiredByProfile => self.profile_applies(name),
                 _ => true,
             };
-            if required && obj.member(name).is_none_or(is_null) {
+            if required && !present.has(*index) {
                 self.violation_at(join(&self.path, name), "required attribute is missing");
             }
         }
-        let present = |a: &String| obj.member(a).is_some_and(|v| !is_null(v));
-        if !def.at_least_one.is_empty() && !def.at_least_one.iter().any(present) {
+        let count =
+            |group: &[(String, usize)]| group.iter().filter(|(_, i)| present.has(*i)).count();
+        if !def.at_least_one.is_empty() && count(&def.at_least_one) == 0 {
             self.violation(format!(
                 "at least one of {} is required",
-                def.at_least_one.join(", ")
+                names(&def.at_least_one)
             ));
         }
-        if !def.just_one.is_empty() && def.just_one.iter().filter(|a| present(a)).count() != 1 {
+        if !def.just_one.is_empty() && count(&def.just_one) != 1 {
             self.violation(format!(
                 "exactly one of {} is required",
-                def.just_one.join(", ")
+                names(&def.just_one)
             ));
         }
+        Ok(())
     }
 
-    /// Checks one member of an object; the paths already point at it.
-    fn member(&mut self, def: &Definition, name: &str, raw: &RawValue, covered: bool) {
+    /// The attribute member `name` of `def` names, if it is one, and, if the plugin declared
+    /// it, whether everything beneath it is declared too; the paths already point at it.
+    fn member(
+        &mut self,
+        def: &'a Definition,
+        name: &str,
+        covered: bool,
+    ) -> Option<(&'a Attribute, Option<bool>)> {
         let Some(attr) = def.attributes.get(name) else {
             self.violation(format!(
                 "`{name}` is not an attribute of OCSF {} `{}`",
                 self.schema.version, def.name
             ));
-            return;
+            return None;
         };
         let covered = covered
-            || match self.allowed(def, name) {
+            || match self.declared.allows_member(def, &self.schema_path, name) {
                 Allowed::No => {
                     self.violation("the plugin did not declare this attribute in its manifest");
-                    return;
+                    return Some((attr, None));
                 }
                 Allowed::Covered => true,
                 Allowed::Container => false,
             };
-        if is_null(raw) {
-            return;
-        }
-        if !attr.is_array {
-            self.value(attr, raw, covered);
-            return;
-        }
-        let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
-            self.violation("must be an array");
-            return;
-        };
-        let mark = self.path.len();
-        for (i, item) in items.into_iter().enumerate() {
-            use std::fmt::Write;
-            let _ = write!(self.path, "[{i}]");
-            self.value(attr, item, covered);
-            self.path.truncate(mark);
-        }
-    }
-
-    /// Whether the plugin declared the attribute at the current schema path; the companion
-    /// string of a declared enum (`status` of `status_id`) is declared with it.
-    fn allowed(&self, def: &Definition, name: &str) -> Allowed {
-        self.declared.allows_member(def, &self.schema_path, name)
+        Some((attr, Some(covered)))
     }
 
     fn profile_applies(&self, name: &str) -> bool {
@@ -560,79 +599,346 @@ impl<'a> Walk<'a> {
         self.profiles.contains(profile)
     }
 
-    fn value(&mut self, attr: &Attribute, raw: &RawValue, covered: bool) {
-        let text = raw.get();
+    /// Records that the value at the current path is not of `attr`'s type.
+    fn mismatch(&mut self, attr: &Attribute, found: &Value) {
+        self.violation(format!(
+            "expected {}, found {}",
+            attr.kind.describe(),
+            describe_json(found)
+        ));
+    }
+
+    /// Checks an integer against `attr`'s type and enum values.
+    fn integer(&mut self, attr: &Attribute, n: i64) {
         let ok = match &attr.kind {
-            Kind::Object(o) => {
-                let schema: &'a Schema = self.schema;
-                let def = &schema.objects[o];
-                if self.objects.len() + 1 >= MAX_OBJECT_DEPTH
-                    || self.objects.contains(&def.name.as_str())
-                {
+            Kind::Integer => i32::try_from(n).is_ok(),
+            Kind::Port => (0..=65535).contains(&n),
+            Kind::Long | Kind::Float | Kind::Json => true,
+            _ => false,
+        };
+        if !ok {
+            return self.mismatch(attr, &Value::from(n));
+        }
+        if let Some(values) = attr.values.as_ref().filter(|v| !v.contains(&n)) {
+            let mut allowed: Vec<_> = values.iter().copied().collect();
+            allowed.sort_unstable();
+            self.violation(format!(
+                "{n} is not a defined enum value (allowed: {allowed:?})"
+            ));
+        }
+    }
+
+    /// Checks a string against `attr`'s type.
+    fn string(&mut self, attr: &Attribute, s: &str) {
+        let ok = match &attr.kind {
+            Kind::String { max_len } => {
+                if let Some(max) = max_len.filter(|m| s.len() > *m) {
                     self.violation(format!(
+                        "string of {} bytes exceeds the type's maximum of {max}",
+                        s.len()
+                    ));
+                }
+                true
+            }
+            Kind::Json => true,
+            Kind::Ip => s.parse::<std::net::IpAddr>().is_ok(),
+            Kind::Subnet => s.split_once('/').is_some_and(|(ip, bits)| {
+                ip.parse::<std::net::IpAddr>().is_ok_and(|ip| {
+                    bits.parse::<u8>()
+                        .is_ok_and(|b| b <= if ip.is_ipv4() { 32 } else { 128 })
+                })
+            }),
+            Kind::Datetime => parse_rfc3339_ms(s).is_some(),
+            _ => false,
+        };
+        if !ok {
+            self.mismatch(attr, &Value::from(s));
+        }
+    }
+}
+
+/// Which attributes of one object are present and not null, by [`Attribute::index`].
+#[derive(Default)]
+struct Present([u64; MAX_ATTRIBUTES / 64]);
+
+impl Present {
+    fn set(&mut self, index: usize) {
+        self.0[index / 64] |= 1 << (index % 64);
+    }
+
+    fn has(&self, index: usize) -> bool {
+        self.0
+            .get(index / 64)
+            .is_some_and(|word| word & (1 << (index % 64)) != 0)
+    }
+}
+
+fn names(group: &[(String, usize)]) -> String {
+    group
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One member's value: null (absent), an array of `attr` values, or one value. Yields whether
+/// the member is present.
+struct Member<'w, 'a> {
+    walk: &'w mut Walk<'a>,
+    attr: &'a Attribute,
+    covered: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Member<'_, '_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Member<'_, '_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an OCSF attribute value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        if !self.attr.is_array {
+            return One(self).visit_seq(seq).map(|()| true);
+        }
+        let mark = self.walk.path.len();
+        let mut i = 0usize;
+        loop {
+            use std::fmt::Write;
+            let _ = write!(self.walk.path, "[{i}]");
+            let more = seq
+                .next_element_seed(One(Member {
+                    walk: &mut *self.walk,
+                    attr: self.attr,
+                    covered: self.covered,
+                }))?
+                .is_some();
+            self.walk.path.truncate(mark);
+            if !more {
+                return Ok(true);
+            }
+            i += 1;
+        }
+    }
+
+    // Anything but null and an array is one value, or not an array where one belongs.
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+        self.one(|one| one.visit_bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
+        self.one(|one| one.visit_i64(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
+        self.one(|one| one.visit_u64(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
+        self.one(|one| one.visit_f64(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+        self.one(|one| one.visit_str(v))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        if self.attr.is_array {
+            self.walk.violation("must be an array");
+            return ignore_map(map).map(|()| true);
+        }
+        One(self).visit_map(map).map(|()| true)
+    }
+}
+
+impl Member<'_, '_> {
+    fn one<E>(self, check: impl FnOnce(One<'_, '_>) -> Result<(), E>) -> Result<bool, E> {
+        if self.attr.is_array {
+            self.walk.violation("must be an array");
+        } else {
+            check(One(self))?;
+        }
+        Ok(true)
+    }
+}
+
+/// One value of an attribute (an array's element, or the member itself).
+struct One<'w, 'a>(Member<'w, 'a>);
+
+impl<'de> DeserializeSeed<'de> for One<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for One<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an OCSF attribute value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        let Member { walk, attr, .. } = self.0;
+        if attr.kind != Kind::Json {
+            walk.mismatch(attr, &Value::Null);
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        let Member { walk, attr, .. } = self.0;
+        if !matches!(attr.kind, Kind::Boolean | Kind::Json) {
+            walk.mismatch(attr, &Value::Bool(v));
+        }
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        let Member { walk, attr, .. } = self.0;
+        walk.integer(attr, v);
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        let Member { walk, attr, .. } = self.0;
+        match i64::try_from(v) {
+            Ok(n) => walk.integer(attr, n),
+            Err(_) if matches!(attr.kind, Kind::Float | Kind::Json) => {}
+            Err(_) => walk.mismatch(attr, &Value::from(v)),
+        }
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        let Member { walk, attr, .. } = self.0;
+        if !matches!(attr.kind, Kind::Float | Kind::Json) {
+            walk.mismatch(attr, &Value::from(v));
+        }
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        let Member { walk, attr, .. } = self.0;
+        walk.string(attr, v);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        let Member { walk, attr, .. } = self.0;
+        let found = Value::deserialize(SeqAccessDeserializer::new(seq))?;
+        if attr.kind != Kind::Json {
+            walk.mismatch(attr, &found);
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let Member {
+            walk,
+            attr,
+            covered,
+        } = self.0;
+        match &attr.kind {
+            Kind::Object(o) => {
+                let schema: &Schema = walk.schema;
+                let def = &schema.objects[o];
+                if walk.objects.len() + 1 >= MAX_OBJECT_DEPTH
+                    || walk.objects.contains(&def.name.as_str())
+                {
+                    walk.violation(format!(
                         "the lake stores objects at most {} levels deep and no object inside one of its own type (`{}`): put this value in `unmapped`",
                         MAX_OBJECT_DEPTH - 1,
                         def.name
                     ));
-                    return;
+                    return ignore_map(map);
                 }
-                match JsonRecord::object(text) {
-                    Some(obj) => {
-                        self.objects.push(&def.name);
-                        self.object(def, &obj, covered);
-                        self.objects.pop();
-                        true
-                    }
-                    None => false,
-                }
+                walk.objects.push(&def.name);
+                walk.object(def, map, covered)?;
+                walk.objects.pop();
             }
-            Kind::AnyObject => text.starts_with('{'),
-            Kind::Json => true,
-            Kind::String { max_len } => match string_of(raw) {
-                Some(s) => {
-                    if let Some(max) = max_len.filter(|m| s.len() > *m) {
-                        self.violation(format!(
-                            "string of {} bytes exceeds the type's maximum of {max}",
-                            s.len()
-                        ));
-                    }
-                    true
-                }
-                None => false,
-            },
-            Kind::Ip => string_of(raw).is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
-            Kind::Subnet => string_of(raw).is_some_and(|s| {
-                s.split_once('/').is_some_and(|(ip, bits)| {
-                    ip.parse::<std::net::IpAddr>().is_ok_and(|ip| {
-                        bits.parse::<u8>()
-                            .is_ok_and(|b| b <= if ip.is_ipv4() { 32 } else { 128 })
-                    })
-                })
-            }),
-            Kind::Datetime => string_of(raw).is_some_and(|s| parse_rfc3339_ms(&s).is_some()),
-            Kind::Integer => int_of(raw).is_some_and(|n| i32::try_from(n).is_ok()),
-            Kind::Port => int_of(raw).is_some_and(|n| (0..=65535).contains(&n)),
-            Kind::Long => int_of(raw).is_some(),
-            Kind::Float => text.starts_with(|c: char| c == '-' || c.is_ascii_digit()),
-            Kind::Boolean => text == "true" || text == "false",
-        };
-        if !ok {
-            let found = serde_json::from_str::<Value>(text)
-                .map(|v| describe_json(&v))
-                .unwrap_or_default();
-            self.violation(format!("expected {}, found {found}", attr.kind.describe()));
-            return;
-        }
-        if let Some((values, n)) = attr.values.as_ref().and_then(|v| Some((v, int_of(raw)?))) {
-            if !values.contains(&n) {
-                let mut allowed: Vec<_> = values.iter().copied().collect();
-                allowed.sort_unstable();
-                self.violation(format!(
-                    "{n} is not a defined enum value (allowed: {allowed:?})"
-                ));
+            Kind::AnyObject | Kind::Json => ignore_map(map)?,
+            _ => {
+                let found = map_into_value(map)?;
+                walk.mismatch(attr, &found);
             }
         }
+        Ok(())
     }
+}
+
+/// Skips a value, telling whether it is anything but null.
+struct NotNull;
+
+impl<'de> DeserializeSeed<'de> for NotNull {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NotNull {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(true)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(true)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(true)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(true)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(true)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        IgnoredAny.visit_seq(seq).map(|_| true)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        IgnoredAny.visit_map(map).map(|_| true)
+    }
+}
+
+/// Consumes the rest of an object.
+fn ignore_map<'de, A: MapAccess<'de>>(map: A) -> Result<(), A::Error> {
+    IgnoredAny::deserialize(MapAccessDeserializer::new(map)).map(drop)
+}
+
+/// Consumes the rest of an object, keeping it for a message.
+fn map_into_value<'de, A: MapAccess<'de>>(map: A) -> Result<Value, A::Error> {
+    Value::deserialize(MapAccessDeserializer::new(map))
 }
 
 impl Kind {
@@ -675,10 +981,16 @@ fn describe_json(v: &Value) -> String {
 impl Definition {
     fn parse(name: &str, def: &Value, types: &Map<String, Value>) -> Result<Definition, String> {
         let mut attributes = FastMap::default();
-        for (attr_name, a) in def["attributes"]
+        let members = def["attributes"]
             .as_object()
-            .ok_or_else(|| format!("{name} has no attributes"))?
-        {
+            .ok_or_else(|| format!("{name} has no attributes"))?;
+        if members.len() > MAX_ATTRIBUTES {
+            return Err(format!(
+                "{name} has {} attributes, more than the validator's {MAX_ATTRIBUTES}",
+                members.len()
+            ));
+        }
+        for (index, (attr_name, a)) in members.iter().enumerate() {
             let ty = a["type"]
                 .as_str()
                 .ok_or_else(|| format!("{name}.{attr_name} has no type"))?;
@@ -695,6 +1007,7 @@ impl Definition {
             attributes.insert(
                 attr_name.clone(),
                 Attribute {
+                    index,
                     kind,
                     is_array: a["is_array"].as_bool().unwrap_or(false),
                     requirement,
@@ -703,23 +1016,26 @@ impl Definition {
                 },
             );
         }
-        let list = |kind: &str| -> Vec<String> {
+        let index_of = |name: &str| attributes.get(name).map_or(usize::MAX, |a| a.index);
+        let list = |kind: &str| -> Vec<(String, usize)> {
             def["constraints"][kind]
                 .as_array()
                 .map(|l| {
                     l.iter()
                         .filter_map(Value::as_str)
-                        .map(str::to_string)
+                        .map(|name| (name.to_string(), index_of(name)))
                         .collect()
                 })
                 .unwrap_or_default()
         };
-        let mut required: Vec<(String, Requirement)> = attributes
+        let mut required: Vec<(String, usize, Requirement)> = attributes
             .iter()
             .filter(|(_, a)| a.requirement != Requirement::Optional)
-            .map(|(n, a)| (n.clone(), a.requirement))
+            .map(|(n, a)| (n.clone(), a.index, a.requirement))
             .collect();
         required.sort();
+        let at_least_one = list("at_least_one");
+        let just_one = list("just_one");
         Ok(Definition {
             name: name.to_string(),
             caption: def["caption"].as_str().unwrap_or(name).to_string(),
@@ -730,8 +1046,8 @@ impl Definition {
                 .collect(),
             attributes,
             required,
-            at_least_one: list("at_least_one"),
-            just_one: list("just_one"),
+            at_least_one,
+            just_one,
         })
     }
 }

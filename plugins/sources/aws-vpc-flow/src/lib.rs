@@ -25,9 +25,18 @@ impl Source for VpcFlow {
                 &[
                     "time", "time_dt", "start_time", "start_time_dt", "end_time", "end_time_dt", "severity_id",
                     "action_id", "disposition_id", "status_code", "status_detail",
-                    "metadata.version", "metadata.profiles", "metadata.product",
+                    "metadata.version", "metadata.profiles", "metadata.product.name",
+                    "metadata.product.vendor_name", "metadata.product.version", "metadata.product.feature.name",
                     "cloud.provider", "cloud.region", "cloud.zone", "cloud.account.uid",
-                    "src_endpoint", "dst_endpoint", "connection_info", "traffic.packets", "traffic.bytes", "unmapped",
+                    "src_endpoint.ip", "src_endpoint.port", "src_endpoint.svc_name", "src_endpoint.intermediate_ips",
+                    "src_endpoint.interface_uid", "src_endpoint.vpc_uid", "src_endpoint.subnet_uid",
+                    "src_endpoint.instance_uid",
+                    "dst_endpoint.ip", "dst_endpoint.port", "dst_endpoint.svc_name", "dst_endpoint.intermediate_ips",
+                    "dst_endpoint.interface_uid", "dst_endpoint.vpc_uid", "dst_endpoint.subnet_uid",
+                    "dst_endpoint.instance_uid",
+                    "connection_info.direction_id", "connection_info.protocol_num", "connection_info.tcp_flags",
+                    "connection_info.protocol_ver_id", "connection_info.boundary_id",
+                    "traffic.packets", "traffic.bytes", "unmapped",
                 ],
             )
     }
