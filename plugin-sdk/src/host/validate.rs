@@ -241,70 +241,200 @@ impl Schema {
         text: &str,
         declarations: &Declarations,
     ) -> Result<Valid, Vec<Violation>> {
-        let fail = |path: &str, rule: String| {
-            Err(vec![Violation {
-                path: path.into(),
-                rule,
-            }])
+        let mut root = Root {
+            schema: self,
+            declarations,
+            outcome: None,
         };
-        let obj = match serde_json::from_str::<JsonRecord<'_>>(text) {
-            Ok(obj) => obj,
-            Err(e) if e.is_data() => {
-                return fail("", "an OCSF record must be a JSON object".into())
+        let mut parser = serde_json::Deserializer::from_str(text);
+        let parsed = parser
+            .deserialize_any(&mut root)
+            .and_then(|()| parser.end());
+        match (parsed, root.outcome) {
+            (Err(e), _) if e.is_data() => {
+                failure("", "an OCSF record must be a JSON object".into())
             }
-            Err(e) => return fail("", format!("plugin emitted invalid JSON: {e}")),
+            (Err(e), _) => failure("", format!("plugin emitted invalid JSON: {e}")),
+            (Ok(()), Some(outcome)) => outcome,
+            (Ok(()), None) => failure("", "an OCSF record must be a JSON object".into()),
+        }
+    }
+}
+
+/// An integer JSON value.
+fn int_of(raw: &RawValue) -> Option<i64> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+fn failure(path: &str, rule: String) -> Result<Valid, Vec<Violation>> {
+    Err(vec![Violation {
+        path: path.into(),
+        rule,
+    }])
+}
+
+fn no_class_uid() -> Result<Valid, Vec<Violation>> {
+    failure(
+        "class_uid",
+        "required attribute is missing or not an integer".into(),
+    )
+}
+
+/// The record itself: an object of the class its `class_uid` names, checked in one pass.
+/// Members before `class_uid` wait as raw text until the class is known (the SDK writes
+/// `class_uid` first); `metadata` and the integers the root rules compare are read raw too.
+struct Root<'s> {
+    schema: &'s Schema,
+    declarations: &'s Declarations,
+    outcome: Option<Result<Valid, Vec<Violation>>>,
+}
+
+/// The class a record names, once its `class_uid` has been read.
+struct Class<'s> {
+    uid: u32,
+    def: &'s Definition,
+    walk: Walk<'s>,
+    present: Present,
+}
+
+impl<'s> Class<'s> {
+    /// Checks a root member from its raw text.
+    fn member_raw<E: de::Error>(&mut self, name: &str, raw: &RawValue) -> Result<(), E> {
+        self.walk
+            .entry(self.def, name, false, &mut self.present, |seed| {
+                seed.deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
+            })
+            .map_err(E::custom)
+    }
+}
+
+impl<'s> Root<'s> {
+    /// The class `class_uid` names, or why it cannot be checked.
+    fn class(&self, class_uid: Option<i64>) -> Result<Class<'s>, Result<Valid, Vec<Violation>>> {
+        let schema = self.schema;
+        let Some(class_uid) = class_uid else {
+            return Err(no_class_uid());
         };
-        let Some(class_uid) = obj.member("class_uid").and_then(int_of) else {
-            return fail(
-                "class_uid",
-                "required attribute is missing or not an integer".into(),
-            );
-        };
-        let Some((uid, class)) = u32::try_from(class_uid)
+        let Some((uid, def)) = u32::try_from(class_uid)
             .ok()
-            .and_then(|uid| Some((uid, self.classes.get(&uid)?)))
+            .and_then(|uid| Some((uid, schema.classes.get(&uid)?)))
         else {
-            return fail(
+            return Err(failure(
                 "class_uid",
-                format!("{class_uid} is not an OCSF {} class", self.version),
-            );
+                format!("{class_uid} is not an OCSF {} class", schema.version),
+            ));
         };
-        let Some(declared) = declarations.get(uid) else {
-            return fail(
+        let Some(declared) = self.declarations.get(uid) else {
+            return Err(failure(
                 "class_uid",
                 format!(
                     "the plugin did not declare class {class_uid} ({})",
-                    class.name
+                    def.name
                 ),
-            );
+            ));
         };
-        let profiles: FastSet<String> = obj
-            .member("metadata")
-            .and_then(|m| JsonRecord::object(m.get()))
-            .and_then(|m| m.member("profiles"))
-            .and_then(|p| serde_json::from_str::<Vec<String>>(p.get()).ok())
-            .map(|p| p.into_iter().collect())
-            .unwrap_or_default();
-        let mut walk = Walk {
-            schema: self,
-            declared,
-            profiles,
-            violations: Vec::new(),
-            path: String::with_capacity(64),
-            schema_path: String::with_capacity(64),
-            objects: Vec::with_capacity(MAX_OBJECT_DEPTH),
-        };
-        let mut parser = serde_json::Deserializer::from_str(text);
-        if let Err(e) = parser.deserialize_map(Root {
-            walk: &mut walk,
-            def: class,
-        }) {
-            return fail("", format!("plugin emitted invalid JSON: {e}"));
+        Ok(Class {
+            uid,
+            def,
+            walk: Walk {
+                schema,
+                declared,
+                profiles: FastSet::default(),
+                violations: Vec::new(),
+                path: String::with_capacity(64),
+                schema_path: String::with_capacity(64),
+                objects: Vec::with_capacity(MAX_OBJECT_DEPTH),
+            },
+            present: Present::default(),
+        })
+    }
+}
+
+/// The root members the record-level rules compare.
+#[derive(Default)]
+struct RootValues {
+    activity_id: Option<i64>,
+    type_uid: Option<i64>,
+    category_uid: Option<i64>,
+    time: Option<i64>,
+    profiles: FastSet<String>,
+}
+
+impl<'de> Visitor<'de> for &mut Root<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an OCSF record")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut class: Option<Class<'_>> = None;
+        let mut waiting: Vec<(Key<'de>, &'de RawValue)> = Vec::new();
+        let mut values = RootValues::default();
+        while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
+            let read_raw = class.is_none()
+                || matches!(
+                    &*name,
+                    "class_uid" | "metadata" | "activity_id" | "type_uid" | "category_uid" | "time"
+                );
+            if !read_raw {
+                let class = class.as_mut().expect("read_raw when there is no class");
+                class
+                    .walk
+                    .entry(class.def, &name, false, &mut class.present, |seed| {
+                        map.next_value_seed(seed)
+                    })?;
+                continue;
+            }
+            let raw: &'de RawValue = map.next_value()?;
+            match &*name {
+                "class_uid" if class.is_none() => match self.class(int_of(raw)) {
+                    Ok(mut found) => {
+                        for (Key(name), raw) in waiting.drain(..) {
+                            found.member_raw(&name, raw)?;
+                        }
+                        class = Some(found);
+                    }
+                    Err(outcome) => {
+                        self.outcome = Some(outcome);
+                        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                        return Ok(());
+                    }
+                },
+                "metadata" => {
+                    values.profiles = JsonRecord::object(raw.get())
+                        .and_then(|m| m.member("profiles"))
+                        .and_then(|p| serde_json::from_str::<Vec<String>>(p.get()).ok())
+                        .map(|p| p.into_iter().collect())
+                        .unwrap_or_default();
+                }
+                "activity_id" => values.activity_id = int_of(raw),
+                "type_uid" => values.type_uid = int_of(raw),
+                "category_uid" => values.category_uid = int_of(raw),
+                "time" => values.time = int_of(raw),
+                _ => {}
+            }
+            match class.as_mut() {
+                Some(class) => class.member_raw(&name, raw)?,
+                None => waiting.push((Key(name), raw)),
+            }
         }
-        let activity = obj.member("activity_id").and_then(int_of);
-        if let (Some(activity), Some(type_uid)) =
-            (activity, obj.member("type_uid").and_then(int_of))
-        {
+        self.outcome = Some(match class {
+            Some(class) => class.finish(values),
+            None => no_class_uid(),
+        });
+        Ok(())
+    }
+}
+
+impl Class<'_> {
+    /// The record-level rules, once every member has been read.
+    fn finish(mut self, values: RootValues) -> Result<Valid, Vec<Violation>> {
+        let walk = &mut self.walk;
+        walk.profiles = values.profiles;
+        walk.finish(self.def, &self.present);
+        let class_uid = i64::from(self.uid);
+        if let (Some(activity), Some(type_uid)) = (values.activity_id, values.type_uid) {
             if type_uid != class_uid * 100 + activity {
                 walk.violation_at(
                     "type_uid".into(),
@@ -315,50 +445,26 @@ impl Schema {
                 );
             }
         }
-        if let Some(category) = obj.member("category_uid").and_then(int_of) {
-            if category != class.category_uid {
+        if let Some(category) = values.category_uid {
+            if category != self.def.category_uid {
                 walk.violation_at(
                     "category_uid".into(),
                     format!(
                         "class {} belongs to category {}, found {category}",
-                        class.name, class.category_uid
+                        self.def.name, self.def.category_uid
                     ),
                 );
             }
         }
         if walk.violations.is_empty() {
-            // `time` is required and checked to be a 64-bit integer by the walk above.
-            let time = obj.member("time").and_then(int_of).unwrap_or_default();
+            // `time` is required and checked to be a 64-bit integer by the walk.
             Ok(Valid {
-                class_uid: uid,
-                time,
+                class_uid: self.uid,
+                time: values.time.unwrap_or_default(),
             })
         } else {
-            Err(walk.violations)
+            Err(std::mem::take(&mut walk.violations))
         }
-    }
-}
-
-/// An integer JSON value.
-fn int_of(raw: &RawValue) -> Option<i64> {
-    serde_json::from_str(raw.get()).ok()
-}
-
-/// The record itself: an object of its class.
-struct Root<'w, 'a> {
-    walk: &'w mut Walk<'a>,
-    def: &'a Definition,
-}
-
-impl<'de> Visitor<'de> for Root<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an OCSF record")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        self.walk.object(self.def, map, false)
     }
 }
 
@@ -515,25 +621,47 @@ impl<'a> Walk<'a> {
     ) -> Result<(), M::Error> {
         let mut present = Present::default();
         while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
-            let marks = self.enter(&name);
-            let (attr, is_set) = match self.member(def, &name, covered) {
-                Some((attr, Some(covered))) => (
-                    Some(attr),
-                    map.next_value_seed(Member {
-                        walk: self,
-                        attr,
-                        covered,
-                    })?,
-                ),
-                // Undeclared: reported, and still counted for the constraints.
-                Some((attr, None)) => (Some(attr), map.next_value_seed(NotNull)?),
-                None => (None, map.next_value_seed(NotNull)?),
-            };
-            if let Some(attr) = attr.filter(|_| is_set) {
-                present.set(attr.index);
-            }
-            self.leave(marks);
+            self.entry(def, &name, covered, &mut present, |seed| {
+                map.next_value_seed(seed)
+            })?;
         }
+        self.finish(def, &present);
+        Ok(())
+    }
+
+    /// Checks member `name` of an object of `def`, whose value `read` parses with the seed it
+    /// is given, and notes it in `present` unless it is null.
+    fn entry<E>(
+        &mut self,
+        def: &'a Definition,
+        name: &str,
+        covered: bool,
+        present: &mut Present,
+        read: impl FnOnce(Seed<'_, 'a>) -> Result<bool, E>,
+    ) -> Result<(), E> {
+        let marks = self.enter(name);
+        let (attr, is_set) = match self.member(def, name, covered) {
+            Some((attr, Some(covered))) => (
+                Some(attr),
+                read(Seed::Check(Member {
+                    walk: self,
+                    attr,
+                    covered,
+                }))?,
+            ),
+            // Undeclared: reported, and still counted for the constraints.
+            Some((attr, None)) => (Some(attr), read(Seed::Skip)?),
+            None => (None, read(Seed::Skip)?),
+        };
+        if let Some(attr) = attr.filter(|_| is_set) {
+            present.set(attr.index);
+        }
+        self.leave(marks);
+        Ok(())
+    }
+
+    /// The checks on a whole object of `def` once its members are known.
+    fn finish(&mut self, def: &Definition, present: &Present) {
         for (name, index, requirement) in &def.required {
             let required = match requirement {
                 Requirement::RequiredByProfile => self.profile_applies(name),
@@ -557,7 +685,6 @@ impl<'a> Walk<'a> {
                 names(&def.just_one)
             ));
         }
-        Ok(())
     }
 
     /// The attribute member `name` of `def` names, if it is one, and, if the plugin declared
@@ -880,16 +1007,26 @@ impl<'de> Visitor<'de> for One<'_, '_> {
     }
 }
 
-/// Skips a value, telling whether it is anything but null.
-struct NotNull;
+/// How [`Walk::entry`] reads a member's value: checked, or (not an attribute, or not declared)
+/// only skipped. Either tells whether the value is anything but null.
+enum Seed<'w, 'a> {
+    Check(Member<'w, 'a>),
+    Skip,
+}
 
-impl<'de> DeserializeSeed<'de> for NotNull {
+impl<'de> DeserializeSeed<'de> for Seed<'_, '_> {
     type Value = bool;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(self)
+        match self {
+            Seed::Check(member) => member.deserialize(d),
+            Seed::Skip => d.deserialize_any(NotNull),
+        }
     }
 }
+
+/// Skips a value, telling whether it is anything but null.
+struct NotNull;
 
 impl<'de> Visitor<'de> for NotNull {
     type Value = bool;
@@ -1106,6 +1243,42 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    #[test]
+    fn members_before_and_after_class_uid_are_checked_alike() {
+        let paths = [
+            "time",
+            "severity_id",
+            "metadata",
+            "actor.user",
+            "api.operation",
+        ];
+        let schema = schema_1_1_0();
+        let declared = declarations(&paths);
+        // The SDK writes `class_uid` first, so most members stream past once the class is
+        // known; any other order keeps the earlier members as raw text until it is.
+        let first = r#"{"class_uid":6003,"category_uid":6,"activity_id":1,"type_uid":600302,"time":"x","severity_id":1,"metadata":{"version":"1.1.0","product":{"vendor_name":"v","name":"p"},"profiles":["cloud"]},"actor":{"user":{"name":7}},"api":{"operation":"op"},"src_endpoint":{"ip":"192.0.2.1"}}"#;
+        let last = r#"{"actor":{"user":{"name":7}},"api":{"operation":"op"},"src_endpoint":{"ip":"192.0.2.1"},"time":"x","severity_id":1,"metadata":{"version":"1.1.0","product":{"vendor_name":"v","name":"p"},"profiles":["cloud"]},"category_uid":6,"activity_id":1,"type_uid":600302,"class_uid":6003}"#;
+        let rules = |text: &str| -> Vec<String> {
+            let mut rules: Vec<String> = schema
+                .validate_json(text, &declared)
+                .expect_err("invalid")
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            rules.sort();
+            rules
+        };
+        let expected = [
+            "actor.user.name: expected a string, found number 7",
+            "cloud: required attribute is missing",
+            "src_endpoint: the plugin did not declare this attribute in its manifest",
+            "time: expected a 64-bit integer, found string \"x\"",
+            "type_uid: must be class_uid * 100 + activity_id = 600301, found 600302",
+        ];
+        assert_eq!(rules(first), expected);
+        assert_eq!(rules(last), expected);
     }
 
     #[test]
