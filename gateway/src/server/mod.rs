@@ -68,6 +68,9 @@ async fn run(config: Config, sources: Arc<Sources>, pipeline: Pipeline) -> anyho
         pipeline: pipeline.clone(),
     });
     drop(pipeline);
+    // Listen for SIGTERM/SIGINT before saying we serve: a signal sent right after the banner
+    // must still flush and exit cleanly rather than kill the process.
+    let shutdown = shutdown_signal()?;
     // The line tests and scripts wait for: the bound addresses.
     println!(
         "lakegate serving gRPC on {addr}{}, lake {}, sources: {}",
@@ -89,7 +92,7 @@ async fn run(config: Config, sources: Arc<Sources>, pipeline: Pipeline) -> anyho
         .add_service(reflection)
         .add_service(ingest)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     if let Some((_, task)) = metrics {
         task.abort();
@@ -98,12 +101,16 @@ async fn run(config: Config, sources: Arc<Sources>, pipeline: Pipeline) -> anyho
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("can listen for SIGTERM");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    info!("shutdown requested");
+/// Registers for SIGTERM and SIGINT now; the future completes on the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        info!("shutdown requested");
+    })
 }

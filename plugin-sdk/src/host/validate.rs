@@ -903,6 +903,21 @@ impl Member<'_, '_> {
 /// One value of an attribute (an array's element, or the member itself).
 struct One<'w, 'a>(Member<'w, 'a>);
 
+impl One<'_, '_> {
+    /// Records a mismatch, with the value `found` builds, unless the attribute's kind takes it.
+    fn accept_if<E>(
+        self,
+        takes: impl FnOnce(&Kind) -> bool,
+        found: impl FnOnce() -> Value,
+    ) -> Result<(), E> {
+        let Member { walk, attr, .. } = self.0;
+        if !takes(&attr.kind) {
+            walk.mismatch(attr, &found());
+        }
+        Ok(())
+    }
+}
+
 impl<'de> DeserializeSeed<'de> for One<'_, '_> {
     type Value = ();
 
@@ -919,19 +934,14 @@ impl<'de> Visitor<'de> for One<'_, '_> {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        let Member { walk, attr, .. } = self.0;
-        if attr.kind != Kind::Json {
-            walk.mismatch(attr, &Value::Null);
-        }
-        Ok(())
+        self.accept_if(|kind| *kind == Kind::Json, || Value::Null)
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        let Member { walk, attr, .. } = self.0;
-        if !matches!(attr.kind, Kind::Boolean | Kind::Json) {
-            walk.mismatch(attr, &Value::Bool(v));
-        }
-        Ok(())
+        self.accept_if(
+            |kind| matches!(kind, Kind::Boolean | Kind::Json),
+            || Value::Bool(v),
+        )
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
@@ -951,11 +961,10 @@ impl<'de> Visitor<'de> for One<'_, '_> {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        let Member { walk, attr, .. } = self.0;
-        if !matches!(attr.kind, Kind::Float | Kind::Json) {
-            walk.mismatch(attr, &Value::from(v));
-        }
-        Ok(())
+        self.accept_if(
+            |kind| matches!(kind, Kind::Float | Kind::Json),
+            || Value::from(v),
+        )
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
