@@ -229,8 +229,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonRecord<'a> {
     }
 }
 
-/// An object key, borrowed from the input unless it has escapes.
-pub(crate) struct Key<'a>(pub(crate) Cow<'a, str>);
+/// A JSON string (an object key or a value), borrowed from the input unless it has escapes.
+/// serde's own `Cow<str>` always copies, one allocation per key.
+pub struct Key<'a>(pub Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -4,7 +4,6 @@
 //! bulk, when a later record sets the column or at the end). A member without a column is an
 //! error, never silently dropped.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,6 +15,7 @@ use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
 use arrow_buffer::{NullBufferBuilder, OffsetBuffer};
 use arrow_schema::{DataType, FieldRef, Fields, SchemaRef};
 use lakegate_plugin_sdk::host::columns::{Column, ColumnKind};
+use lakegate_plugin_sdk::input::Key;
 use lakegate_plugin_sdk::ocsf::time::parse_rfc3339_ms;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -383,7 +383,7 @@ impl<'de> Visitor<'de> for Slot<'_> {
                 validity,
             } => {
                 let row = validity.len();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     let Ok(i) = fields.binary_search_by(|f| f.name().as_str().cmp(&key)) else {
                         let value = map.next_value::<&RawValue>()?;
                         if value.get() == "null" {
@@ -407,7 +407,7 @@ impl<'de> Visitor<'de> for Slot<'_> {
                 Ok(())
             }
             Builder::Map(b) => {
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     let value = map.next_value::<&RawValue>()?;
                     let text = value.get();
                     if text == "null" {
@@ -415,8 +415,7 @@ impl<'de> Visitor<'de> for Slot<'_> {
                     }
                     b.keys().append_value(&key);
                     if text.starts_with('"') {
-                        let s: Cow<'_, str> =
-                            serde_json::from_str(text).map_err(A::Error::custom)?;
+                        let Key(s) = serde_json::from_str(text).map_err(A::Error::custom)?;
                         b.values().append_value(s);
                     } else {
                         b.values().append_value(text);
