@@ -144,9 +144,13 @@ impl<'a> JsonRecord<'a> {
             let key = if prefix.is_empty() {
                 k.into_owned()
             } else {
-                format!("{prefix}.{k}")
+                let mut key = String::with_capacity(prefix.len() + 1 + k.len());
+                key.push_str(prefix);
+                key.push('.');
+                key.push_str(&k);
+                key
             };
-            keep_raw(&key, raw, unmapped);
+            keep(key, raw, unmapped);
         }
     }
 }
@@ -155,9 +159,13 @@ impl<'a> JsonRecord<'a> {
 /// strings as they are, arrays, numbers and booleans as their compact JSON text; `null` is left
 /// out.
 pub fn keep_raw(key: &str, raw: &RawValue, unmapped: &mut Unmapped) {
+    keep(key.to_string(), raw, unmapped);
+}
+
+fn keep(key: String, raw: &RawValue, unmapped: &mut Unmapped) {
     match raw.get().as_bytes().first() {
         Some(b'{') => match JsonRecord::object(raw.get()) {
-            Some(record) if !record.is_empty() => record.into_unmapped(key, unmapped),
+            Some(record) if !record.is_empty() => record.into_unmapped(&key, unmapped),
             _ => unmapped.insert(key, "{}"),
         },
         Some(b'"') => {

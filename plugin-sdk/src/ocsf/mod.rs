@@ -52,8 +52,27 @@ pub fn fit_string(source_key: &str, value: String, unmapped: &mut Unmapped) -> S
 
 /// The IP address in `s` in canonical form, or `None` when `s` is not an IPv4 or IPv6 address.
 pub fn ip(s: &str) -> Option<String> {
-    s.trim()
-        .parse::<std::net::IpAddr>()
-        .ok()
-        .map(|ip| ip.to_string())
+    let s = s.trim();
+    match s.parse::<std::net::IpAddr>().ok()? {
+        // The IPv4 parser takes only the dotted-decimal form without leading zeros, which is
+        // already canonical: no formatting needed.
+        std::net::IpAddr::V4(_) => Some(s.to_string()),
+        ip => Some(ip.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ip;
+
+    #[test]
+    fn addresses_come_out_canonical() {
+        assert_eq!(ip(" 192.0.2.1 ").as_deref(), Some("192.0.2.1"));
+        assert_eq!(ip("2001:DB8:0:0::1").as_deref(), Some("2001:db8::1"));
+        assert_eq!(ip("::ffff:192.0.2.1").as_deref(), Some("::ffff:192.0.2.1"));
+        // Leading zeros could mean octal: not an address, so no IPv4 text needs rewriting.
+        assert_eq!(ip("010.0.0.1"), None);
+        assert_eq!(ip("192.0.2"), None);
+        assert_eq!(ip("cloudformation.amazonaws.com"), None);
+    }
 }

@@ -80,13 +80,33 @@ pub fn format_rfc3339_ms(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+    let (hour, minute, second, milli) = (
         rem / 3_600_000,
         rem / 60_000 % 60,
         rem / 1_000 % 60,
-        rem % 1_000
-    )
+        rem % 1_000,
+    );
+    if !(0..=9999).contains(&y) {
+        return format!("{y:04}-{m:02}-{d:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z");
+    }
+    // Every record carries a few of these: digits written in place, no formatting machinery.
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    for (at, width, value) in [
+        (0, 4, y),
+        (5, 2, m),
+        (8, 2, d),
+        (11, 2, hour),
+        (14, 2, minute),
+        (17, 2, second),
+        (20, 3, milli),
+    ] {
+        let mut value = value;
+        for digit in text[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    String::from_utf8(text.to_vec()).expect("ASCII digits and separators")
 }
 
 fn two(a: u8, b: u8) -> Option<i64> {
@@ -181,6 +201,31 @@ mod tests {
             parse_rfc3339_ms("2019-08-14T21:34:05"),
             Some(1_565_818_445_000),
             "no offset means UTC"
+        );
+    }
+
+    #[test]
+    fn formats_like_the_general_formatter() {
+        let general = |ms: i64| {
+            let (y, m, d) = civil_from_days(ms.div_euclid(86_400_000));
+            let rem = ms.rem_euclid(86_400_000);
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+                rem / 3_600_000,
+                rem / 60_000 % 60,
+                rem / 1_000 % 60,
+                rem % 1_000
+            )
+        };
+        // From before year 0 to after 9999, in uneven steps that hit every field's digits.
+        let mut ms = -70_000_000_000_000_i64;
+        while ms < 260_000_000_000_000 {
+            assert_eq!(format_rfc3339_ms(ms), general(ms), "{ms}");
+            ms += 987_654_321_987;
+        }
+        assert_eq!(
+            format_rfc3339_ms(1_714_549_264_007),
+            "2024-05-01T07:41:04.007Z"
         );
     }
 
