@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::lake::catalog::Catalog;
 use crate::lake::dead_letter::{DeadLetter, DeadLetterWriter};
-use crate::lake::{self, Buffers, LakeTable, PartitionKey, WriteError};
+use crate::lake::{self, Buffers, LakeTable, Misfit, PartitionKey};
 use crate::sources::{Counters, Source, Sources};
 use crate::wal::{CommitEntry, DataEntry, Recovery, Wal, WalEvent};
 
@@ -264,8 +264,35 @@ impl State {
             )
         })?;
         let key = State::key(table, &event);
+        let mut misfits = Vec::new();
         self.buffers
-            .insert(&key, table.max_age, seq, event.time, event.json);
+            .insert(table, &key, seq, event.json, &mut misfits);
+        self.dead_letter(table, misfits)
+    }
+
+    /// Writes records their table cannot hold to the dead-letter area, synced.
+    fn dead_letter(&mut self, table: &LakeTable, misfits: Vec<Misfit>) -> Result<(), String> {
+        if misfits.is_empty() {
+            return Ok(());
+        }
+        let source = self.sources.by_name.get(&table.source).cloned();
+        let letters: Vec<DeadLetter> = misfits
+            .iter()
+            .map(|m| lake_letter(&table.source, source.as_deref(), &m.json, m.reason.clone()))
+            .collect();
+        if let Err(e) = self
+            .dead_letters
+            .append(&letters)
+            .and_then(|()| self.dead_letters.sync())
+        {
+            for m in &misfits {
+                error!(record = %m.json, reason = %m.reason, "record lost: it fits no table and the dead-letter area cannot be written");
+            }
+            return Err(format!("dead-letter area: {e}"));
+        }
+        if let Some(source) = &source {
+            Counters::add(&source.counters.dead_lettered, misfits.len() as u64);
+        }
         Ok(())
     }
 
@@ -389,40 +416,27 @@ impl State {
         wal: &Mutex<Wal>,
         key: &PartitionKey,
     ) -> Result<Option<u64>, String> {
-        let Some(mut sealed) = self.buffers.seal(key) else {
+        let table = self.tables[&*key.lake_source].clone();
+        let mut misfits = Vec::new();
+        let sealed = self.buffers.seal(key, &mut misfits);
+        if let Err(e) = self.dead_letter(&table, misfits) {
+            if let Some(sealed) = sealed {
+                self.buffers.restore(sealed);
+            }
+            return Err(e);
+        }
+        let Some(sealed) = sealed else {
             return Ok(None);
         };
-        let table = self.tables[&*key.lake_source].clone();
         let source = self.sources.by_name.get(&table.source).cloned();
-        let (tmp, file) = loop {
-            match lake::write_parquet(&self.lake, &table, &sealed, self.zstd_level) {
-                Ok(written) => break written,
-                Err(WriteError::Row(row)) => {
-                    let json = sealed.remove(row.index);
-                    let letter = lake_letter(
-                        &table.source,
-                        source.as_deref(),
-                        &json,
-                        format!("does not fit table {}: {}", table.lake_source, row.reason),
-                    );
-                    self.dead_letters
-                        .append(&[letter])
-                        .and_then(|()| self.dead_letters.sync())
-                        .map_err(|e| format!("dead-letter area: {e}"))?;
-                    if let Some(source) = &source {
-                        Counters::add(&source.counters.dead_lettered, 1);
-                    }
-                    if sealed.is_empty() {
-                        return Ok(None);
-                    }
-                }
-                Err(WriteError::Io(e)) => {
-                    self.buffers.restore(sealed, table.max_age);
-                    return Err(e);
-                }
+        let (tmp, file) = match lake::write_parquet(&self.lake, &sealed, self.zstd_level) {
+            Ok(written) => written,
+            Err(e) => {
+                self.buffers.restore(sealed);
+                return Err(e);
             }
         };
-        let rows = sealed.len() as u64;
+        let rows = sealed.rows() as u64;
         let commit = CommitEntry {
             file: file.clone(),
             partition: key.dir(),
@@ -434,7 +448,7 @@ impl State {
             .and_then(|()| lake::publish(&self.lake, &tmp, &file).map_err(|e| e.to_string()))
         {
             let _ = std::fs::remove_file(&tmp);
-            self.buffers.restore(sealed, table.max_age);
+            self.buffers.restore(sealed);
             return Err(e);
         }
         if let Err(e) = self.catalog.add_partition(

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{RecordBatch, UInt32Array};
 use arrow_schema::SchemaRef;
 use lakegate_plugin_sdk::host::columns::Column;
 use parquet::arrow::ArrowWriter;
@@ -118,44 +121,88 @@ impl PartitionKey {
     }
 }
 
-/// One buffered record.
-struct Row {
-    time: i64,
-    json: Box<str>,
-}
+/// How many records a partition stages as JSON before they are parsed into Arrow columns:
+/// enough that a chunk's per-column overhead is small, few enough that staging stays small.
+const CHUNK_ROWS: usize = 4096;
 
-/// The records buffered for one partition.
+/// The records buffered for one partition: parsed chunks of Arrow columns, and the latest
+/// records still as JSON. Columns take a fraction of the JSON's memory, so the same caps hold
+/// several times more records and files come out that much larger.
 struct Buffer {
-    rows: Vec<Row>,
+    table: Arc<LakeTable>,
+    /// Records not yet parsed into columns.
+    staged: Vec<Box<str>>,
+    staged_bytes: usize,
+    chunks: Vec<RecordBatch>,
+    /// Staged JSON plus the chunks' Arrow memory.
     bytes: usize,
     opened: Instant,
-    max_age: Duration,
     /// WAL sequence numbers with rows here, ascending.
     seqs: Vec<u64>,
 }
 
-/// A partition's records, taken from the buffers to be written.
+impl Buffer {
+    /// Parses the staged records into a chunk. Returns the bytes it frees (negative: grows).
+    fn parse_staged(&mut self, misfits: &mut Vec<Misfit>) -> isize {
+        let staged = std::mem::take(&mut self.staged);
+        let before = std::mem::take(&mut self.staged_bytes);
+        let after = match parse(&self.table, staged, misfits) {
+            Some(chunk) => {
+                let size = chunk.get_array_memory_size();
+                self.chunks.push(chunk);
+                size
+            }
+            None => 0,
+        };
+        self.bytes = self.bytes + after - before;
+        before as isize - after as isize
+    }
+}
+
+/// Parses records into one batch of the table's columns; a record that does not fit is taken
+/// out (a misfit, for the dead-letter area) and the rest parsed again.
+fn parse(
+    table: &LakeTable,
+    mut rows: Vec<Box<str>>,
+    misfits: &mut Vec<Misfit>,
+) -> Option<RecordBatch> {
+    loop {
+        if rows.is_empty() {
+            return None;
+        }
+        match rows::build(&table.schema, &table.columns, rows.iter().map(|r| &**r)) {
+            Ok(batch) => return Some(batch),
+            Err(e) => {
+                let row = rows.remove(e.index);
+                misfits.push(Misfit {
+                    json: row.into(),
+                    reason: format!("does not fit table {}: {}", table.lake_source, e.reason),
+                });
+            }
+        }
+    }
+}
+
+/// A record its table cannot hold (it passed validation, so this is a gateway bug or a schema
+/// edge case): it goes to the dead-letter area rather than block its partition.
+#[derive(Debug)]
+pub struct Misfit {
+    pub json: String,
+    pub reason: String,
+}
+
+/// A partition's records, taken from the buffers to be written: one batch sorted by time.
 pub struct Sealed {
     pub key: PartitionKey,
     pub seqs: Vec<u64>,
-    rows: Vec<Row>,
+    pub batch: RecordBatch,
+    table: Arc<LakeTable>,
 }
 
 impl Sealed {
     /// Records in it.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    /// True if it holds no records.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    /// Drops the record at `index` (sorted order) and returns its JSON, for the dead-letter
-    /// area: a record the table cannot hold.
-    pub fn remove(&mut self, index: usize) -> String {
-        self.rows.remove(index).json.into()
+    pub fn rows(&self) -> usize {
+        self.batch.num_rows()
     }
 }
 
@@ -175,35 +222,49 @@ impl Buffers {
         }
     }
 
-    /// Buffers one record of WAL entry `seq`.
+    fn open(&mut self, key: &PartitionKey, table: &Arc<LakeTable>) -> &mut Buffer {
+        if !self.open.contains_key(key) {
+            self.open.insert(
+                key.clone(),
+                Buffer {
+                    table: table.clone(),
+                    staged: Vec::new(),
+                    staged_bytes: 0,
+                    chunks: Vec::new(),
+                    bytes: 0,
+                    opened: Instant::now(),
+                    seqs: Vec::new(),
+                },
+            );
+        }
+        self.open.get_mut(key).expect("just opened")
+    }
+
+    /// Buffers one record of WAL entry `seq` for `table`. Records that do not fit the table
+    /// come back as misfits when their chunk is parsed.
     pub fn insert(
         &mut self,
+        table: &Arc<LakeTable>,
         key: &PartitionKey,
-        max_age: Duration,
         seq: u64,
-        time: i64,
         json: String,
+        misfits: &mut Vec<Misfit>,
     ) {
-        let buffer = match self.open.get_mut(key) {
-            Some(buffer) => buffer,
-            None => self.open.entry(key.clone()).or_insert(Buffer {
-                rows: Vec::new(),
-                bytes: 0,
-                opened: Instant::now(),
-                max_age,
-                seqs: Vec::new(),
-            }),
-        };
-        let size = json.len() + std::mem::size_of::<Row>();
-        buffer.rows.push(Row {
-            time,
-            json: json.into_boxed_str(),
-        });
+        let buffer = self.open(key, table);
+        let size = json.len() + std::mem::size_of::<Box<str>>();
+        buffer.staged.push(json.into_boxed_str());
+        buffer.staged_bytes += size;
         buffer.bytes += size;
-        self.bytes += size;
         if buffer.seqs.last() != Some(&seq) {
             buffer.seqs.push(seq);
         }
+        let full = buffer.staged.len() >= CHUNK_ROWS;
+        let freed = if full {
+            buffer.parse_staged(misfits)
+        } else {
+            0
+        };
+        self.bytes = (self.bytes + size).saturating_add_signed(-freed);
     }
 
     /// Partitions due now: too old, too big, or over the memory and partition caps (largest
@@ -213,7 +274,7 @@ impl Buffers {
             .open
             .iter()
             .filter(|(_, b)| {
-                all || now.duration_since(b.opened) >= b.max_age
+                all || now.duration_since(b.opened) >= b.table.max_age
                     || b.bytes as u64 >= self.config.max_partition_bytes
             })
             .map(|(k, _)| k.clone())
@@ -248,29 +309,40 @@ impl Buffers {
     }
 
     /// Puts a sealed partition back after a failed write, to be tried again.
-    pub fn restore(&mut self, sealed: Sealed, max_age: Duration) {
-        let key = sealed.key.clone();
-        let first = sealed.seqs.first().copied().unwrap_or_default();
-        for row in sealed.rows {
-            self.insert(&key, max_age, first, row.time, row.json.into());
-        }
-        if let Some(buffer) = self.open.get_mut(&key) {
-            buffer.seqs.extend(sealed.seqs);
-            buffer.seqs.sort_unstable();
-            buffer.seqs.dedup();
-        }
+    pub fn restore(&mut self, sealed: Sealed) {
+        let size = sealed.batch.get_array_memory_size();
+        let buffer = self.open(&sealed.key, &sealed.table);
+        buffer.chunks.push(sealed.batch);
+        buffer.bytes += size;
+        buffer.seqs.extend(sealed.seqs);
+        buffer.seqs.sort_unstable();
+        buffer.seqs.dedup();
+        self.bytes += size;
     }
 
-    /// Takes a partition's records out, sorted by time.
-    pub fn seal(&mut self, key: &PartitionKey) -> Option<Sealed> {
-        let buffer = self.open.remove(key)?;
+    /// Takes a partition's records out as one batch sorted by time; `None` when none of them
+    /// fit its table (they are all misfits).
+    pub fn seal(&mut self, key: &PartitionKey, misfits: &mut Vec<Misfit>) -> Option<Sealed> {
+        let mut buffer = self.open.remove(key)?;
         self.bytes -= buffer.bytes;
-        let mut rows = buffer.rows;
-        rows.sort_by_key(|r| r.time);
+        buffer.parse_staged(misfits);
+        // Each step lets go of its input, so sealing holds at most two copies of the records.
+        let chunks = std::mem::take(&mut buffer.chunks);
+        let batch = match chunks.len() {
+            0 => return None,
+            1 => chunks.into_iter().next().expect("one chunk"),
+            _ => {
+                let batch = arrow_select::concat::concat_batches(&buffer.table.schema, &chunks)
+                    .expect("chunks of one table share its schema");
+                drop(chunks);
+                batch
+            }
+        };
         Some(Sealed {
             key: key.clone(),
             seqs: buffer.seqs,
-            rows,
+            batch: sorted_by_time(batch),
+            table: buffer.table,
         })
     }
 
@@ -289,41 +361,32 @@ impl Buffers {
     }
 }
 
+/// `batch` with its rows in `time` order (stable: records of the same millisecond keep their
+/// arrival order).
+fn sorted_by_time(batch: RecordBatch) -> RecordBatch {
+    let times = batch
+        .column_by_name("time")
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .expect("every table has a non-null INT64 `time`");
+    if times.values().is_sorted() {
+        return batch;
+    }
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    order.sort_by_key(|&i| times.value(i as usize));
+    arrow_select::take::take_record_batch(&batch, &UInt32Array::from(order))
+        .expect("indices are in range")
+}
+
 /// Writes a sealed partition as a Parquet file under a hidden temporary name in its partition
 /// directory, fsynced; returns the temporary and final lake-relative paths. The caller commits
 /// (logs the commit, then renames).
 pub fn write_parquet(
     lake: &Path,
-    table: &LakeTable,
     sealed: &Sealed,
     zstd_level: i32,
-) -> Result<(PathBuf, String), WriteError> {
-    let batch = rows::build(
-        &table.schema,
-        &table.columns,
-        sealed.rows.iter().map(|r| &*r.json),
-    )
-    .map_err(WriteError::Row)?;
-    write_batch(lake, table, &sealed.key, &batch, zstd_level).map_err(WriteError::Io)
-}
-
-/// Why a partition could not be written.
-#[derive(Debug)]
-pub enum WriteError {
-    /// One record does not fit the table: take it out and try again.
-    Row(rows::RowError),
-    /// The file could not be written: keep the records and try later.
-    Io(String),
-}
-
-fn write_batch(
-    lake: &Path,
-    table: &LakeTable,
-    key: &PartitionKey,
-    batch: &arrow_array::RecordBatch,
-    zstd_level: i32,
 ) -> Result<(PathBuf, String), String> {
-    let dir = key.dir();
+    let (table, batch) = (&sealed.table, &sealed.batch);
+    let dir = sealed.key.dir();
     let name = format!("{}.parquet", uuid::Uuid::now_v7());
     let final_rel = format!("{dir}/{name}");
     let abs_dir = lake.join(&dir);
@@ -406,6 +469,43 @@ mod tests {
         }
     }
 
+    fn table() -> Arc<LakeTable> {
+        use lakegate_plugin_sdk::host::columns::ColumnKind;
+        let col = |name: &str, kind| Column {
+            name: name.into(),
+            kind,
+            is_array: false,
+            required: name == "time",
+        };
+        Arc::new(LakeTable::new(
+            "s-1".into(),
+            "s".into(),
+            1,
+            "c".into(),
+            "1.1.0".into(),
+            vec![
+                col("msg", ColumnKind::String),
+                col("time", ColumnKind::Long),
+            ],
+            Duration::from_secs(3600),
+        ))
+    }
+
+    /// A record of about `len` bytes.
+    fn record(time: i64, len: usize) -> String {
+        format!(
+            r#"{{"time":{time},"msg":"{}"}}"#,
+            "x".repeat(len.saturating_sub(22))
+        )
+    }
+
+    fn times(sealed: &Sealed) -> Vec<i64> {
+        sealed.batch["time"]
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec()
+    }
+
     #[test]
     fn caps_flush_the_largest_or_oldest_early() {
         let mut b = Buffers::new(FlushConfig {
@@ -415,44 +515,79 @@ mod tests {
             max_open_partitions: 3,
             zstd_level: 3,
         });
-        let age = Duration::from_secs(3600);
-        let now = Instant::now();
-        b.insert(&key(1), age, 1, 5, "x".repeat(900));
-        b.insert(&key(2), age, 1, 5, "x".repeat(100));
+        let (t, now, mut misfits) = (table(), Instant::now(), Vec::new());
+        b.insert(&t, &key(1), 1, record(5, 900), &mut misfits);
+        b.insert(&t, &key(2), 1, record(5, 100), &mut misfits);
         assert!(b.due(now, false).is_empty());
-        b.insert(&key(3), age, 2, 5, "x".repeat(1200));
+        b.insert(&t, &key(3), 2, record(5, 1200), &mut misfits);
         // Over 2,000 bytes: the largest (day 3) goes first, and that is enough.
         assert_eq!(b.due(now, false), vec![key(3)]);
-        b.seal(&key(3));
+        b.seal(&key(3), &mut misfits);
         for d in 4..=5 {
-            b.insert(&key(d), age, 3, 5, "x".into());
+            b.insert(&t, &key(d), 3, record(5, 30), &mut misfits);
         }
         // Four open partitions, cap three: the oldest goes.
         assert_eq!(b.due(now, false), vec![key(1)]);
         assert_eq!(b.min_seq(), Some(1));
-        let sealed = b.seal(&key(1)).unwrap();
+        let sealed = b.seal(&key(1), &mut misfits).unwrap();
         assert_eq!(sealed.seqs, vec![1]);
         assert_eq!(b.due(now, true).len(), 3);
+        assert!(misfits.is_empty());
     }
 
     #[test]
     fn sealed_rows_are_sorted_by_time() {
-        let mut b = Buffers::new(FlushConfig::default());
-        for (seq, t) in [(1, 30), (1, 10), (2, 20)] {
-            b.insert(
-                &key(0),
-                Duration::from_secs(1),
-                seq,
-                t,
-                format!("{{\"time\":{t}}}"),
-            );
+        let (t, mut b, mut misfits) = (table(), Buffers::new(FlushConfig::default()), Vec::new());
+        for (seq, time) in [(1, 30), (1, 10), (2, 20)] {
+            b.insert(&t, &key(0), seq, record(time, 0), &mut misfits);
         }
-        let s = b.seal(&key(0)).unwrap();
-        assert_eq!(
-            s.rows.iter().map(|r| r.time).collect::<Vec<_>>(),
-            [10, 20, 30]
-        );
+        let s = b.seal(&key(0), &mut misfits).unwrap();
+        assert_eq!(times(&s), [10, 20, 30]);
         assert_eq!(s.seqs, [1, 2]);
+        assert_eq!(b.usage(), (0, 0));
+    }
+
+    #[test]
+    fn records_are_held_as_columns_and_misfits_come_back() {
+        let (t, mut b, mut misfits) = (table(), Buffers::new(FlushConfig::default()), Vec::new());
+        let n = CHUNK_ROWS + 10;
+        let mut json_bytes = 0;
+        for i in 0..n {
+            let r = record((n - i) as i64, 0);
+            json_bytes += r.len();
+            b.insert(&t, &key(0), 1, r, &mut misfits);
+        }
+        b.insert(
+            &t,
+            &key(0),
+            2,
+            r#"{"time":7,"nope":1}"#.into(),
+            &mut misfits,
+        );
+        // The first chunk is parsed: its columns take less than its JSON did (no keys, numbers
+        // in eight bytes).
+        let (bytes, open) = b.usage();
+        assert_eq!(open, 1);
+        assert!(
+            bytes < json_bytes * 3 / 4,
+            "{bytes} bytes for {json_bytes} of JSON"
+        );
+        let sealed = b.seal(&key(0), &mut misfits).unwrap();
+        assert_eq!(sealed.rows(), n);
+        assert_eq!(times(&sealed), (1..=n as i64).collect::<Vec<_>>());
+        assert_eq!(misfits.len(), 1);
+        assert!(misfits[0].json.contains("nope"), "{misfits:?}");
+        assert!(
+            misfits[0].reason.contains("`nope`"),
+            "{}",
+            misfits[0].reason
+        );
+        // A failed write puts it back whole.
+        let seqs = sealed.seqs.clone();
+        b.restore(sealed);
+        assert!(b.usage().0 > 0);
+        let again = b.seal(&key(0), &mut misfits).unwrap();
+        assert_eq!((again.rows(), again.seqs.clone()), (n, seqs));
         assert_eq!(b.usage(), (0, 0));
     }
 }
