@@ -59,25 +59,50 @@ const COMMON: &[&str] = &[
     "metadata.uid",
     "metadata.event_code",
     "metadata.profiles",
-    "metadata.product",
+    "metadata.product.name",
+    "metadata.product.vendor_name",
+    "metadata.product.version",
+    "metadata.product.feature.name",
     "cloud.provider",
     "cloud.region",
     "cloud.account.uid",
-    "actor.user",
+    "actor.user.type_id",
+    "actor.user.uid",
+    "actor.user.uid_alt",
+    "actor.user.name",
+    "actor.user.credential_uid",
+    "actor.user.account.uid",
     "actor.invoked_by",
-    "actor.idp",
-    "actor.session",
+    "actor.idp.name",
+    "actor.idp.uid",
+    "actor.session.created_time",
+    "actor.session.created_time_dt",
+    "actor.session.is_mfa",
+    "actor.session.issuer",
     "api.operation",
     "api.service.name",
     "api.version",
-    "api.request",
-    "api.response",
+    "api.request.uid",
+    "api.request.data",
+    "api.response.data",
+    "api.response.error",
+    "api.response.message",
     "src_endpoint.ip",
     "src_endpoint.domain",
     "src_endpoint.svc_name",
     "src_endpoint.uid",
     "http_request.user_agent",
     "unmapped",
+];
+
+/// The user an Authentication or Account Change record is about: the actor's user attributes.
+const USER: &[&str] = &[
+    "user.type_id",
+    "user.uid",
+    "user.uid_alt",
+    "user.name",
+    "user.credential_uid",
+    "user.account.uid",
 ];
 
 impl Source for CloudTrail {
@@ -89,13 +114,17 @@ impl Source for CloudTrail {
             )
             .framing(Framing::JsonLines)
             .framing(Framing::JsonRecords)
-            .class_sharing(class::API_ACTIVITY, COMMON, &["resources"])
+            .class_sharing(
+                class::API_ACTIVITY,
+                COMMON,
+                &["resources.uid", "resources.type", "resources.owner.account.uid"],
+            )
             .class_sharing(
                 class::AUTHENTICATION,
                 COMMON,
-                &["user", "is_mfa", "dst_endpoint.svc_name", "service.name"],
+                &[USER, &["is_mfa", "dst_endpoint.svc_name", "service.name"]].concat(),
             )
-            .class_sharing(class::ACCOUNT_CHANGE, COMMON, &["user"])
+            .class_sharing(class::ACCOUNT_CHANGE, COMMON, USER)
     }
 
     fn translate(record: &[u8], out: &mut Output<'_>) -> Result<(), Reject> {
