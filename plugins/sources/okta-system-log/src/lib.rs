@@ -28,14 +28,42 @@ const COMMON: &[&str] = &[
     "metadata.event_code",
     "metadata.correlation_uid",
     "metadata.profiles",
-    "metadata.product",
-    "actor.user",
-    "actor.session",
-    "src_endpoint",
+    "metadata.product.name",
+    "metadata.product.vendor_name",
+    "metadata.product.version",
+    "actor.user.uid",
+    "actor.user.type_id",
+    "actor.user.name",
+    "actor.user.email_addr",
+    "actor.user.full_name",
+    "actor.session.uid",
+    "actor.session.uid_alt",
+    "actor.session.issuer",
+    "src_endpoint.ip",
+    "src_endpoint.uid",
+    "src_endpoint.domain",
+    "src_endpoint.os.name",
+    "src_endpoint.os.type_id",
+    "src_endpoint.location.city",
+    "src_endpoint.location.country",
+    "src_endpoint.location.postal_code",
+    "src_endpoint.location.region",
+    "src_endpoint.location.isp",
+    "src_endpoint.location.coordinates",
     "http_request.uid",
     "http_request.user_agent",
     "http_request.url.path",
     "unmapped",
+];
+
+/// The user an Authentication or Account Change record is about (a User target, else the
+/// actor).
+const USER: &[&str] = &[
+    "user.uid",
+    "user.type_id",
+    "user.name",
+    "user.email_addr",
+    "user.full_name",
 ];
 
 impl Source for OktaSystemLog {
@@ -50,13 +78,24 @@ impl Source for OktaSystemLog {
             .class_sharing(
                 class::AUTHENTICATION,
                 COMMON,
-                &["user", "service", "session.uid"],
+                &[USER, &["service.uid", "service.name", "session.uid"]].concat(),
             )
-            .class_sharing(class::ACCOUNT_CHANGE, COMMON, &["user"])
+            .class_sharing(
+                class::ACCOUNT_CHANGE,
+                COMMON,
+                &[USER, &["user.groups.uid", "user.groups.name"]].concat(),
+            )
             .class_sharing(
                 class::API_ACTIVITY,
                 COMMON,
-                &["api.operation", "api.request.uid", "resources"],
+                &[
+                    "api.operation",
+                    "api.request.uid",
+                    "src_endpoint.svc_name",
+                    "resources.uid",
+                    "resources.name",
+                    "resources.type",
+                ],
             )
     }
 
