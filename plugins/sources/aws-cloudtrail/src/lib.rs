@@ -117,7 +117,11 @@ impl Source for CloudTrail {
             .class_sharing(
                 class::API_ACTIVITY,
                 COMMON,
-                &["resources.uid", "resources.type", "resources.owner.account.uid"],
+                &[
+                    "resources.uid",
+                    "resources.type",
+                    "resources.owner.account.uid",
+                ],
             )
             .class_sharing(
                 class::AUTHENTICATION,
