@@ -397,8 +397,11 @@ pub fn write_parquet(
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(zstd_level).map_err(|e| e.to_string())?,
         ))
-        .set_data_page_size_limit(1 << 20)
-        .set_dictionary_page_size_limit(1 << 20)
+        // The writer checks page sizes after each write batch of 256 values, so a page can
+        // overshoot its limit by one batch: limits of 768 KiB keep pages within Security Lake's
+        // 1 MB for values up to 1 KiB (dictionary pages of 1.1 MB were seen with 1 MiB limits).
+        .set_data_page_size_limit(768 << 10)
+        .set_dictionary_page_size_limit(768 << 10)
         .set_write_batch_size(256)
         .set_max_row_group_size(128 * 1024)
         .set_created_by(format!("lakegate {}", env!("CARGO_PKG_VERSION")))
