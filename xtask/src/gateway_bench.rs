@@ -26,6 +26,9 @@ struct Measure {
     secs: f64,
     cpu: f64,
     rss_mb: f64,
+    /// Parquet files written and their total size.
+    files: u64,
+    out_bytes: u64,
 }
 
 impl Measure {
@@ -82,6 +85,8 @@ pub(crate) fn run_bench(root: &Path) -> Result<()> {
                 secs: field(l, "secs")?,
                 cpu: field(l, "cpu_s")?,
                 rss_mb: field(l, "peak_rss_mb")?,
+                files: field(l, "files")? as u64,
+                out_bytes: field(l, "out_bytes")? as u64,
             })
         })
         .collect();
@@ -116,17 +121,17 @@ pub(crate) fn run_bench(root: &Path) -> Result<()> {
     ] {
         let m = gateway_run(&lakegate, &work, name, source, &files, parallel)?;
         println!(
-            "RESULT {} records={} bytes={} secs={:.3} cpu_s={:.3} rec_per_s={:.0} rec_per_cpu_s={:.0} peak_rss_mb={:.0}",
-            m.name, m.records, m.bytes, m.secs, m.cpu, m.rec_per_s(), m.rec_per_cpu(), m.rss_mb
+            "RESULT {} records={} bytes={} secs={:.3} cpu_s={:.3} rec_per_s={:.0} rec_per_cpu_s={:.0} peak_rss_mb={:.0} files={} out_bytes={}",
+            m.name, m.records, m.bytes, m.secs, m.cpu, m.rec_per_s(), m.rec_per_cpu(), m.rss_mb, m.files, m.out_bytes
         );
         ours.push(m);
     }
 
-    println!("\n| job | records | wall s | records/s | MB/s | CPU s | records per CPU-s | peak RSS MiB |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("\n| job | records | wall s | records/s | MB/s | CPU s | records per CPU-s | peak RSS MiB | Parquet files | MB written |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for m in peer.iter().chain(&ours) {
         println!(
-            "| {} | {} | {:.2} | {:.0} | {:.1} | {:.2} | {:.0} | {:.0} |",
+            "| {} | {} | {:.2} | {:.0} | {:.1} | {:.2} | {:.0} | {:.0} | {} | {:.1} |",
             m.name,
             m.records,
             m.secs,
@@ -134,7 +139,9 @@ pub(crate) fn run_bench(root: &Path) -> Result<()> {
             m.bytes as f64 / 1e6 / m.secs,
             m.cpu,
             m.rec_per_cpu(),
-            m.rss_mb
+            m.rss_mb,
+            m.files,
+            m.out_bytes as f64 / 1e6
         );
     }
     println!("\n| dataset | records per CPU-s: lakegate / peer (target 1.5x) | wall records/s, 2 streams / peer's best (target 2.5x) | peak RSS MiB, 1 stream: input -> twice the input (2 streams) (target <= 256, flat) |");
@@ -327,6 +334,7 @@ fn gateway_run(
     run(Command::new("kill").args(["-TERM", &pid.to_string()]))?;
     watch.until_exit(&mut server)?;
     let secs = started.elapsed().as_secs_f64();
+    let (files, out_bytes) = parquet_files(&lake.join("ext"));
     Ok(Measure {
         name: name.to_string(),
         records: summary["read"].as_u64().unwrap_or(0),
@@ -334,5 +342,25 @@ fn gateway_run(
         secs,
         cpu: watch.server_cpu - cpu0 + watch.client_cpu,
         rss_mb: watch.rss_mb,
+        files,
+        out_bytes,
     })
+}
+
+/// How many Parquet files are under `dir`, and their total size.
+fn parquet_files(dir: &Path) -> (u64, u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    let (mut files, mut bytes) = (0, 0);
+    for path in entries.flatten().map(|e| e.path()) {
+        if path.is_dir() {
+            let (f, b) = parquet_files(&path);
+            (files, bytes) = (files + f, bytes + b);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            files += 1;
+            bytes += std::fs::metadata(&path).map_or(0, |m| m.len());
+        }
+    }
+    (files, bytes)
 }
