@@ -142,20 +142,14 @@ struct Buffer {
 }
 
 impl Buffer {
-    /// Parses the staged records into a chunk. Returns the bytes it frees (negative: grows).
-    fn parse_staged(&mut self, misfits: &mut Vec<Misfit>) -> isize {
+    /// Parses the staged records into a chunk.
+    fn parse_staged(&mut self, misfits: &mut Vec<Misfit>) {
         let staged = std::mem::take(&mut self.staged);
-        let before = std::mem::take(&mut self.staged_bytes);
-        let after = match parse(&self.table, staged, misfits) {
-            Some(chunk) => {
-                let size = chunk.get_array_memory_size();
-                self.chunks.push(chunk);
-                size
-            }
-            None => 0,
-        };
-        self.bytes = self.bytes + after - before;
-        before as isize - after as isize
+        self.bytes -= std::mem::take(&mut self.staged_bytes);
+        if let Some(chunk) = parse(&self.table, staged, misfits) {
+            self.bytes += chunk.get_array_memory_size();
+            self.chunks.push(chunk);
+        }
     }
 }
 
@@ -222,22 +216,17 @@ impl Buffers {
         }
     }
 
+    /// The buffer of `key`, opened if need be.
     fn open(&mut self, key: &PartitionKey, table: &Arc<LakeTable>) -> &mut Buffer {
-        if !self.open.contains_key(key) {
-            self.open.insert(
-                key.clone(),
-                Buffer {
-                    table: table.clone(),
-                    staged: Vec::new(),
-                    staged_bytes: 0,
-                    chunks: Vec::new(),
-                    bytes: 0,
-                    opened: Instant::now(),
-                    seqs: Vec::new(),
-                },
-            );
-        }
-        self.open.get_mut(key).expect("just opened")
+        self.open.entry(key.clone()).or_insert_with(|| Buffer {
+            table: table.clone(),
+            staged: Vec::new(),
+            staged_bytes: 0,
+            chunks: Vec::new(),
+            bytes: 0,
+            opened: Instant::now(),
+            seqs: Vec::new(),
+        })
     }
 
     /// Buffers one record of WAL entry `seq` for `table`. Records that do not fit the table
@@ -250,7 +239,12 @@ impl Buffers {
         json: String,
         misfits: &mut Vec<Misfit>,
     ) {
-        let buffer = self.open(key, table);
+        // One lookup, and no key clone, for a partition that is open already.
+        let buffer = match self.open.get_mut(key) {
+            Some(buffer) => buffer,
+            None => self.open(key, table),
+        };
+        let before = buffer.bytes;
         let size = json.len() + std::mem::size_of::<Box<str>>();
         buffer.staged.push(json.into_boxed_str());
         buffer.staged_bytes += size;
@@ -258,13 +252,11 @@ impl Buffers {
         if buffer.seqs.last() != Some(&seq) {
             buffer.seqs.push(seq);
         }
-        let full = buffer.staged.len() >= CHUNK_ROWS;
-        let freed = if full {
-            buffer.parse_staged(misfits)
-        } else {
-            0
-        };
-        self.bytes = (self.bytes + size).saturating_add_signed(-freed);
+        if buffer.staged.len() >= CHUNK_ROWS {
+            buffer.parse_staged(misfits);
+        }
+        let after = buffer.bytes;
+        self.bytes = self.bytes + after - before;
     }
 
     /// Partitions due now: too old, too big, or over the memory and partition caps (largest
