@@ -57,15 +57,6 @@ impl<'a> JsonRecord<'a> {
         serde_json::from_str(text).ok()
     }
 
-    /// A member as raw JSON, `null` included, without removing it.
-    #[cfg(feature = "host")]
-    pub(crate) fn member(&self, key: &str) -> Option<&'a RawValue> {
-        self.members
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, raw)| *raw)
-    }
-
     fn position(&self, key: &str) -> Option<usize> {
         self.members.iter().position(|(k, _)| k == key)
     }

@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::columns::MAX_OBJECT_DEPTH;
-use crate::input::{JsonRecord, Key};
+use crate::input::Key;
 
 use crate::ocsf::time::parse_rfc3339_ms;
 use crate::ClassDeclaration;
@@ -350,6 +350,14 @@ impl<'s> Root<'s> {
     }
 }
 
+/// What the record-level rules read of `metadata` (whatever does not parse as this names no
+/// profile; the walk reports what is wrong with it).
+#[derive(serde::Deserialize)]
+struct Profiles {
+    #[serde(default)]
+    profiles: FastSet<String>,
+}
+
 /// The root members the record-level rules compare.
 #[derive(Default)]
 struct RootValues {
@@ -402,10 +410,8 @@ impl<'de> Visitor<'de> for &mut Root<'_> {
                     }
                 },
                 "metadata" => {
-                    values.profiles = JsonRecord::object(raw.get())
-                        .and_then(|m| m.member("profiles"))
-                        .and_then(|p| serde_json::from_str::<Vec<String>>(p.get()).ok())
-                        .map(|p| p.into_iter().collect())
+                    values.profiles = serde_json::from_str::<Profiles>(raw.get())
+                        .map(|m| m.profiles)
                         .unwrap_or_default();
                 }
                 "activity_id" => values.activity_id = int_of(raw),
