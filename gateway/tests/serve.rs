@@ -121,6 +121,18 @@ impl Gateway {
     }
 
     /// SIGTERM, and the exit status: the gateway flushes and exits cleanly.
+    /// `lakegate dead-letters replay` of one source through this gateway; its output.
+    fn replay(&self, lake: &Path, source: &str) -> String {
+        let o = Command::new(env!("CARGO_BIN_EXE_lakegate"))
+            .args(["dead-letters", "replay", "--source", source])
+            .args(["--server", &self.url(), "--lake"])
+            .arg(lake)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    }
+
     fn stop(mut self) -> bool {
         let pid = self.child.id().to_string();
         Command::new("kill")
@@ -151,6 +163,27 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The dead letters of one source not yet replayed (`lakegate dead-letters list --json`).
+fn dead_letters(lake: &Path, source: &str) -> Vec<Value> {
+    let o = Command::new(env!("CARGO_BIN_EXE_lakegate"))
+        .args([
+            "dead-letters",
+            "list",
+            "--json",
+            "--source",
+            source,
+            "--lake",
+        ])
+        .arg(lake)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -709,7 +742,8 @@ fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
     let misbehaving = plugin("misbehaving");
     let config = format!(
         "[sources.ct]\nplugin = \"aws-cloudtrail\"\n[sources.vpc]\nplugin = \"aws-vpc-flow\"\n\
-         [sources.broken]\nplugin = \"{}\"\n[sources.fixme]\nplugin = \"aws-vpc-flow\"\n",
+         [sources.broken]\nplugin = \"{}\"\n[sources.fixme]\nplugin = \"aws-vpc-flow\"\n\
+         [sources.custom]\nplugin = \"aws-vpc-flow\"\n",
         misbehaving.display()
     );
     let gw = Gateway::start(&lake, Some(&config));
@@ -787,7 +821,7 @@ fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
     assert!(
         status
             .message()
-            .contains("unknown source `nope`; configured sources: broken, ct, fixme, vpc"),
+            .contains("unknown source `nope`; configured sources: broken, ct, custom, fixme, vpc"),
         "{status:?}"
     );
 
@@ -819,41 +853,48 @@ fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
         "[sources.fixme]\nplugin = \"aws-cloudtrail\"",
     );
     let gw = Gateway::start(&lake, Some(&fixed));
-    let o = Command::new(env!("CARGO_BIN_EXE_lakegate"))
-        .args([
-            "dead-letters",
-            "replay",
-            "--source",
-            "fixme",
-            "--server",
-            &gw.url(),
-            "--lake",
-        ])
-        .arg(&lake)
-        .output()
-        .unwrap();
+    let replayed = gw.replay(&lake, "fixme");
     assert!(
-        o.status.success()
-            && text(&o).contains("replayed 21 dead letters: 21 accepted, 0 rejected again"),
-        "{}",
-        text(&o)
+        replayed.contains("replayed 21 dead letters: 21 accepted, 0 rejected again"),
+        "{replayed}"
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_lakegate"))
-        .args([
-            "dead-letters",
-            "list",
-            "--json",
-            "--source",
-            "fixme",
-            "--lake",
-        ])
-        .arg(&lake)
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout).lines().count(),
-        0,
+    assert!(
+        dead_letters(&lake, "fixme").is_empty(),
         "replayed letters are not listed again"
+    );
+
+    // A rejected line of a custom-format VPC file keeps the header it was read with as context,
+    // and is read with that header again when it is replayed.
+    let header = "version srcaddr dstaddr srcport dstport protocol start end action log-status";
+    let custom = dir.join("custom.log");
+    std::fs::write(
+        &custom,
+        format!(
+            "{header}\n5 10.0.0.9 52.94.133.131 43001 443 6 1566849000 1566849060 ACCEPT OK\n\
+             5 10.0.0.8 52.94.133.131 43x00 443 6 1566849000 1566849060 ACCEPT OK\n"
+        ),
+    )
+    .unwrap();
+    let (ok, s, out) = gw.ingest("custom", &[custom.to_str().unwrap()], &[]);
+    assert!(ok && s["accepted"] == 1 && s["dead_lettered"] == 1, "{out}");
+    let before = dead_letters(&lake, "custom");
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0]["context"], serde_json::json!([header]));
+    let replayed = gw.replay(&lake, "custom");
+    assert!(
+        replayed.contains("replayed 1 dead letters: 0 accepted, 1 rejected again"),
+        "{replayed}"
+    );
+    let after = dead_letters(&lake, "custom");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after[0]["id"], before[0]["id"]);
+    assert!(
+        after[0]["reason"] == before[0]["reason"]
+            && before[0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("`43x00` is not a number"),
+        "read with the header's fields again: {after:?}"
     );
     assert!(gw.stop());
     let rows = rows_per_source(&read_lake(&lake));

@@ -8,7 +8,7 @@ use anyhow::Context;
 use lakegate_proto::ingest::v1::ingest_client::IngestClient;
 use lakegate_proto::ingest::v1::{IngestRequest, Record};
 
-use crate::lake::dead_letter::{self, DeadLetter};
+use crate::lake::dead_letter::{self, DeadLetter, Raw};
 
 /// Letters per replay request.
 const REPLAY_BATCH: usize = 500;
@@ -79,23 +79,30 @@ pub(super) fn replay(lake: &Path, source: Option<&str>, server: &str) -> anyhow:
         let mut client = IngestClient::connect(endpoint.clone())
             .await
             .with_context(|| format!("cannot connect to the gateway at {endpoint}"))?;
-        let mut groups: BTreeMap<(&str, &str), Vec<&DeadLetter>> = BTreeMap::new();
+        // Letters that depend on earlier records of their stream (a header line) are sent after
+        // those records, which produce nothing again and are not counted.
+        let mut groups: BTreeMap<(&str, &str, &[Raw]), Vec<&DeadLetter>> = BTreeMap::new();
         for l in replayable {
-            groups.entry((&l.source, replay_framing(l))).or_default().push(l);
+            groups
+                .entry((&l.source, replay_framing(l), &l.context))
+                .or_default()
+                .push(l);
         }
         let (mut sent, mut accepted, mut again) = (0, 0, 0);
-        for ((source, framing), letters) in groups {
+        for ((source, framing, context), letters) in groups {
             for chunk in letters.chunks(REPLAY_BATCH) {
+                let context = context.iter().map(|raw| Record {
+                    data: raw.bytes(),
+                    metadata: Default::default(),
+                });
+                let letters = chunk.iter().map(|l| Record {
+                    data: l.raw_bytes(),
+                    metadata: l.metadata.clone().into_iter().collect(),
+                });
                 let request = IngestRequest {
                     source: source.to_string(),
                     framing: framing.to_string(),
-                    records: chunk
-                        .iter()
-                        .map(|l| Record {
-                            data: l.raw_bytes(),
-                            metadata: l.metadata.clone().into_iter().collect(),
-                        })
-                        .collect(),
+                    records: context.chain(letters).collect(),
                 };
                 let response = client
                     .send(request)

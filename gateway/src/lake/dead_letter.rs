@@ -46,6 +46,44 @@ pub struct DeadLetter {
     /// The record's metadata, as the client sent it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// The records of the same stream it may depend on (e.g. the header line naming its
+    /// fields), oldest first; replay sends them ahead of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<Raw>,
+}
+
+/// Bytes kept exactly: a string when they are UTF-8, `{"base64": "..."}` otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Raw {
+    Text(String),
+    Base64 { base64: String },
+}
+
+impl Raw {
+    pub fn new(bytes: &[u8]) -> Raw {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Raw::Text(text.to_string()),
+            Err(_) => Raw::Base64 {
+                base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            },
+        }
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            Raw::Text(text) => text.as_bytes().to_vec(),
+            Raw::Base64 { base64 } => decode_base64(base64),
+        }
+    }
+}
+
+/// Base64 text as bytes; empty if it was edited into something invalid.
+fn decode_base64(text: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap_or_default()
 }
 
 impl DeadLetter {
@@ -74,6 +112,7 @@ impl DeadLetter {
             raw: None,
             raw_base64: None,
             metadata: BTreeMap::new(),
+            context: Vec::new(),
         };
         letter.set_raw(raw);
         letter
@@ -81,9 +120,9 @@ impl DeadLetter {
 
     /// Stores `raw` in whichever field keeps it exactly.
     pub fn set_raw(&mut self, raw: &[u8]) {
-        match std::str::from_utf8(raw) {
-            Ok(text) => self.raw = Some(text.to_string()),
-            Err(_) => self.raw_base64 = Some(base64::engine::general_purpose::STANDARD.encode(raw)),
+        match Raw::new(raw) {
+            Raw::Text(text) => self.raw = Some(text),
+            Raw::Base64 { base64 } => self.raw_base64 = Some(base64),
         }
     }
 
@@ -91,9 +130,7 @@ impl DeadLetter {
     pub fn raw_bytes(&self) -> Vec<u8> {
         match (&self.raw, &self.raw_base64) {
             (Some(text), _) => text.as_bytes().to_vec(),
-            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .unwrap_or_default(),
+            (None, Some(base64)) => decode_base64(base64),
             (None, None) => Vec::new(),
         }
     }
@@ -237,13 +274,17 @@ mod tests {
         let lake = std::env::temp_dir().join(format!("lakegate-dl-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&lake);
         let mut w = DeadLetterWriter::new(&lake, "run1");
-        w.append(&[letter("a", b"text"), letter("b", b"\xff\xfe")])
-            .unwrap();
+        let mut b = letter("b", b"\xff\xfe");
+        b.context = vec![Raw::new(b"version srcaddr"), Raw::new(b"\x00\xff")];
+        w.append(&[letter("a", b"text"), b]).unwrap();
         w.sync().unwrap();
         let read_back = read(&lake, None).unwrap();
         assert_eq!(read_back.len(), 2);
         assert_eq!(read_back[0].raw.as_deref(), Some("text"));
         assert_eq!(read_back[1].raw_bytes(), b"\xff\xfe");
+        assert!(read_back[0].context.is_empty());
+        let context: Vec<Vec<u8>> = read_back[1].context.iter().map(Raw::bytes).collect();
+        assert_eq!(context, [&b"version srcaddr"[..], b"\x00\xff"]);
         assert!(lake.join("dead-letters/s/20240501/run1.jsonl").is_file());
         mark_replayed(&lake, "s", ["a"]).unwrap();
         let left = read(&lake, Some("s")).unwrap();

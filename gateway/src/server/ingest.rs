@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use lakegate_plugin_sdk::host::runner::{Report, RunOptions};
+use lakegate_plugin_sdk::host::runner::{Report, RunOptions, StreamState as PluginStream};
 use lakegate_plugin_sdk::Framing;
 use lakegate_proto::ingest::v1::ingest_server::Ingest;
 use lakegate_proto::ingest::v1::{IngestRequest, IngestResponse, Record, Rejection};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::{check_account, check_region};
-use crate::lake::dead_letter::DeadLetter;
+use crate::lake::dead_letter::{DeadLetter, Raw};
 use crate::pipeline::{now_ms, Pipeline};
 use crate::sources::{Counters, Source, Sources};
 use crate::wal::WalEvent;
@@ -26,11 +26,11 @@ pub struct IngestService {
     pub pipeline: Pipeline,
 }
 
-/// One stream's state: its source, framing, the plugin's carry, and the tally so far.
+/// One stream's state: its source, framing, the plugin's state, and the tally so far.
 struct StreamState {
     source: Arc<Source>,
     framing: Framing,
-    carry: Option<Vec<u8>>,
+    plugin: PluginStream,
     next_record: u64,
     response: IngestResponse,
 }
@@ -80,7 +80,7 @@ impl IngestService {
             },
             source,
             framing,
-            carry: None,
+            plugin: PluginStream::default(),
             next_record: 0,
         })
     }
@@ -89,14 +89,15 @@ impl IngestService {
     async fn ingest(&self, state: &mut StreamState, records: Vec<Record>) -> Result<(), Status> {
         let source = state.source.clone();
         let framing = state.framing;
-        let carry = state.carry.take();
+        let plugin = std::mem::take(&mut state.plugin);
         let first = state.next_record;
         state.next_record += records.len() as u64;
-        let translated =
-            tokio::task::spawn_blocking(move || translate(&source, framing, carry, first, records))
-                .await
-                .map_err(|e| Status::internal(format!("translation task failed: {e}")))?;
-        state.carry = translated.carry;
+        let translated = tokio::task::spawn_blocking(move || {
+            translate(&source, framing, plugin, first, records)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("translation task failed: {e}")))?;
+        state.plugin = translated.plugin;
         let c = &state.source.counters;
         Counters::add(&c.received_records, translated.tally.records);
         Counters::add(&c.received_bytes, translated.tally.bytes);
@@ -139,7 +140,7 @@ struct Tally {
 struct Translated {
     events: Vec<WalEvent>,
     letters: Vec<DeadLetter>,
-    carry: Option<Vec<u8>>,
+    plugin: PluginStream,
     tally: Tally,
 }
 
@@ -147,7 +148,7 @@ struct Translated {
 fn translate(
     source: &Source,
     framing: Framing,
-    mut carry: Option<Vec<u8>>,
+    mut plugin: PluginStream,
     first: u64,
     records: Vec<Record>,
 ) -> Translated {
@@ -191,7 +192,7 @@ fn translate(
                     continue;
                 }
             };
-            let report: Report = match runner.run_continued(&record.data, &options, &mut carry) {
+            let report: Report = match runner.run_continued(&record.data, &options, &mut plugin) {
                 Ok(r) => r,
                 Err(e) => {
                     // The framing was checked when the stream opened; keep the record anyway.
@@ -229,14 +230,16 @@ fn translate(
                     r.path.clone(),
                     &r.reason,
                 ));
-                letters.push(letter(r.record, r.stage.name(), r.path, r.reason, &r.raw));
+                let mut letter = letter(r.record, r.stage.name(), r.path, r.reason, &r.raw);
+                letter.context = r.context.iter().map(|raw| Raw::new(raw)).collect();
+                letters.push(letter);
             }
         }
     });
     Translated {
         events,
         letters,
-        carry,
+        plugin,
         tally,
     }
 }

@@ -70,6 +70,38 @@ pub struct Rejection {
     pub reason: String,
     /// The record's raw bytes, for the dead-letter area.
     pub raw: Vec<u8>,
+    /// The records it may depend on: the latest records of its stream before it that produced
+    /// nothing (such as a header line naming the fields), oldest first. Sending them again
+    /// ahead of this record rebuilds the state the plugin read it with.
+    pub context: Vec<Vec<u8>>,
+}
+
+/// Records kept as a stream's context, at most.
+pub const MAX_CONTEXT_RECORDS: usize = 4;
+/// Bytes of context kept, at most; the oldest records go first.
+pub const MAX_CONTEXT_BYTES: usize = 64 << 10;
+
+/// What one input stream carries from one piece to the next.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamState {
+    /// The plugin's state (WIT `batch-context.carry`).
+    pub carry: Option<Vec<u8>>,
+    /// The latest records that produced nothing while the plugin held state (see
+    /// [`Rejection::context`]).
+    pub context: Vec<Vec<u8>>,
+}
+
+impl StreamState {
+    /// Remembers a record that produced nothing, forgetting the oldest beyond the limits.
+    fn consumed(&mut self, raw: &[u8]) {
+        self.context.push(raw.to_vec());
+        let mut bytes: usize = self.context.iter().map(Vec::len).sum();
+        let mut excess = self.context.len().saturating_sub(MAX_CONTEXT_RECORDS);
+        while excess > 0 || (bytes > MAX_CONTEXT_BYTES && !self.context.is_empty()) {
+            bytes -= self.context.remove(0).len();
+            excess = excess.saturating_sub(1);
+        }
+    }
 }
 
 /// One accepted OCSF record.
@@ -222,17 +254,17 @@ impl<T: Translator> Runner<T> {
 
     /// Frames, translates and validates one whole input stream.
     pub fn run(&mut self, input: &[u8], options: &RunOptions) -> Result<Report, ManifestError> {
-        self.run_continued(input, options, &mut None)
+        self.run_continued(input, options, &mut StreamState::default())
     }
 
-    /// Frames, translates and validates one piece of a longer stream: `carry` is the plugin's
-    /// stream state (e.g. a header line seen earlier), taken in and handed back for the next
-    /// piece.
+    /// Frames, translates and validates one piece of a longer stream: `stream` holds what
+    /// earlier pieces left (e.g. a header line seen earlier), taken in and handed back for the
+    /// next piece.
     pub fn run_continued(
         &mut self,
         input: &[u8],
         options: &RunOptions,
-        carry: &mut Option<Vec<u8>>,
+        stream: &mut StreamState,
     ) -> Result<Report, ManifestError> {
         let manifest = self.translator.manifest();
         let framing = options
@@ -270,7 +302,7 @@ impl<T: Translator> Runner<T> {
                     batch_bytes += bytes.len();
                     batch.push((number, bytes));
                     if batch.len() >= options.batch_records || batch_bytes >= options.batch_bytes {
-                        *carry = self.batch(&batch, framing, carry.take(), options, &mut report);
+                        self.batch(&batch, framing, stream, options, &mut report);
                         batch.clear();
                         batch_bytes = 0;
                     }
@@ -281,25 +313,27 @@ impl<T: Translator> Runner<T> {
                     path: None,
                     reason: e.to_string(),
                     raw: raw.to_vec(),
+                    context: Vec::new(),
                 }),
             }
         }
         if !batch.is_empty() {
-            *carry = self.batch(&batch, framing, carry.take(), options, &mut report);
+            self.batch(&batch, framing, stream, options, &mut report);
         }
         // Framing rejections are found before the batch around them runs: restore input order.
         report.rejected.sort_by_key(|r| r.record);
         Ok(report)
     }
 
+    /// Runs one batch, updating `stream` with the plugin's new state and context.
     fn batch(
         &mut self,
         batch: &[(u64, &[u8])],
         framing: Framing,
-        carry: Option<Vec<u8>>,
+        stream: &mut StreamState,
         options: &RunOptions,
         report: &mut Report,
-    ) -> Option<Vec<u8>> {
+    ) {
         let mut data = Vec::with_capacity(batch.iter().map(|(_, r)| r.len()).sum());
         let mut ends = Vec::with_capacity(batch.len());
         for (_, record) in batch {
@@ -310,7 +344,7 @@ impl<T: Translator> Runner<T> {
             received_ms: options.received_ms,
             source: options.source.clone(),
             framing,
-            carry,
+            carry: stream.carry.take(),
         };
         let result = self
             .translator
@@ -326,12 +360,15 @@ impl<T: Translator> Runner<T> {
                         path: None,
                         reason: failure.reason.clone(),
                         raw: raw.to_vec(),
+                        context: stream.context.clone(),
                     });
                 }
                 // The stream's state is lost with the failed batch; the next batch starts afresh.
-                return None;
+                stream.context.clear();
+                return;
             }
         };
+        let rejected_before = report.rejected.len();
         let mut outcome: Vec<Outcome> = vec![Outcome::Consumed; batch.len()];
         for d in &translation.diagnostics {
             outcome[d.record as usize] =
@@ -377,7 +414,10 @@ impl<T: Translator> Runner<T> {
         for (i, outcome) in outcome.into_iter().enumerate() {
             let (number, raw) = batch[i];
             match outcome {
-                Outcome::Consumed => report.consumed += 1,
+                Outcome::Consumed => {
+                    report.consumed += 1;
+                    stream.consumed(raw);
+                }
                 Outcome::Translated => {
                     report
                         .accepted
@@ -394,10 +434,19 @@ impl<T: Translator> Runner<T> {
                     path,
                     reason,
                     raw: raw.to_vec(),
+                    context: stream.context.clone(),
                 }),
             }
         }
-        translation.carry
+        // A plugin that holds no state after the batch read none of it with state: its records
+        // need no context.
+        stream.carry = translation.carry;
+        if stream.carry.is_none() {
+            stream.context.clear();
+            for r in &mut report.rejected[rejected_before..] {
+                r.context.clear();
+            }
+        }
     }
 }
 

@@ -349,6 +349,41 @@ mod tests {
     }
 
     #[test]
+    fn a_rejected_line_keeps_the_header_it_was_read_with_as_context() {
+        let header = "version srcaddr dstaddr srcport dstport protocol start end action log-status";
+        let bad = "5 10.0.0.8 52.94.133.131 43x00 443 6 1566849000 1566849060 ACCEPT OK";
+        let input = format!(
+            "{header}\n5 10.0.0.9 52.94.133.131 43001 443 6 1566849000 1566849060 ACCEPT OK\n{bad}\n"
+        );
+        // The header in the same batch as the bad line, and in an earlier one.
+        for batch_records in [1024, 1] {
+            let options = RunOptions {
+                batch_records,
+                ..RunOptions::default()
+            };
+            let mut runner = Runner::new(harness::Native::<VpcFlow>::new()).expect("manifest");
+            let report = runner.run(input.as_bytes(), &options).expect("runs");
+            assert_eq!((report.accepted.len(), report.rejected.len()), (1, 1));
+            let rejected = &report.rejected[0];
+            assert!(
+                rejected.reason.contains("`43x00` is not a number"),
+                "{rejected:?}"
+            );
+            assert_eq!(rejected.context, [header.as_bytes()]);
+            // Sent again after its context, the line is read with the same format.
+            let mut replay = rejected.context.join(&b'\n');
+            replay.push(b'\n');
+            replay.extend_from_slice(&rejected.raw);
+            let again = runner.run(&replay, &options).expect("runs");
+            assert_eq!(again.consumed, 1);
+            assert_eq!(again.rejected[0].reason, rejected.reason);
+        }
+        // Without a header the plugin holds no state, so a rejected line has no context.
+        let report = harness::run::<VpcFlow>(b"2 123456789010 eni-1 bad").expect("runs");
+        assert!(report.rejected[0].context.is_empty());
+    }
+
+    #[test]
     fn a_header_in_one_batch_sets_the_format_of_the_next() {
         let input = "version srcaddr dstaddr srcport dstport protocol start end action log-status flow-direction\n\
                      5 10.0.0.8 52.94.133.131 43000 443 6 1566849000 1566849060 ACCEPT OK ingress\n\
