@@ -41,12 +41,9 @@ pub struct Output<'a> {
 impl Output<'_> {
     /// Emits one OCSF record for the current input record.
     pub fn emit<E: Event>(&mut self, event: &E) {
-        // Serialising our own generated types into a Vec cannot fail: no map has non-string
-        // keys and no value is a non-finite float written by serde_json as an error.
-        if serde_json::to_writer(&mut self.translation.events, event).is_ok() {
-            self.translation.events.push(b'\n');
-            self.translation.origins.push(self.record);
-        }
+        event.write_json(&mut self.translation.events);
+        self.translation.events.push(b'\n');
+        self.translation.origins.push(self.record);
     }
 
     /// Milliseconds since the Unix epoch when the gateway received the batch.

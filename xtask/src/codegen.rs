@@ -146,10 +146,9 @@ impl<'a> Generator<'a> {
         writeln!(out)?;
         writeln!(out, "#![allow(clippy::all, missing_docs)]")?;
         writeln!(out)?;
-        writeln!(out, "use super::{{Event, Json, Unmapped}};")?;
         writeln!(
             out,
-            "use serde::ser::{{Serialize, SerializeMap, Serializer}};"
+            "use super::{{Event, Json, JsonObject, Unmapped, WriteJson}};"
         )?;
         writeln!(out)?;
         writeln!(out, "/// The OCSF version these types follow.")?;
@@ -321,11 +320,11 @@ impl<'a> Generator<'a> {
             });
         }
         writeln!(out, "}}\n")?;
-        self.render_serialize(out, &type_name, def, is_class, &fields)?;
+        self.render_write_json(out, &type_name, def, is_class, &fields)?;
         Ok(())
     }
 
-    fn render_serialize(
+    fn render_write_json(
         &self,
         out: &mut String,
         type_name: &str,
@@ -334,41 +333,29 @@ impl<'a> Generator<'a> {
         fields: &[Field],
     ) -> Result<()> {
         let siblings: BTreeSet<&str> = fields.iter().filter_map(|f| f.sibling.as_deref()).collect();
-        writeln!(out, "impl Serialize for {type_name} {{")?;
-        writeln!(
-            out,
-            "    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{"
-        )?;
-        writeln!(
-            out,
-            "        let mut map = serializer.serialize_map(None)?;"
-        )?;
+        writeln!(out, "impl WriteJson for {type_name} {{")?;
+        writeln!(out, "    fn write_json(&self, out: &mut Vec<u8>) {{")?;
+        writeln!(out, "        let mut map = JsonObject::new(out);")?;
         if is_class {
             let uid = def["uid"].as_u64().context("class without uid")?;
+            writeln!(out, "        map.entry(\"class_uid\", &{uid}i32);")?;
             writeln!(
                 out,
-                "        map.serialize_entry(\"class_uid\", &{uid}i32)?;"
-            )?;
-            writeln!(
-                out,
-                "        map.serialize_entry(\"class_name\", {:?})?;",
+                "        map.entry(\"class_name\", {:?});",
                 def["caption"].as_str().unwrap_or_default()
             )?;
             writeln!(
                 out,
-                "        map.serialize_entry(\"category_uid\", &{}i32)?;",
+                "        map.entry(\"category_uid\", &{}i32);",
                 def["category_uid"]
             )?;
             writeln!(
                 out,
-                "        map.serialize_entry(\"category_name\", {:?})?;",
+                "        map.entry(\"category_name\", {:?});",
                 def["category_name"].as_str().unwrap_or_default()
             )?;
-            writeln!(
-                out,
-                "        map.serialize_entry(\"type_uid\", &self.type_uid())?;"
-            )?;
-            writeln!(out, "        map.serialize_entry(\"type_name\", &format!(\"{}: {{}}\", self.activity_id.caption()))?;", def["caption"].as_str().unwrap_or_default())?;
+            writeln!(out, "        map.entry(\"type_uid\", &self.type_uid());")?;
+            writeln!(out, "        map.entry_joined(\"type_name\", &[{:?}, \": \", self.activity_id.caption()]);", def["caption"].as_str().unwrap_or_default())?;
         }
         for field in fields {
             let ident = field_ident(&field.name);
@@ -378,21 +365,21 @@ impl<'a> Generator<'a> {
                 continue;
             }
             match field.shape {
-                Shape::Plain => writeln!(out, "        map.serialize_entry({key:?}, &self.{ident})?;")?,
-                Shape::Array => writeln!(out, "        if !self.{ident}.is_empty() {{ map.serialize_entry({key:?}, &self.{ident})?; }}")?,
-                Shape::Optional if key == "unmapped" => writeln!(out, "        if let Some(v) = self.{ident}.as_ref().filter(|v| !v.is_empty()) {{ map.serialize_entry({key:?}, v)?; }}")?,
-                Shape::Optional => writeln!(out, "        if let Some(v) = &self.{ident} {{ map.serialize_entry({key:?}, v)?; }}")?,
+                Shape::Plain => writeln!(out, "        map.entry({key:?}, &self.{ident});")?,
+                Shape::Array => writeln!(out, "        if !self.{ident}.is_empty() {{ map.entry({key:?}, &self.{ident}); }}")?,
+                Shape::Optional if key == "unmapped" => writeln!(out, "        if let Some(v) = self.{ident}.as_ref().filter(|v| !v.is_empty()) {{ map.entry({key:?}, v); }}")?,
+                Shape::Optional => writeln!(out, "        if let Some(v) = &self.{ident} {{ map.entry({key:?}, v); }}")?,
             }
             if let Some(sibling) = &field.sibling {
                 // The caption of the enum value, unless the plugin gave the source's own label.
                 let sib = field_ident(sibling);
                 match field.shape {
-                    Shape::Plain => writeln!(out, "        map.serialize_entry({sibling:?}, self.{sib}.as_deref().unwrap_or(self.{ident}.caption()))?;")?,
-                    _ => writeln!(out, "        if let Some(v) = self.{sib}.as_deref().or(self.{ident}.map(|e| e.caption())) {{ map.serialize_entry({sibling:?}, v)?; }}")?,
+                    Shape::Plain => writeln!(out, "        map.entry({sibling:?}, self.{sib}.as_deref().unwrap_or(self.{ident}.caption()));")?,
+                    _ => writeln!(out, "        if let Some(v) = self.{sib}.as_deref().or(self.{ident}.map(|e| e.caption())) {{ map.entry({sibling:?}, v); }}")?,
                 }
             }
         }
-        writeln!(out, "        map.end()")?;
+        writeln!(out, "        map.end();")?;
         writeln!(out, "    }}")?;
         writeln!(out, "}}\n")?;
         if is_class {
@@ -511,8 +498,11 @@ fn render_enum(out: &mut String, name: &str, attr: &Value) -> Result<()> {
             .collect::<String>()
     )?;
     writeln!(out, "}}\n")?;
-    writeln!(out, "impl Serialize for {name} {{")?;
-    writeln!(out, "    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{ serializer.serialize_i32(self.id()) }}")?;
+    writeln!(out, "impl WriteJson for {name} {{")?;
+    writeln!(
+        out,
+        "    fn write_json(&self, out: &mut Vec<u8>) {{ self.id().write_json(out) }}"
+    )?;
     writeln!(out, "}}\n")?;
     Ok(())
 }

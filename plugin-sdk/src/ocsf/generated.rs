@@ -3,8 +3,7 @@
 
 #![allow(clippy::all, missing_docs)]
 
-use super::{Event, Json, Unmapped};
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use super::{Event, Json, JsonObject, Unmapped, WriteJson};
 
 /// The OCSF version these types follow.
 pub const OCSF_VERSION: &str = "1.1.0";
@@ -162,121 +161,121 @@ pub struct AccountChange {
     pub user_result: Option<User>,
 }
 
-impl Serialize for AccountChange {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("class_uid", &3001i32)?;
-        map.serialize_entry("class_name", "Account Change")?;
-        map.serialize_entry("category_uid", &3i32)?;
-        map.serialize_entry("category_name", "Identity & Access Management")?;
-        map.serialize_entry("type_uid", &self.type_uid())?;
-        map.serialize_entry(
+impl WriteJson for AccountChange {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
+        map.entry("class_uid", &3001i32);
+        map.entry("class_name", "Account Change");
+        map.entry("category_uid", &3i32);
+        map.entry("category_name", "Identity & Access Management");
+        map.entry("type_uid", &self.type_uid());
+        map.entry_joined(
             "type_name",
-            &format!("Account Change: {}", self.activity_id.caption()),
-        )?;
-        map.serialize_entry("activity_id", &self.activity_id)?;
-        map.serialize_entry(
+            &["Account Change", ": ", self.activity_id.caption()],
+        );
+        map.entry("activity_id", &self.activity_id);
+        map.entry(
             "activity_name",
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.actor {
-            map.serialize_entry("actor", v)?;
+            map.entry("actor", v);
         }
         if let Some(v) = &self.api {
-            map.serialize_entry("api", v)?;
+            map.entry("api", v);
         }
         if let Some(v) = &self.cloud {
-            map.serialize_entry("cloud", v)?;
+            map.entry("cloud", v);
         }
         if let Some(v) = &self.count {
-            map.serialize_entry("count", v)?;
+            map.entry("count", v);
         }
         if let Some(v) = &self.device {
-            map.serialize_entry("device", v)?;
+            map.entry("device", v);
         }
         if let Some(v) = &self.duration {
-            map.serialize_entry("duration", v)?;
+            map.entry("duration", v);
         }
         if let Some(v) = &self.end_time {
-            map.serialize_entry("end_time", v)?;
+            map.entry("end_time", v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.serialize_entry("end_time_dt", v)?;
+            map.entry("end_time_dt", v);
         }
         if !self.enrichments.is_empty() {
-            map.serialize_entry("enrichments", &self.enrichments)?;
+            map.entry("enrichments", &self.enrichments);
         }
         if let Some(v) = &self.http_request {
-            map.serialize_entry("http_request", v)?;
+            map.entry("http_request", v);
         }
         if let Some(v) = &self.message {
-            map.serialize_entry("message", v)?;
+            map.entry("message", v);
         }
         if let Some(v) = &self.metadata {
-            map.serialize_entry("metadata", v)?;
+            map.entry("metadata", v);
         }
         if !self.observables.is_empty() {
-            map.serialize_entry("observables", &self.observables)?;
+            map.entry("observables", &self.observables);
         }
         if let Some(v) = &self.policy {
-            map.serialize_entry("policy", v)?;
+            map.entry("policy", v);
         }
         if let Some(v) = &self.raw_data {
-            map.serialize_entry("raw_data", v)?;
+            map.entry("raw_data", v);
         }
-        map.serialize_entry("severity_id", &self.severity_id)?;
-        map.serialize_entry(
+        map.entry("severity_id", &self.severity_id);
+        map.entry(
             "severity",
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.src_endpoint {
-            map.serialize_entry("src_endpoint", v)?;
+            map.entry("src_endpoint", v);
         }
         if let Some(v) = &self.start_time {
-            map.serialize_entry("start_time", v)?;
+            map.entry("start_time", v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.serialize_entry("start_time_dt", v)?;
+            map.entry("start_time_dt", v);
         }
         if let Some(v) = &self.status_code {
-            map.serialize_entry("status_code", v)?;
+            map.entry("status_code", v);
         }
         if let Some(v) = &self.status_detail {
-            map.serialize_entry("status_detail", v)?;
+            map.entry("status_detail", v);
         }
         if let Some(v) = &self.status_id {
-            map.serialize_entry("status_id", v)?;
+            map.entry("status_id", v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.serialize_entry("status", v)?;
+            map.entry("status", v);
         }
         if let Some(v) = &self.time {
-            map.serialize_entry("time", v)?;
+            map.entry("time", v);
         }
         if let Some(v) = &self.time_dt {
-            map.serialize_entry("time_dt", v)?;
+            map.entry("time_dt", v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.serialize_entry("timezone_offset", v)?;
+            map.entry("timezone_offset", v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.serialize_entry("unmapped", v)?;
+            map.entry("unmapped", v);
         }
         if let Some(v) = &self.user {
-            map.serialize_entry("user", v)?;
+            map.entry("user", v);
         }
         if let Some(v) = &self.user_result {
-            map.serialize_entry("user_result", v)?;
+            map.entry("user_result", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -387,9 +386,9 @@ impl AccountChangeActivity {
     }
 }
 
-impl Serialize for AccountChangeActivity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for AccountChangeActivity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -458,9 +457,9 @@ impl Severity {
     }
 }
 
-impl Serialize for Severity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for Severity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -509,9 +508,9 @@ impl AccountChangeStatus {
     }
 }
 
-impl Serialize for AccountChangeStatus {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for AccountChangeStatus {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -642,115 +641,115 @@ pub struct ApiActivity {
     pub unmapped: Option<Unmapped>,
 }
 
-impl Serialize for ApiActivity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("class_uid", &6003i32)?;
-        map.serialize_entry("class_name", "API Activity")?;
-        map.serialize_entry("category_uid", &6i32)?;
-        map.serialize_entry("category_name", "Application Activity")?;
-        map.serialize_entry("type_uid", &self.type_uid())?;
-        map.serialize_entry(
+impl WriteJson for ApiActivity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
+        map.entry("class_uid", &6003i32);
+        map.entry("class_name", "API Activity");
+        map.entry("category_uid", &6i32);
+        map.entry("category_name", "Application Activity");
+        map.entry("type_uid", &self.type_uid());
+        map.entry_joined(
             "type_name",
-            &format!("API Activity: {}", self.activity_id.caption()),
-        )?;
-        map.serialize_entry("activity_id", &self.activity_id)?;
-        map.serialize_entry(
+            &["API Activity", ": ", self.activity_id.caption()],
+        );
+        map.entry("activity_id", &self.activity_id);
+        map.entry(
             "activity_name",
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.actor {
-            map.serialize_entry("actor", v)?;
+            map.entry("actor", v);
         }
         if let Some(v) = &self.api {
-            map.serialize_entry("api", v)?;
+            map.entry("api", v);
         }
         if let Some(v) = &self.cloud {
-            map.serialize_entry("cloud", v)?;
+            map.entry("cloud", v);
         }
         if let Some(v) = &self.count {
-            map.serialize_entry("count", v)?;
+            map.entry("count", v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.serialize_entry("dst_endpoint", v)?;
+            map.entry("dst_endpoint", v);
         }
         if let Some(v) = &self.duration {
-            map.serialize_entry("duration", v)?;
+            map.entry("duration", v);
         }
         if let Some(v) = &self.end_time {
-            map.serialize_entry("end_time", v)?;
+            map.entry("end_time", v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.serialize_entry("end_time_dt", v)?;
+            map.entry("end_time_dt", v);
         }
         if !self.enrichments.is_empty() {
-            map.serialize_entry("enrichments", &self.enrichments)?;
+            map.entry("enrichments", &self.enrichments);
         }
         if let Some(v) = &self.http_request {
-            map.serialize_entry("http_request", v)?;
+            map.entry("http_request", v);
         }
         if let Some(v) = &self.message {
-            map.serialize_entry("message", v)?;
+            map.entry("message", v);
         }
         if let Some(v) = &self.metadata {
-            map.serialize_entry("metadata", v)?;
+            map.entry("metadata", v);
         }
         if !self.observables.is_empty() {
-            map.serialize_entry("observables", &self.observables)?;
+            map.entry("observables", &self.observables);
         }
         if let Some(v) = &self.raw_data {
-            map.serialize_entry("raw_data", v)?;
+            map.entry("raw_data", v);
         }
         if !self.resources.is_empty() {
-            map.serialize_entry("resources", &self.resources)?;
+            map.entry("resources", &self.resources);
         }
-        map.serialize_entry("severity_id", &self.severity_id)?;
-        map.serialize_entry(
+        map.entry("severity_id", &self.severity_id);
+        map.entry(
             "severity",
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.src_endpoint {
-            map.serialize_entry("src_endpoint", v)?;
+            map.entry("src_endpoint", v);
         }
         if let Some(v) = &self.start_time {
-            map.serialize_entry("start_time", v)?;
+            map.entry("start_time", v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.serialize_entry("start_time_dt", v)?;
+            map.entry("start_time_dt", v);
         }
         if let Some(v) = &self.status_code {
-            map.serialize_entry("status_code", v)?;
+            map.entry("status_code", v);
         }
         if let Some(v) = &self.status_detail {
-            map.serialize_entry("status_detail", v)?;
+            map.entry("status_detail", v);
         }
         if let Some(v) = &self.status_id {
-            map.serialize_entry("status_id", v)?;
+            map.entry("status_id", v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.serialize_entry("status", v)?;
+            map.entry("status", v);
         }
         if let Some(v) = &self.time {
-            map.serialize_entry("time", v)?;
+            map.entry("time", v);
         }
         if let Some(v) = &self.time_dt {
-            map.serialize_entry("time_dt", v)?;
+            map.entry("time_dt", v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.serialize_entry("timezone_offset", v)?;
+            map.entry("timezone_offset", v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.serialize_entry("unmapped", v)?;
+            map.entry("unmapped", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -826,9 +825,9 @@ impl ApiActivityActivity {
     }
 }
 
-impl Serialize for ApiActivityActivity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for ApiActivityActivity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -877,9 +876,9 @@ impl ApiActivityStatus {
     }
 }
 
-impl Serialize for ApiActivityStatus {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for ApiActivityStatus {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -1064,162 +1063,162 @@ pub struct Authentication {
     pub user: Option<User>,
 }
 
-impl Serialize for Authentication {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("class_uid", &3002i32)?;
-        map.serialize_entry("class_name", "Authentication")?;
-        map.serialize_entry("category_uid", &3i32)?;
-        map.serialize_entry("category_name", "Identity & Access Management")?;
-        map.serialize_entry("type_uid", &self.type_uid())?;
-        map.serialize_entry(
+impl WriteJson for Authentication {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
+        map.entry("class_uid", &3002i32);
+        map.entry("class_name", "Authentication");
+        map.entry("category_uid", &3i32);
+        map.entry("category_name", "Identity & Access Management");
+        map.entry("type_uid", &self.type_uid());
+        map.entry_joined(
             "type_name",
-            &format!("Authentication: {}", self.activity_id.caption()),
-        )?;
-        map.serialize_entry("activity_id", &self.activity_id)?;
-        map.serialize_entry(
+            &["Authentication", ": ", self.activity_id.caption()],
+        );
+        map.entry("activity_id", &self.activity_id);
+        map.entry(
             "activity_name",
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.actor {
-            map.serialize_entry("actor", v)?;
+            map.entry("actor", v);
         }
         if let Some(v) = &self.api {
-            map.serialize_entry("api", v)?;
+            map.entry("api", v);
         }
         if let Some(v) = &self.auth_protocol_id {
-            map.serialize_entry("auth_protocol_id", v)?;
+            map.entry("auth_protocol_id", v);
         }
         if let Some(v) = self
             .auth_protocol
             .as_deref()
             .or(self.auth_protocol_id.map(|e| e.caption()))
         {
-            map.serialize_entry("auth_protocol", v)?;
+            map.entry("auth_protocol", v);
         }
         if let Some(v) = &self.certificate {
-            map.serialize_entry("certificate", v)?;
+            map.entry("certificate", v);
         }
         if let Some(v) = &self.cloud {
-            map.serialize_entry("cloud", v)?;
+            map.entry("cloud", v);
         }
         if let Some(v) = &self.count {
-            map.serialize_entry("count", v)?;
+            map.entry("count", v);
         }
         if let Some(v) = &self.device {
-            map.serialize_entry("device", v)?;
+            map.entry("device", v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.serialize_entry("dst_endpoint", v)?;
+            map.entry("dst_endpoint", v);
         }
         if let Some(v) = &self.duration {
-            map.serialize_entry("duration", v)?;
+            map.entry("duration", v);
         }
         if let Some(v) = &self.end_time {
-            map.serialize_entry("end_time", v)?;
+            map.entry("end_time", v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.serialize_entry("end_time_dt", v)?;
+            map.entry("end_time_dt", v);
         }
         if !self.enrichments.is_empty() {
-            map.serialize_entry("enrichments", &self.enrichments)?;
+            map.entry("enrichments", &self.enrichments);
         }
         if let Some(v) = &self.http_request {
-            map.serialize_entry("http_request", v)?;
+            map.entry("http_request", v);
         }
         if let Some(v) = &self.is_cleartext {
-            map.serialize_entry("is_cleartext", v)?;
+            map.entry("is_cleartext", v);
         }
         if let Some(v) = &self.is_mfa {
-            map.serialize_entry("is_mfa", v)?;
+            map.entry("is_mfa", v);
         }
         if let Some(v) = &self.is_new_logon {
-            map.serialize_entry("is_new_logon", v)?;
+            map.entry("is_new_logon", v);
         }
         if let Some(v) = &self.is_remote {
-            map.serialize_entry("is_remote", v)?;
+            map.entry("is_remote", v);
         }
         if let Some(v) = &self.logon_process {
-            map.serialize_entry("logon_process", v)?;
+            map.entry("logon_process", v);
         }
         if let Some(v) = &self.logon_type_id {
-            map.serialize_entry("logon_type_id", v)?;
+            map.entry("logon_type_id", v);
         }
         if let Some(v) = self
             .logon_type
             .as_deref()
             .or(self.logon_type_id.map(|e| e.caption()))
         {
-            map.serialize_entry("logon_type", v)?;
+            map.entry("logon_type", v);
         }
         if let Some(v) = &self.message {
-            map.serialize_entry("message", v)?;
+            map.entry("message", v);
         }
         if let Some(v) = &self.metadata {
-            map.serialize_entry("metadata", v)?;
+            map.entry("metadata", v);
         }
         if !self.observables.is_empty() {
-            map.serialize_entry("observables", &self.observables)?;
+            map.entry("observables", &self.observables);
         }
         if let Some(v) = &self.raw_data {
-            map.serialize_entry("raw_data", v)?;
+            map.entry("raw_data", v);
         }
         if let Some(v) = &self.service {
-            map.serialize_entry("service", v)?;
+            map.entry("service", v);
         }
         if let Some(v) = &self.session {
-            map.serialize_entry("session", v)?;
+            map.entry("session", v);
         }
-        map.serialize_entry("severity_id", &self.severity_id)?;
-        map.serialize_entry(
+        map.entry("severity_id", &self.severity_id);
+        map.entry(
             "severity",
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.src_endpoint {
-            map.serialize_entry("src_endpoint", v)?;
+            map.entry("src_endpoint", v);
         }
         if let Some(v) = &self.start_time {
-            map.serialize_entry("start_time", v)?;
+            map.entry("start_time", v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.serialize_entry("start_time_dt", v)?;
+            map.entry("start_time_dt", v);
         }
         if let Some(v) = &self.status_code {
-            map.serialize_entry("status_code", v)?;
+            map.entry("status_code", v);
         }
         if let Some(v) = &self.status_detail {
-            map.serialize_entry("status_detail", v)?;
+            map.entry("status_detail", v);
         }
         if let Some(v) = &self.status_id {
-            map.serialize_entry("status_id", v)?;
+            map.entry("status_id", v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.serialize_entry("status", v)?;
+            map.entry("status", v);
         }
         if let Some(v) = &self.time {
-            map.serialize_entry("time", v)?;
+            map.entry("time", v);
         }
         if let Some(v) = &self.time_dt {
-            map.serialize_entry("time_dt", v)?;
+            map.entry("time_dt", v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.serialize_entry("timezone_offset", v)?;
+            map.entry("timezone_offset", v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.serialize_entry("unmapped", v)?;
+            map.entry("unmapped", v);
         }
         if let Some(v) = &self.user {
-            map.serialize_entry("user", v)?;
+            map.entry("user", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -1300,9 +1299,9 @@ impl AuthenticationActivity {
     }
 }
 
-impl Serialize for AuthenticationActivity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for AuthenticationActivity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -1391,9 +1390,9 @@ impl AuthProtocol {
     }
 }
 
-impl Serialize for AuthProtocol {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for AuthProtocol {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -1487,9 +1486,9 @@ impl LogonType {
     }
 }
 
-impl Serialize for LogonType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for LogonType {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -1538,9 +1537,9 @@ impl AuthenticationStatus {
     }
 }
 
-impl Serialize for AuthenticationStatus {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for AuthenticationStatus {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -1751,191 +1750,191 @@ pub struct DetectionFinding {
     pub vulnerabilities: Vec<Vulnerability>,
 }
 
-impl Serialize for DetectionFinding {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("class_uid", &2004i32)?;
-        map.serialize_entry("class_name", "Detection Finding")?;
-        map.serialize_entry("category_uid", &2i32)?;
-        map.serialize_entry("category_name", "Findings")?;
-        map.serialize_entry("type_uid", &self.type_uid())?;
-        map.serialize_entry(
+impl WriteJson for DetectionFinding {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
+        map.entry("class_uid", &2004i32);
+        map.entry("class_name", "Detection Finding");
+        map.entry("category_uid", &2i32);
+        map.entry("category_name", "Findings");
+        map.entry("type_uid", &self.type_uid());
+        map.entry_joined(
             "type_name",
-            &format!("Detection Finding: {}", self.activity_id.caption()),
-        )?;
+            &["Detection Finding", ": ", self.activity_id.caption()],
+        );
         if let Some(v) = &self.action_id {
-            map.serialize_entry("action_id", v)?;
+            map.entry("action_id", v);
         }
         if let Some(v) = self
             .action
             .as_deref()
             .or(self.action_id.map(|e| e.caption()))
         {
-            map.serialize_entry("action", v)?;
+            map.entry("action", v);
         }
-        map.serialize_entry("activity_id", &self.activity_id)?;
-        map.serialize_entry(
+        map.entry("activity_id", &self.activity_id);
+        map.entry(
             "activity_name",
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.actor {
-            map.serialize_entry("actor", v)?;
+            map.entry("actor", v);
         }
         if let Some(v) = &self.api {
-            map.serialize_entry("api", v)?;
+            map.entry("api", v);
         }
         if !self.attacks.is_empty() {
-            map.serialize_entry("attacks", &self.attacks)?;
+            map.entry("attacks", &self.attacks);
         }
         if !self.authorizations.is_empty() {
-            map.serialize_entry("authorizations", &self.authorizations)?;
+            map.entry("authorizations", &self.authorizations);
         }
         if let Some(v) = &self.cloud {
-            map.serialize_entry("cloud", v)?;
+            map.entry("cloud", v);
         }
         if let Some(v) = &self.comment {
-            map.serialize_entry("comment", v)?;
+            map.entry("comment", v);
         }
         if let Some(v) = &self.confidence {
-            map.serialize_entry("confidence", v)?;
+            map.entry("confidence", v);
         }
         if let Some(v) = &self.confidence_id {
-            map.serialize_entry("confidence_id", v)?;
+            map.entry("confidence_id", v);
         }
         if let Some(v) = &self.confidence_score {
-            map.serialize_entry("confidence_score", v)?;
+            map.entry("confidence_score", v);
         }
         if let Some(v) = &self.count {
-            map.serialize_entry("count", v)?;
+            map.entry("count", v);
         }
         if let Some(v) = &self.device {
-            map.serialize_entry("device", v)?;
+            map.entry("device", v);
         }
         if let Some(v) = &self.disposition_id {
-            map.serialize_entry("disposition_id", v)?;
+            map.entry("disposition_id", v);
         }
         if let Some(v) = self
             .disposition
             .as_deref()
             .or(self.disposition_id.map(|e| e.caption()))
         {
-            map.serialize_entry("disposition", v)?;
+            map.entry("disposition", v);
         }
         if let Some(v) = &self.duration {
-            map.serialize_entry("duration", v)?;
+            map.entry("duration", v);
         }
         if let Some(v) = &self.end_time {
-            map.serialize_entry("end_time", v)?;
+            map.entry("end_time", v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.serialize_entry("end_time_dt", v)?;
+            map.entry("end_time_dt", v);
         }
         if !self.enrichments.is_empty() {
-            map.serialize_entry("enrichments", &self.enrichments)?;
+            map.entry("enrichments", &self.enrichments);
         }
         if !self.evidences.is_empty() {
-            map.serialize_entry("evidences", &self.evidences)?;
+            map.entry("evidences", &self.evidences);
         }
         if let Some(v) = &self.finding_info {
-            map.serialize_entry("finding_info", v)?;
+            map.entry("finding_info", v);
         }
         if let Some(v) = &self.firewall_rule {
-            map.serialize_entry("firewall_rule", v)?;
+            map.entry("firewall_rule", v);
         }
         if let Some(v) = &self.impact_id {
-            map.serialize_entry("impact_id", v)?;
+            map.entry("impact_id", v);
         }
         if let Some(v) = self
             .impact
             .as_deref()
             .or(self.impact_id.map(|e| e.caption()))
         {
-            map.serialize_entry("impact", v)?;
+            map.entry("impact", v);
         }
         if let Some(v) = &self.impact_score {
-            map.serialize_entry("impact_score", v)?;
+            map.entry("impact_score", v);
         }
         if !self.malware.is_empty() {
-            map.serialize_entry("malware", &self.malware)?;
+            map.entry("malware", &self.malware);
         }
         if let Some(v) = &self.message {
-            map.serialize_entry("message", v)?;
+            map.entry("message", v);
         }
         if let Some(v) = &self.metadata {
-            map.serialize_entry("metadata", v)?;
+            map.entry("metadata", v);
         }
         if !self.observables.is_empty() {
-            map.serialize_entry("observables", &self.observables)?;
+            map.entry("observables", &self.observables);
         }
         if let Some(v) = &self.raw_data {
-            map.serialize_entry("raw_data", v)?;
+            map.entry("raw_data", v);
         }
         if let Some(v) = &self.remediation {
-            map.serialize_entry("remediation", v)?;
+            map.entry("remediation", v);
         }
         if !self.resources.is_empty() {
-            map.serialize_entry("resources", &self.resources)?;
+            map.entry("resources", &self.resources);
         }
         if let Some(v) = &self.risk_level_id {
-            map.serialize_entry("risk_level_id", v)?;
+            map.entry("risk_level_id", v);
         }
         if let Some(v) = self
             .risk_level
             .as_deref()
             .or(self.risk_level_id.map(|e| e.caption()))
         {
-            map.serialize_entry("risk_level", v)?;
+            map.entry("risk_level", v);
         }
         if let Some(v) = &self.risk_score {
-            map.serialize_entry("risk_score", v)?;
+            map.entry("risk_score", v);
         }
-        map.serialize_entry("severity_id", &self.severity_id)?;
-        map.serialize_entry(
+        map.entry("severity_id", &self.severity_id);
+        map.entry(
             "severity",
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.start_time {
-            map.serialize_entry("start_time", v)?;
+            map.entry("start_time", v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.serialize_entry("start_time_dt", v)?;
+            map.entry("start_time_dt", v);
         }
         if let Some(v) = &self.status_code {
-            map.serialize_entry("status_code", v)?;
+            map.entry("status_code", v);
         }
         if let Some(v) = &self.status_detail {
-            map.serialize_entry("status_detail", v)?;
+            map.entry("status_detail", v);
         }
         if let Some(v) = &self.status_id {
-            map.serialize_entry("status_id", v)?;
+            map.entry("status_id", v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.serialize_entry("status", v)?;
+            map.entry("status", v);
         }
         if let Some(v) = &self.time {
-            map.serialize_entry("time", v)?;
+            map.entry("time", v);
         }
         if let Some(v) = &self.time_dt {
-            map.serialize_entry("time_dt", v)?;
+            map.entry("time_dt", v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.serialize_entry("timezone_offset", v)?;
+            map.entry("timezone_offset", v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.serialize_entry("unmapped", v)?;
+            map.entry("unmapped", v);
         }
         if !self.vulnerabilities.is_empty() {
-            map.serialize_entry("vulnerabilities", &self.vulnerabilities)?;
+            map.entry("vulnerabilities", &self.vulnerabilities);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -2001,9 +2000,9 @@ impl Action {
     }
 }
 
-impl Serialize for Action {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for Action {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -2057,9 +2056,9 @@ impl DetectionFindingActivity {
     }
 }
 
-impl Serialize for DetectionFindingActivity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for DetectionFindingActivity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -2113,9 +2112,9 @@ impl Confidence {
     }
 }
 
-impl Serialize for Confidence {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for Confidence {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -2289,9 +2288,9 @@ impl Disposition {
     }
 }
 
-impl Serialize for Disposition {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for Disposition {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -2350,9 +2349,9 @@ impl Impact {
     }
 }
 
-impl Serialize for Impact {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for Impact {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -2406,9 +2405,9 @@ impl RiskLevel {
     }
 }
 
-impl Serialize for RiskLevel {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for RiskLevel {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -2467,9 +2466,9 @@ impl DetectionFindingStatus {
     }
 }
 
-impl Serialize for DetectionFindingStatus {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for DetectionFindingStatus {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -2708,204 +2707,204 @@ pub struct DnsActivity {
     pub unmapped: Option<Unmapped>,
 }
 
-impl Serialize for DnsActivity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("class_uid", &4003i32)?;
-        map.serialize_entry("class_name", "DNS Activity")?;
-        map.serialize_entry("category_uid", &4i32)?;
-        map.serialize_entry("category_name", "Network Activity")?;
-        map.serialize_entry("type_uid", &self.type_uid())?;
-        map.serialize_entry(
+impl WriteJson for DnsActivity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
+        map.entry("class_uid", &4003i32);
+        map.entry("class_name", "DNS Activity");
+        map.entry("category_uid", &4i32);
+        map.entry("category_name", "Network Activity");
+        map.entry("type_uid", &self.type_uid());
+        map.entry_joined(
             "type_name",
-            &format!("DNS Activity: {}", self.activity_id.caption()),
-        )?;
+            &["DNS Activity", ": ", self.activity_id.caption()],
+        );
         if let Some(v) = &self.action_id {
-            map.serialize_entry("action_id", v)?;
+            map.entry("action_id", v);
         }
         if let Some(v) = self
             .action
             .as_deref()
             .or(self.action_id.map(|e| e.caption()))
         {
-            map.serialize_entry("action", v)?;
+            map.entry("action", v);
         }
-        map.serialize_entry("activity_id", &self.activity_id)?;
-        map.serialize_entry(
+        map.entry("activity_id", &self.activity_id);
+        map.entry(
             "activity_name",
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.actor {
-            map.serialize_entry("actor", v)?;
+            map.entry("actor", v);
         }
         if !self.answers.is_empty() {
-            map.serialize_entry("answers", &self.answers)?;
+            map.entry("answers", &self.answers);
         }
         if let Some(v) = &self.api {
-            map.serialize_entry("api", v)?;
+            map.entry("api", v);
         }
         if let Some(v) = &self.app_name {
-            map.serialize_entry("app_name", v)?;
+            map.entry("app_name", v);
         }
         if !self.attacks.is_empty() {
-            map.serialize_entry("attacks", &self.attacks)?;
+            map.entry("attacks", &self.attacks);
         }
         if !self.authorizations.is_empty() {
-            map.serialize_entry("authorizations", &self.authorizations)?;
+            map.entry("authorizations", &self.authorizations);
         }
         if let Some(v) = &self.cloud {
-            map.serialize_entry("cloud", v)?;
+            map.entry("cloud", v);
         }
         if let Some(v) = &self.connection_info {
-            map.serialize_entry("connection_info", v)?;
+            map.entry("connection_info", v);
         }
         if let Some(v) = &self.count {
-            map.serialize_entry("count", v)?;
+            map.entry("count", v);
         }
         if let Some(v) = &self.device {
-            map.serialize_entry("device", v)?;
+            map.entry("device", v);
         }
         if let Some(v) = &self.disposition_id {
-            map.serialize_entry("disposition_id", v)?;
+            map.entry("disposition_id", v);
         }
         if let Some(v) = self
             .disposition
             .as_deref()
             .or(self.disposition_id.map(|e| e.caption()))
         {
-            map.serialize_entry("disposition", v)?;
+            map.entry("disposition", v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.serialize_entry("dst_endpoint", v)?;
+            map.entry("dst_endpoint", v);
         }
         if let Some(v) = &self.duration {
-            map.serialize_entry("duration", v)?;
+            map.entry("duration", v);
         }
         if let Some(v) = &self.end_time {
-            map.serialize_entry("end_time", v)?;
+            map.entry("end_time", v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.serialize_entry("end_time_dt", v)?;
+            map.entry("end_time_dt", v);
         }
         if !self.enrichments.is_empty() {
-            map.serialize_entry("enrichments", &self.enrichments)?;
+            map.entry("enrichments", &self.enrichments);
         }
         if let Some(v) = &self.firewall_rule {
-            map.serialize_entry("firewall_rule", v)?;
+            map.entry("firewall_rule", v);
         }
         if let Some(v) = &self.load_balancer {
-            map.serialize_entry("load_balancer", v)?;
+            map.entry("load_balancer", v);
         }
         if !self.malware.is_empty() {
-            map.serialize_entry("malware", &self.malware)?;
+            map.entry("malware", &self.malware);
         }
         if let Some(v) = &self.message {
-            map.serialize_entry("message", v)?;
+            map.entry("message", v);
         }
         if let Some(v) = &self.metadata {
-            map.serialize_entry("metadata", v)?;
+            map.entry("metadata", v);
         }
         if !self.observables.is_empty() {
-            map.serialize_entry("observables", &self.observables)?;
+            map.entry("observables", &self.observables);
         }
         if let Some(v) = &self.proxy {
-            map.serialize_entry("proxy", v)?;
+            map.entry("proxy", v);
         }
         if let Some(v) = &self.proxy_connection_info {
-            map.serialize_entry("proxy_connection_info", v)?;
+            map.entry("proxy_connection_info", v);
         }
         if let Some(v) = &self.proxy_endpoint {
-            map.serialize_entry("proxy_endpoint", v)?;
+            map.entry("proxy_endpoint", v);
         }
         if let Some(v) = &self.proxy_http_request {
-            map.serialize_entry("proxy_http_request", v)?;
+            map.entry("proxy_http_request", v);
         }
         if let Some(v) = &self.proxy_http_response {
-            map.serialize_entry("proxy_http_response", v)?;
+            map.entry("proxy_http_response", v);
         }
         if let Some(v) = &self.proxy_tls {
-            map.serialize_entry("proxy_tls", v)?;
+            map.entry("proxy_tls", v);
         }
         if let Some(v) = &self.proxy_traffic {
-            map.serialize_entry("proxy_traffic", v)?;
+            map.entry("proxy_traffic", v);
         }
         if let Some(v) = &self.query {
-            map.serialize_entry("query", v)?;
+            map.entry("query", v);
         }
         if let Some(v) = &self.query_time {
-            map.serialize_entry("query_time", v)?;
+            map.entry("query_time", v);
         }
         if let Some(v) = &self.query_time_dt {
-            map.serialize_entry("query_time_dt", v)?;
+            map.entry("query_time_dt", v);
         }
         if let Some(v) = &self.raw_data {
-            map.serialize_entry("raw_data", v)?;
+            map.entry("raw_data", v);
         }
         if let Some(v) = &self.rcode_id {
-            map.serialize_entry("rcode_id", v)?;
+            map.entry("rcode_id", v);
         }
         if let Some(v) = self.rcode.as_deref().or(self.rcode_id.map(|e| e.caption())) {
-            map.serialize_entry("rcode", v)?;
+            map.entry("rcode", v);
         }
         if let Some(v) = &self.response_time {
-            map.serialize_entry("response_time", v)?;
+            map.entry("response_time", v);
         }
         if let Some(v) = &self.response_time_dt {
-            map.serialize_entry("response_time_dt", v)?;
+            map.entry("response_time_dt", v);
         }
-        map.serialize_entry("severity_id", &self.severity_id)?;
-        map.serialize_entry(
+        map.entry("severity_id", &self.severity_id);
+        map.entry(
             "severity",
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.src_endpoint {
-            map.serialize_entry("src_endpoint", v)?;
+            map.entry("src_endpoint", v);
         }
         if let Some(v) = &self.start_time {
-            map.serialize_entry("start_time", v)?;
+            map.entry("start_time", v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.serialize_entry("start_time_dt", v)?;
+            map.entry("start_time_dt", v);
         }
         if let Some(v) = &self.status_code {
-            map.serialize_entry("status_code", v)?;
+            map.entry("status_code", v);
         }
         if let Some(v) = &self.status_detail {
-            map.serialize_entry("status_detail", v)?;
+            map.entry("status_detail", v);
         }
         if let Some(v) = &self.status_id {
-            map.serialize_entry("status_id", v)?;
+            map.entry("status_id", v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.serialize_entry("status", v)?;
+            map.entry("status", v);
         }
         if let Some(v) = &self.time {
-            map.serialize_entry("time", v)?;
+            map.entry("time", v);
         }
         if let Some(v) = &self.time_dt {
-            map.serialize_entry("time_dt", v)?;
+            map.entry("time_dt", v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.serialize_entry("timezone_offset", v)?;
+            map.entry("timezone_offset", v);
         }
         if let Some(v) = &self.tls {
-            map.serialize_entry("tls", v)?;
+            map.entry("tls", v);
         }
         if let Some(v) = &self.traffic {
-            map.serialize_entry("traffic", v)?;
+            map.entry("traffic", v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.serialize_entry("unmapped", v)?;
+            map.entry("unmapped", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -2976,9 +2975,9 @@ impl DnsActivityActivity {
     }
 }
 
-impl Serialize for DnsActivityActivity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for DnsActivityActivity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -3122,9 +3121,9 @@ impl Rcode {
     }
 }
 
-impl Serialize for Rcode {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for Rcode {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -3173,9 +3172,9 @@ impl DnsActivityStatus {
     }
 }
 
-impl Serialize for DnsActivityStatus {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for DnsActivityStatus {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -3398,192 +3397,192 @@ pub struct HttpActivity {
     pub unmapped: Option<Unmapped>,
 }
 
-impl Serialize for HttpActivity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("class_uid", &4002i32)?;
-        map.serialize_entry("class_name", "HTTP Activity")?;
-        map.serialize_entry("category_uid", &4i32)?;
-        map.serialize_entry("category_name", "Network Activity")?;
-        map.serialize_entry("type_uid", &self.type_uid())?;
-        map.serialize_entry(
+impl WriteJson for HttpActivity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
+        map.entry("class_uid", &4002i32);
+        map.entry("class_name", "HTTP Activity");
+        map.entry("category_uid", &4i32);
+        map.entry("category_name", "Network Activity");
+        map.entry("type_uid", &self.type_uid());
+        map.entry_joined(
             "type_name",
-            &format!("HTTP Activity: {}", self.activity_id.caption()),
-        )?;
+            &["HTTP Activity", ": ", self.activity_id.caption()],
+        );
         if let Some(v) = &self.action_id {
-            map.serialize_entry("action_id", v)?;
+            map.entry("action_id", v);
         }
         if let Some(v) = self
             .action
             .as_deref()
             .or(self.action_id.map(|e| e.caption()))
         {
-            map.serialize_entry("action", v)?;
+            map.entry("action", v);
         }
-        map.serialize_entry("activity_id", &self.activity_id)?;
-        map.serialize_entry(
+        map.entry("activity_id", &self.activity_id);
+        map.entry(
             "activity_name",
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.actor {
-            map.serialize_entry("actor", v)?;
+            map.entry("actor", v);
         }
         if let Some(v) = &self.api {
-            map.serialize_entry("api", v)?;
+            map.entry("api", v);
         }
         if let Some(v) = &self.app_name {
-            map.serialize_entry("app_name", v)?;
+            map.entry("app_name", v);
         }
         if !self.attacks.is_empty() {
-            map.serialize_entry("attacks", &self.attacks)?;
+            map.entry("attacks", &self.attacks);
         }
         if !self.authorizations.is_empty() {
-            map.serialize_entry("authorizations", &self.authorizations)?;
+            map.entry("authorizations", &self.authorizations);
         }
         if let Some(v) = &self.cloud {
-            map.serialize_entry("cloud", v)?;
+            map.entry("cloud", v);
         }
         if let Some(v) = &self.connection_info {
-            map.serialize_entry("connection_info", v)?;
+            map.entry("connection_info", v);
         }
         if let Some(v) = &self.count {
-            map.serialize_entry("count", v)?;
+            map.entry("count", v);
         }
         if let Some(v) = &self.device {
-            map.serialize_entry("device", v)?;
+            map.entry("device", v);
         }
         if let Some(v) = &self.disposition_id {
-            map.serialize_entry("disposition_id", v)?;
+            map.entry("disposition_id", v);
         }
         if let Some(v) = self
             .disposition
             .as_deref()
             .or(self.disposition_id.map(|e| e.caption()))
         {
-            map.serialize_entry("disposition", v)?;
+            map.entry("disposition", v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.serialize_entry("dst_endpoint", v)?;
+            map.entry("dst_endpoint", v);
         }
         if let Some(v) = &self.duration {
-            map.serialize_entry("duration", v)?;
+            map.entry("duration", v);
         }
         if let Some(v) = &self.end_time {
-            map.serialize_entry("end_time", v)?;
+            map.entry("end_time", v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.serialize_entry("end_time_dt", v)?;
+            map.entry("end_time_dt", v);
         }
         if !self.enrichments.is_empty() {
-            map.serialize_entry("enrichments", &self.enrichments)?;
+            map.entry("enrichments", &self.enrichments);
         }
         if let Some(v) = &self.firewall_rule {
-            map.serialize_entry("firewall_rule", v)?;
+            map.entry("firewall_rule", v);
         }
         if !self.http_cookies.is_empty() {
-            map.serialize_entry("http_cookies", &self.http_cookies)?;
+            map.entry("http_cookies", &self.http_cookies);
         }
         if let Some(v) = &self.http_request {
-            map.serialize_entry("http_request", v)?;
+            map.entry("http_request", v);
         }
         if let Some(v) = &self.http_response {
-            map.serialize_entry("http_response", v)?;
+            map.entry("http_response", v);
         }
         if let Some(v) = &self.http_status {
-            map.serialize_entry("http_status", v)?;
+            map.entry("http_status", v);
         }
         if let Some(v) = &self.load_balancer {
-            map.serialize_entry("load_balancer", v)?;
+            map.entry("load_balancer", v);
         }
         if !self.malware.is_empty() {
-            map.serialize_entry("malware", &self.malware)?;
+            map.entry("malware", &self.malware);
         }
         if let Some(v) = &self.message {
-            map.serialize_entry("message", v)?;
+            map.entry("message", v);
         }
         if let Some(v) = &self.metadata {
-            map.serialize_entry("metadata", v)?;
+            map.entry("metadata", v);
         }
         if !self.observables.is_empty() {
-            map.serialize_entry("observables", &self.observables)?;
+            map.entry("observables", &self.observables);
         }
         if let Some(v) = &self.proxy {
-            map.serialize_entry("proxy", v)?;
+            map.entry("proxy", v);
         }
         if let Some(v) = &self.proxy_connection_info {
-            map.serialize_entry("proxy_connection_info", v)?;
+            map.entry("proxy_connection_info", v);
         }
         if let Some(v) = &self.proxy_endpoint {
-            map.serialize_entry("proxy_endpoint", v)?;
+            map.entry("proxy_endpoint", v);
         }
         if let Some(v) = &self.proxy_http_request {
-            map.serialize_entry("proxy_http_request", v)?;
+            map.entry("proxy_http_request", v);
         }
         if let Some(v) = &self.proxy_http_response {
-            map.serialize_entry("proxy_http_response", v)?;
+            map.entry("proxy_http_response", v);
         }
         if let Some(v) = &self.proxy_tls {
-            map.serialize_entry("proxy_tls", v)?;
+            map.entry("proxy_tls", v);
         }
         if let Some(v) = &self.proxy_traffic {
-            map.serialize_entry("proxy_traffic", v)?;
+            map.entry("proxy_traffic", v);
         }
         if let Some(v) = &self.raw_data {
-            map.serialize_entry("raw_data", v)?;
+            map.entry("raw_data", v);
         }
-        map.serialize_entry("severity_id", &self.severity_id)?;
-        map.serialize_entry(
+        map.entry("severity_id", &self.severity_id);
+        map.entry(
             "severity",
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.src_endpoint {
-            map.serialize_entry("src_endpoint", v)?;
+            map.entry("src_endpoint", v);
         }
         if let Some(v) = &self.start_time {
-            map.serialize_entry("start_time", v)?;
+            map.entry("start_time", v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.serialize_entry("start_time_dt", v)?;
+            map.entry("start_time_dt", v);
         }
         if let Some(v) = &self.status_code {
-            map.serialize_entry("status_code", v)?;
+            map.entry("status_code", v);
         }
         if let Some(v) = &self.status_detail {
-            map.serialize_entry("status_detail", v)?;
+            map.entry("status_detail", v);
         }
         if let Some(v) = &self.status_id {
-            map.serialize_entry("status_id", v)?;
+            map.entry("status_id", v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.serialize_entry("status", v)?;
+            map.entry("status", v);
         }
         if let Some(v) = &self.time {
-            map.serialize_entry("time", v)?;
+            map.entry("time", v);
         }
         if let Some(v) = &self.time_dt {
-            map.serialize_entry("time_dt", v)?;
+            map.entry("time_dt", v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.serialize_entry("timezone_offset", v)?;
+            map.entry("timezone_offset", v);
         }
         if let Some(v) = &self.tls {
-            map.serialize_entry("tls", v)?;
+            map.entry("tls", v);
         }
         if let Some(v) = &self.traffic {
-            map.serialize_entry("traffic", v)?;
+            map.entry("traffic", v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.serialize_entry("unmapped", v)?;
+            map.entry("unmapped", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -3679,9 +3678,9 @@ impl HttpActivityActivity {
     }
 }
 
-impl Serialize for HttpActivityActivity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for HttpActivityActivity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -3730,9 +3729,9 @@ impl HttpActivityStatus {
     }
 }
 
-impl Serialize for HttpActivityStatus {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for HttpActivityStatus {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -3943,183 +3942,183 @@ pub struct NetworkActivity {
     pub url: Option<Url>,
 }
 
-impl Serialize for NetworkActivity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("class_uid", &4001i32)?;
-        map.serialize_entry("class_name", "Network Activity")?;
-        map.serialize_entry("category_uid", &4i32)?;
-        map.serialize_entry("category_name", "Network Activity")?;
-        map.serialize_entry("type_uid", &self.type_uid())?;
-        map.serialize_entry(
+impl WriteJson for NetworkActivity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
+        map.entry("class_uid", &4001i32);
+        map.entry("class_name", "Network Activity");
+        map.entry("category_uid", &4i32);
+        map.entry("category_name", "Network Activity");
+        map.entry("type_uid", &self.type_uid());
+        map.entry_joined(
             "type_name",
-            &format!("Network Activity: {}", self.activity_id.caption()),
-        )?;
+            &["Network Activity", ": ", self.activity_id.caption()],
+        );
         if let Some(v) = &self.action_id {
-            map.serialize_entry("action_id", v)?;
+            map.entry("action_id", v);
         }
         if let Some(v) = self
             .action
             .as_deref()
             .or(self.action_id.map(|e| e.caption()))
         {
-            map.serialize_entry("action", v)?;
+            map.entry("action", v);
         }
-        map.serialize_entry("activity_id", &self.activity_id)?;
-        map.serialize_entry(
+        map.entry("activity_id", &self.activity_id);
+        map.entry(
             "activity_name",
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.actor {
-            map.serialize_entry("actor", v)?;
+            map.entry("actor", v);
         }
         if let Some(v) = &self.api {
-            map.serialize_entry("api", v)?;
+            map.entry("api", v);
         }
         if let Some(v) = &self.app_name {
-            map.serialize_entry("app_name", v)?;
+            map.entry("app_name", v);
         }
         if !self.attacks.is_empty() {
-            map.serialize_entry("attacks", &self.attacks)?;
+            map.entry("attacks", &self.attacks);
         }
         if !self.authorizations.is_empty() {
-            map.serialize_entry("authorizations", &self.authorizations)?;
+            map.entry("authorizations", &self.authorizations);
         }
         if let Some(v) = &self.cloud {
-            map.serialize_entry("cloud", v)?;
+            map.entry("cloud", v);
         }
         if let Some(v) = &self.connection_info {
-            map.serialize_entry("connection_info", v)?;
+            map.entry("connection_info", v);
         }
         if let Some(v) = &self.count {
-            map.serialize_entry("count", v)?;
+            map.entry("count", v);
         }
         if let Some(v) = &self.device {
-            map.serialize_entry("device", v)?;
+            map.entry("device", v);
         }
         if let Some(v) = &self.disposition_id {
-            map.serialize_entry("disposition_id", v)?;
+            map.entry("disposition_id", v);
         }
         if let Some(v) = self
             .disposition
             .as_deref()
             .or(self.disposition_id.map(|e| e.caption()))
         {
-            map.serialize_entry("disposition", v)?;
+            map.entry("disposition", v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.serialize_entry("dst_endpoint", v)?;
+            map.entry("dst_endpoint", v);
         }
         if let Some(v) = &self.duration {
-            map.serialize_entry("duration", v)?;
+            map.entry("duration", v);
         }
         if let Some(v) = &self.end_time {
-            map.serialize_entry("end_time", v)?;
+            map.entry("end_time", v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.serialize_entry("end_time_dt", v)?;
+            map.entry("end_time_dt", v);
         }
         if !self.enrichments.is_empty() {
-            map.serialize_entry("enrichments", &self.enrichments)?;
+            map.entry("enrichments", &self.enrichments);
         }
         if let Some(v) = &self.firewall_rule {
-            map.serialize_entry("firewall_rule", v)?;
+            map.entry("firewall_rule", v);
         }
         if let Some(v) = &self.load_balancer {
-            map.serialize_entry("load_balancer", v)?;
+            map.entry("load_balancer", v);
         }
         if !self.malware.is_empty() {
-            map.serialize_entry("malware", &self.malware)?;
+            map.entry("malware", &self.malware);
         }
         if let Some(v) = &self.message {
-            map.serialize_entry("message", v)?;
+            map.entry("message", v);
         }
         if let Some(v) = &self.metadata {
-            map.serialize_entry("metadata", v)?;
+            map.entry("metadata", v);
         }
         if !self.observables.is_empty() {
-            map.serialize_entry("observables", &self.observables)?;
+            map.entry("observables", &self.observables);
         }
         if let Some(v) = &self.proxy {
-            map.serialize_entry("proxy", v)?;
+            map.entry("proxy", v);
         }
         if let Some(v) = &self.proxy_connection_info {
-            map.serialize_entry("proxy_connection_info", v)?;
+            map.entry("proxy_connection_info", v);
         }
         if let Some(v) = &self.proxy_endpoint {
-            map.serialize_entry("proxy_endpoint", v)?;
+            map.entry("proxy_endpoint", v);
         }
         if let Some(v) = &self.proxy_http_request {
-            map.serialize_entry("proxy_http_request", v)?;
+            map.entry("proxy_http_request", v);
         }
         if let Some(v) = &self.proxy_http_response {
-            map.serialize_entry("proxy_http_response", v)?;
+            map.entry("proxy_http_response", v);
         }
         if let Some(v) = &self.proxy_tls {
-            map.serialize_entry("proxy_tls", v)?;
+            map.entry("proxy_tls", v);
         }
         if let Some(v) = &self.proxy_traffic {
-            map.serialize_entry("proxy_traffic", v)?;
+            map.entry("proxy_traffic", v);
         }
         if let Some(v) = &self.raw_data {
-            map.serialize_entry("raw_data", v)?;
+            map.entry("raw_data", v);
         }
-        map.serialize_entry("severity_id", &self.severity_id)?;
-        map.serialize_entry(
+        map.entry("severity_id", &self.severity_id);
+        map.entry(
             "severity",
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.src_endpoint {
-            map.serialize_entry("src_endpoint", v)?;
+            map.entry("src_endpoint", v);
         }
         if let Some(v) = &self.start_time {
-            map.serialize_entry("start_time", v)?;
+            map.entry("start_time", v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.serialize_entry("start_time_dt", v)?;
+            map.entry("start_time_dt", v);
         }
         if let Some(v) = &self.status_code {
-            map.serialize_entry("status_code", v)?;
+            map.entry("status_code", v);
         }
         if let Some(v) = &self.status_detail {
-            map.serialize_entry("status_detail", v)?;
+            map.entry("status_detail", v);
         }
         if let Some(v) = &self.status_id {
-            map.serialize_entry("status_id", v)?;
+            map.entry("status_id", v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.serialize_entry("status", v)?;
+            map.entry("status", v);
         }
         if let Some(v) = &self.time {
-            map.serialize_entry("time", v)?;
+            map.entry("time", v);
         }
         if let Some(v) = &self.time_dt {
-            map.serialize_entry("time_dt", v)?;
+            map.entry("time_dt", v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.serialize_entry("timezone_offset", v)?;
+            map.entry("timezone_offset", v);
         }
         if let Some(v) = &self.tls {
-            map.serialize_entry("tls", v)?;
+            map.entry("tls", v);
         }
         if let Some(v) = &self.traffic {
-            map.serialize_entry("traffic", v)?;
+            map.entry("traffic", v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.serialize_entry("unmapped", v)?;
+            map.entry("unmapped", v);
         }
         if let Some(v) = &self.url {
-            map.serialize_entry("url", v)?;
+            map.entry("url", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -4205,9 +4204,9 @@ impl NetworkActivityActivity {
     }
 }
 
-impl Serialize for NetworkActivityActivity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for NetworkActivityActivity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -4256,9 +4255,9 @@ impl NetworkActivityStatus {
     }
 }
 
-impl Serialize for NetworkActivityStatus {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for NetworkActivityStatus {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -4287,22 +4286,22 @@ pub struct Account {
     pub uid: Option<String>,
 }
 
-impl Serialize for Account {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Account {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.type_id {
-            map.serialize_entry("type_id", v)?;
+            map.entry("type_id", v);
         }
         if let Some(v) = self.r#type.as_deref().or(self.type_id.map(|e| e.caption())) {
-            map.serialize_entry("type", v)?;
+            map.entry("type", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -4391,9 +4390,9 @@ impl AccountType {
     }
 }
 
-impl Serialize for AccountType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for AccountType {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -4430,28 +4429,28 @@ pub struct Actor {
     pub user: Option<User>,
 }
 
-impl Serialize for Actor {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Actor {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if !self.authorizations.is_empty() {
-            map.serialize_entry("authorizations", &self.authorizations)?;
+            map.entry("authorizations", &self.authorizations);
         }
         if let Some(v) = &self.idp {
-            map.serialize_entry("idp", v)?;
+            map.entry("idp", v);
         }
         if let Some(v) = &self.invoked_by {
-            map.serialize_entry("invoked_by", v)?;
+            map.entry("invoked_by", v);
         }
         if let Some(v) = &self.process {
-            map.serialize_entry("process", v)?;
+            map.entry("process", v);
         }
         if let Some(v) = &self.session {
-            map.serialize_entry("session", v)?;
+            map.entry("session", v);
         }
         if let Some(v) = &self.user {
-            map.serialize_entry("user", v)?;
+            map.entry("user", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -4482,25 +4481,25 @@ pub struct AffectedCode {
     pub start_line: Option<i32>,
 }
 
-impl Serialize for AffectedCode {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for AffectedCode {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.end_line {
-            map.serialize_entry("end_line", v)?;
+            map.entry("end_line", v);
         }
         if let Some(v) = &self.file {
-            map.serialize_entry("file", v)?;
+            map.entry("file", v);
         }
         if let Some(v) = &self.owner {
-            map.serialize_entry("owner", v)?;
+            map.entry("owner", v);
         }
         if let Some(v) = &self.remediation {
-            map.serialize_entry("remediation", v)?;
+            map.entry("remediation", v);
         }
         if let Some(v) = &self.start_line {
-            map.serialize_entry("start_line", v)?;
+            map.entry("start_line", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -4555,43 +4554,43 @@ pub struct AffectedPackage {
     pub version: Option<String>,
 }
 
-impl Serialize for AffectedPackage {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for AffectedPackage {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.architecture {
-            map.serialize_entry("architecture", v)?;
+            map.entry("architecture", v);
         }
         if let Some(v) = &self.epoch {
-            map.serialize_entry("epoch", v)?;
+            map.entry("epoch", v);
         }
         if let Some(v) = &self.fixed_in_version {
-            map.serialize_entry("fixed_in_version", v)?;
+            map.entry("fixed_in_version", v);
         }
         if let Some(v) = &self.license {
-            map.serialize_entry("license", v)?;
+            map.entry("license", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.package_manager {
-            map.serialize_entry("package_manager", v)?;
+            map.entry("package_manager", v);
         }
         if let Some(v) = &self.path {
-            map.serialize_entry("path", v)?;
+            map.entry("path", v);
         }
         if let Some(v) = &self.purl {
-            map.serialize_entry("purl", v)?;
+            map.entry("purl", v);
         }
         if let Some(v) = &self.release {
-            map.serialize_entry("release", v)?;
+            map.entry("release", v);
         }
         if let Some(v) = &self.remediation {
-            map.serialize_entry("remediation", v)?;
+            map.entry("remediation", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -4636,33 +4635,33 @@ pub struct Analytic {
     pub version: Option<String>,
 }
 
-impl Serialize for Analytic {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Analytic {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.category {
-            map.serialize_entry("category", v)?;
+            map.entry("category", v);
         }
         if let Some(v) = &self.desc {
-            map.serialize_entry("desc", v)?;
+            map.entry("desc", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if !self.related_analytics.is_empty() {
-            map.serialize_entry("related_analytics", &self.related_analytics)?;
+            map.entry("related_analytics", &self.related_analytics);
         }
-        map.serialize_entry("type_id", &self.type_id)?;
-        map.serialize_entry(
+        map.entry("type_id", &self.type_id);
+        map.entry(
             "type",
             self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -4721,9 +4720,9 @@ impl AnalyticType {
     }
 }
 
-impl Serialize for AnalyticType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for AnalyticType {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -4758,28 +4757,28 @@ pub struct Api {
     pub version: Option<String>,
 }
 
-impl Serialize for Api {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Api {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.group {
-            map.serialize_entry("group", v)?;
+            map.entry("group", v);
         }
         if let Some(v) = &self.operation {
-            map.serialize_entry("operation", v)?;
+            map.entry("operation", v);
         }
         if let Some(v) = &self.request {
-            map.serialize_entry("request", v)?;
+            map.entry("request", v);
         }
         if let Some(v) = &self.response {
-            map.serialize_entry("response", v)?;
+            map.entry("response", v);
         }
         if let Some(v) = &self.service {
-            map.serialize_entry("service", v)?;
+            map.entry("service", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -4812,25 +4811,25 @@ pub struct Attack {
     pub version: Option<String>,
 }
 
-impl Serialize for Attack {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Attack {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.sub_technique {
-            map.serialize_entry("sub_technique", v)?;
+            map.entry("sub_technique", v);
         }
         if let Some(v) = &self.tactic {
-            map.serialize_entry("tactic", v)?;
+            map.entry("tactic", v);
         }
         if !self.tactics.is_empty() {
-            map.serialize_entry("tactics", &self.tactics)?;
+            map.entry("tactics", &self.tactics);
         }
         if let Some(v) = &self.technique {
-            map.serialize_entry("technique", v)?;
+            map.entry("technique", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -4849,16 +4848,16 @@ pub struct Authorization {
     pub policy: Option<Policy>,
 }
 
-impl Serialize for Authorization {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Authorization {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.decision {
-            map.serialize_entry("decision", v)?;
+            map.entry("decision", v);
         }
         if let Some(v) = &self.policy {
-            map.serialize_entry("policy", v)?;
+            map.entry("policy", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -4909,40 +4908,40 @@ pub struct Certificate {
     pub version: Option<String>,
 }
 
-impl Serialize for Certificate {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Certificate {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.created_time {
-            map.serialize_entry("created_time", v)?;
+            map.entry("created_time", v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.serialize_entry("created_time_dt", v)?;
+            map.entry("created_time_dt", v);
         }
         if let Some(v) = &self.expiration_time {
-            map.serialize_entry("expiration_time", v)?;
+            map.entry("expiration_time", v);
         }
         if let Some(v) = &self.expiration_time_dt {
-            map.serialize_entry("expiration_time_dt", v)?;
+            map.entry("expiration_time_dt", v);
         }
         if !self.fingerprints.is_empty() {
-            map.serialize_entry("fingerprints", &self.fingerprints)?;
+            map.entry("fingerprints", &self.fingerprints);
         }
         if let Some(v) = &self.issuer {
-            map.serialize_entry("issuer", v)?;
+            map.entry("issuer", v);
         }
         if let Some(v) = &self.serial_number {
-            map.serialize_entry("serial_number", v)?;
+            map.entry("serial_number", v);
         }
         if let Some(v) = &self.subject {
-            map.serialize_entry("subject", v)?;
+            map.entry("subject", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -4977,28 +4976,28 @@ pub struct Cloud {
     pub zone: Option<String>,
 }
 
-impl Serialize for Cloud {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Cloud {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.account {
-            map.serialize_entry("account", v)?;
+            map.entry("account", v);
         }
         if let Some(v) = &self.org {
-            map.serialize_entry("org", v)?;
+            map.entry("org", v);
         }
         if let Some(v) = &self.project_uid {
-            map.serialize_entry("project_uid", v)?;
+            map.entry("project_uid", v);
         }
         if let Some(v) = &self.provider {
-            map.serialize_entry("provider", v)?;
+            map.entry("provider", v);
         }
         if let Some(v) = &self.region {
-            map.serialize_entry("region", v)?;
+            map.entry("region", v);
         }
         if let Some(v) = &self.zone {
-            map.serialize_entry("zone", v)?;
+            map.entry("zone", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -5051,40 +5050,40 @@ pub struct Container {
     pub uid: Option<String>,
 }
 
-impl Serialize for Container {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Container {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.hash {
-            map.serialize_entry("hash", v)?;
+            map.entry("hash", v);
         }
         if let Some(v) = &self.image {
-            map.serialize_entry("image", v)?;
+            map.entry("image", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.network_driver {
-            map.serialize_entry("network_driver", v)?;
+            map.entry("network_driver", v);
         }
         if let Some(v) = &self.orchestrator {
-            map.serialize_entry("orchestrator", v)?;
+            map.entry("orchestrator", v);
         }
         if let Some(v) = &self.pod_uuid {
-            map.serialize_entry("pod_uuid", v)?;
+            map.entry("pod_uuid", v);
         }
         if let Some(v) = &self.runtime {
-            map.serialize_entry("runtime", v)?;
+            map.entry("runtime", v);
         }
         if let Some(v) = &self.size {
-            map.serialize_entry("size", v)?;
+            map.entry("size", v);
         }
         if let Some(v) = &self.tag {
-            map.serialize_entry("tag", v)?;
+            map.entry("tag", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -5155,55 +5154,55 @@ pub struct Cve {
     pub uid: Option<String>,
 }
 
-impl Serialize for Cve {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Cve {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.created_time {
-            map.serialize_entry("created_time", v)?;
+            map.entry("created_time", v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.serialize_entry("created_time_dt", v)?;
+            map.entry("created_time_dt", v);
         }
         if !self.cvss.is_empty() {
-            map.serialize_entry("cvss", &self.cvss)?;
+            map.entry("cvss", &self.cvss);
         }
         if let Some(v) = &self.cwe {
-            map.serialize_entry("cwe", v)?;
+            map.entry("cwe", v);
         }
         if let Some(v) = &self.cwe_uid {
-            map.serialize_entry("cwe_uid", v)?;
+            map.entry("cwe_uid", v);
         }
         if let Some(v) = &self.cwe_url {
-            map.serialize_entry("cwe_url", v)?;
+            map.entry("cwe_url", v);
         }
         if let Some(v) = &self.desc {
-            map.serialize_entry("desc", v)?;
+            map.entry("desc", v);
         }
         if let Some(v) = &self.epss {
-            map.serialize_entry("epss", v)?;
+            map.entry("epss", v);
         }
         if let Some(v) = &self.modified_time {
-            map.serialize_entry("modified_time", v)?;
+            map.entry("modified_time", v);
         }
         if let Some(v) = &self.modified_time_dt {
-            map.serialize_entry("modified_time_dt", v)?;
+            map.entry("modified_time_dt", v);
         }
         if let Some(v) = &self.product {
-            map.serialize_entry("product", v)?;
+            map.entry("product", v);
         }
         if !self.references.is_empty() {
-            map.serialize_entry("references", &self.references)?;
+            map.entry("references", &self.references);
         }
         if let Some(v) = &self.title {
-            map.serialize_entry("title", v)?;
+            map.entry("title", v);
         }
         if let Some(v) = &self.r#type {
-            map.serialize_entry("type", v)?;
+            map.entry("type", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -5242,31 +5241,31 @@ pub struct Cvss {
     pub version: Option<String>,
 }
 
-impl Serialize for Cvss {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Cvss {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.base_score {
-            map.serialize_entry("base_score", v)?;
+            map.entry("base_score", v);
         }
         if let Some(v) = &self.depth {
-            map.serialize_entry("depth", v)?;
+            map.entry("depth", v);
         }
         if !self.metrics.is_empty() {
-            map.serialize_entry("metrics", &self.metrics)?;
+            map.entry("metrics", &self.metrics);
         }
         if let Some(v) = &self.overall_score {
-            map.serialize_entry("overall_score", v)?;
+            map.entry("overall_score", v);
         }
         if let Some(v) = &self.severity {
-            map.serialize_entry("severity", v)?;
+            map.entry("severity", v);
         }
         if let Some(v) = &self.vector_string {
-            map.serialize_entry("vector_string", v)?;
+            map.entry("vector_string", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -5289,19 +5288,19 @@ pub struct Cwe {
     pub uid: Option<String>,
 }
 
-impl Serialize for Cwe {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Cwe {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.caption {
-            map.serialize_entry("caption", v)?;
+            map.entry("caption", v);
         }
         if let Some(v) = &self.src_url {
-            map.serialize_entry("src_url", v)?;
+            map.entry("src_url", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -5498,151 +5497,151 @@ pub struct Device {
     pub zone: Option<String>,
 }
 
-impl Serialize for Device {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Device {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.autoscale_uid {
-            map.serialize_entry("autoscale_uid", v)?;
+            map.entry("autoscale_uid", v);
         }
         if let Some(v) = &self.container {
-            map.serialize_entry("container", v)?;
+            map.entry("container", v);
         }
         if let Some(v) = &self.created_time {
-            map.serialize_entry("created_time", v)?;
+            map.entry("created_time", v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.serialize_entry("created_time_dt", v)?;
+            map.entry("created_time_dt", v);
         }
         if let Some(v) = &self.desc {
-            map.serialize_entry("desc", v)?;
+            map.entry("desc", v);
         }
         if let Some(v) = &self.domain {
-            map.serialize_entry("domain", v)?;
+            map.entry("domain", v);
         }
         if let Some(v) = &self.first_seen_time {
-            map.serialize_entry("first_seen_time", v)?;
+            map.entry("first_seen_time", v);
         }
         if let Some(v) = &self.first_seen_time_dt {
-            map.serialize_entry("first_seen_time_dt", v)?;
+            map.entry("first_seen_time_dt", v);
         }
         if !self.groups.is_empty() {
-            map.serialize_entry("groups", &self.groups)?;
+            map.entry("groups", &self.groups);
         }
         if let Some(v) = &self.hostname {
-            map.serialize_entry("hostname", v)?;
+            map.entry("hostname", v);
         }
         if let Some(v) = &self.hw_info {
-            map.serialize_entry("hw_info", v)?;
+            map.entry("hw_info", v);
         }
         if let Some(v) = &self.hypervisor {
-            map.serialize_entry("hypervisor", v)?;
+            map.entry("hypervisor", v);
         }
         if let Some(v) = &self.image {
-            map.serialize_entry("image", v)?;
+            map.entry("image", v);
         }
         if let Some(v) = &self.imei {
-            map.serialize_entry("imei", v)?;
+            map.entry("imei", v);
         }
         if let Some(v) = &self.instance_uid {
-            map.serialize_entry("instance_uid", v)?;
+            map.entry("instance_uid", v);
         }
         if let Some(v) = &self.interface_name {
-            map.serialize_entry("interface_name", v)?;
+            map.entry("interface_name", v);
         }
         if let Some(v) = &self.interface_uid {
-            map.serialize_entry("interface_uid", v)?;
+            map.entry("interface_uid", v);
         }
         if let Some(v) = &self.ip {
-            map.serialize_entry("ip", v)?;
+            map.entry("ip", v);
         }
         if let Some(v) = &self.is_compliant {
-            map.serialize_entry("is_compliant", v)?;
+            map.entry("is_compliant", v);
         }
         if let Some(v) = &self.is_managed {
-            map.serialize_entry("is_managed", v)?;
+            map.entry("is_managed", v);
         }
         if let Some(v) = &self.is_personal {
-            map.serialize_entry("is_personal", v)?;
+            map.entry("is_personal", v);
         }
         if let Some(v) = &self.is_trusted {
-            map.serialize_entry("is_trusted", v)?;
+            map.entry("is_trusted", v);
         }
         if let Some(v) = &self.last_seen_time {
-            map.serialize_entry("last_seen_time", v)?;
+            map.entry("last_seen_time", v);
         }
         if let Some(v) = &self.last_seen_time_dt {
-            map.serialize_entry("last_seen_time_dt", v)?;
+            map.entry("last_seen_time_dt", v);
         }
         if let Some(v) = &self.location {
-            map.serialize_entry("location", v)?;
+            map.entry("location", v);
         }
         if let Some(v) = &self.mac {
-            map.serialize_entry("mac", v)?;
+            map.entry("mac", v);
         }
         if let Some(v) = &self.modified_time {
-            map.serialize_entry("modified_time", v)?;
+            map.entry("modified_time", v);
         }
         if let Some(v) = &self.modified_time_dt {
-            map.serialize_entry("modified_time_dt", v)?;
+            map.entry("modified_time_dt", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.namespace_pid {
-            map.serialize_entry("namespace_pid", v)?;
+            map.entry("namespace_pid", v);
         }
         if !self.network_interfaces.is_empty() {
-            map.serialize_entry("network_interfaces", &self.network_interfaces)?;
+            map.entry("network_interfaces", &self.network_interfaces);
         }
         if let Some(v) = &self.org {
-            map.serialize_entry("org", v)?;
+            map.entry("org", v);
         }
         if let Some(v) = &self.os {
-            map.serialize_entry("os", v)?;
+            map.entry("os", v);
         }
         if let Some(v) = &self.region {
-            map.serialize_entry("region", v)?;
+            map.entry("region", v);
         }
         if let Some(v) = &self.risk_level_id {
-            map.serialize_entry("risk_level_id", v)?;
+            map.entry("risk_level_id", v);
         }
         if let Some(v) = self
             .risk_level
             .as_deref()
             .or(self.risk_level_id.map(|e| e.caption()))
         {
-            map.serialize_entry("risk_level", v)?;
+            map.entry("risk_level", v);
         }
         if let Some(v) = &self.risk_score {
-            map.serialize_entry("risk_score", v)?;
+            map.entry("risk_score", v);
         }
         if let Some(v) = &self.subnet {
-            map.serialize_entry("subnet", v)?;
+            map.entry("subnet", v);
         }
         if let Some(v) = &self.subnet_uid {
-            map.serialize_entry("subnet_uid", v)?;
+            map.entry("subnet_uid", v);
         }
-        map.serialize_entry("type_id", &self.type_id)?;
-        map.serialize_entry(
+        map.entry("type_id", &self.type_id);
+        map.entry(
             "type",
             self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.uid_alt {
-            map.serialize_entry("uid_alt", v)?;
+            map.entry("uid_alt", v);
         }
         if let Some(v) = &self.vlan_uid {
-            map.serialize_entry("vlan_uid", v)?;
+            map.entry("vlan_uid", v);
         }
         if let Some(v) = &self.vpc_uid {
-            map.serialize_entry("vpc_uid", v)?;
+            map.entry("vpc_uid", v);
         }
         if let Some(v) = &self.zone {
-            map.serialize_entry("zone", v)?;
+            map.entry("zone", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -5736,9 +5735,9 @@ impl DeviceType {
     }
 }
 
-impl Serialize for DeviceType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for DeviceType {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -5801,49 +5800,49 @@ pub struct DeviceHwInfo {
     pub serial_number: Option<String>,
 }
 
-impl Serialize for DeviceHwInfo {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for DeviceHwInfo {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.bios_date {
-            map.serialize_entry("bios_date", v)?;
+            map.entry("bios_date", v);
         }
         if let Some(v) = &self.bios_manufacturer {
-            map.serialize_entry("bios_manufacturer", v)?;
+            map.entry("bios_manufacturer", v);
         }
         if let Some(v) = &self.bios_ver {
-            map.serialize_entry("bios_ver", v)?;
+            map.entry("bios_ver", v);
         }
         if let Some(v) = &self.chassis {
-            map.serialize_entry("chassis", v)?;
+            map.entry("chassis", v);
         }
         if let Some(v) = &self.cpu_bits {
-            map.serialize_entry("cpu_bits", v)?;
+            map.entry("cpu_bits", v);
         }
         if let Some(v) = &self.cpu_cores {
-            map.serialize_entry("cpu_cores", v)?;
+            map.entry("cpu_cores", v);
         }
         if let Some(v) = &self.cpu_count {
-            map.serialize_entry("cpu_count", v)?;
+            map.entry("cpu_count", v);
         }
         if let Some(v) = &self.cpu_speed {
-            map.serialize_entry("cpu_speed", v)?;
+            map.entry("cpu_speed", v);
         }
         if let Some(v) = &self.cpu_type {
-            map.serialize_entry("cpu_type", v)?;
+            map.entry("cpu_type", v);
         }
         if let Some(v) = &self.desktop_display {
-            map.serialize_entry("desktop_display", v)?;
+            map.entry("desktop_display", v);
         }
         if let Some(v) = &self.keyboard_info {
-            map.serialize_entry("keyboard_info", v)?;
+            map.entry("keyboard_info", v);
         }
         if let Some(v) = &self.ram_size {
-            map.serialize_entry("ram_size", v)?;
+            map.entry("ram_size", v);
         }
         if let Some(v) = &self.serial_number {
-            map.serialize_entry("serial_number", v)?;
+            map.entry("serial_number", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -5882,32 +5881,32 @@ pub struct DigitalSignature {
     pub digest: Option<Fingerprint>,
 }
 
-impl Serialize for DigitalSignature {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("algorithm_id", &self.algorithm_id)?;
-        map.serialize_entry(
+impl WriteJson for DigitalSignature {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
+        map.entry("algorithm_id", &self.algorithm_id);
+        map.entry(
             "algorithm",
             self.algorithm
                 .as_deref()
                 .unwrap_or(self.algorithm_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.certificate {
-            map.serialize_entry("certificate", v)?;
+            map.entry("certificate", v);
         }
         if let Some(v) = &self.created_time {
-            map.serialize_entry("created_time", v)?;
+            map.entry("created_time", v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.serialize_entry("created_time_dt", v)?;
+            map.entry("created_time_dt", v);
         }
         if let Some(v) = &self.developer_uid {
-            map.serialize_entry("developer_uid", v)?;
+            map.entry("developer_uid", v);
         }
         if let Some(v) = &self.digest {
-            map.serialize_entry("digest", v)?;
+            map.entry("digest", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -5966,9 +5965,9 @@ impl DigitalSignatureAlgorithm {
     }
 }
 
-impl Serialize for DigitalSignatureAlgorithm {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for DigitalSignatureAlgorithm {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -5999,25 +5998,25 @@ pub struct Display {
     pub scale_factor: Option<i32>,
 }
 
-impl Serialize for Display {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Display {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.color_depth {
-            map.serialize_entry("color_depth", v)?;
+            map.entry("color_depth", v);
         }
         if let Some(v) = &self.physical_height {
-            map.serialize_entry("physical_height", v)?;
+            map.entry("physical_height", v);
         }
         if let Some(v) = &self.physical_orientation {
-            map.serialize_entry("physical_orientation", v)?;
+            map.entry("physical_orientation", v);
         }
         if let Some(v) = &self.physical_width {
-            map.serialize_entry("physical_width", v)?;
+            map.entry("physical_width", v);
         }
         if let Some(v) = &self.scale_factor {
-            map.serialize_entry("scale_factor", v)?;
+            map.entry("scale_factor", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -6056,31 +6055,31 @@ pub struct DnsAnswer {
     pub r#type: Option<String>,
 }
 
-impl Serialize for DnsAnswer {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for DnsAnswer {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.class {
-            map.serialize_entry("class", v)?;
+            map.entry("class", v);
         }
         if !self.flag_ids.is_empty() {
-            map.serialize_entry("flag_ids", &self.flag_ids)?;
+            map.entry("flag_ids", &self.flag_ids);
         }
         if !self.flags.is_empty() {
-            map.serialize_entry("flags", &self.flags)?;
+            map.entry("flags", &self.flags);
         }
         if let Some(v) = &self.packet_uid {
-            map.serialize_entry("packet_uid", v)?;
+            map.entry("packet_uid", v);
         }
         if let Some(v) = &self.rdata {
-            map.serialize_entry("rdata", v)?;
+            map.entry("rdata", v);
         }
         if let Some(v) = &self.ttl {
-            map.serialize_entry("ttl", v)?;
+            map.entry("ttl", v);
         }
         if let Some(v) = &self.r#type {
-            map.serialize_entry("type", v)?;
+            map.entry("type", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -6149,9 +6148,9 @@ impl FlagIds {
     }
 }
 
-impl Serialize for FlagIds {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for FlagIds {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -6186,28 +6185,28 @@ pub struct DnsQuery {
     pub r#type: Option<String>,
 }
 
-impl Serialize for DnsQuery {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for DnsQuery {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.class {
-            map.serialize_entry("class", v)?;
+            map.entry("class", v);
         }
         if let Some(v) = &self.hostname {
-            map.serialize_entry("hostname", v)?;
+            map.entry("hostname", v);
         }
         if let Some(v) = &self.opcode {
-            map.serialize_entry("opcode", v)?;
+            map.entry("opcode", v);
         }
         if let Some(v) = &self.opcode_id {
-            map.serialize_entry("opcode_id", v)?;
+            map.entry("opcode_id", v);
         }
         if let Some(v) = &self.packet_uid {
-            map.serialize_entry("packet_uid", v)?;
+            map.entry("packet_uid", v);
         }
         if let Some(v) = &self.r#type {
-            map.serialize_entry("type", v)?;
+            map.entry("type", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -6271,9 +6270,9 @@ impl Opcode {
     }
 }
 
-impl Serialize for Opcode {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for Opcode {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -6294,16 +6293,16 @@ pub struct EndpointConnection {
     pub network_endpoint: Option<NetworkEndpoint>,
 }
 
-impl Serialize for EndpointConnection {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for EndpointConnection {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.code {
-            map.serialize_entry("code", v)?;
+            map.entry("code", v);
         }
         if let Some(v) = &self.network_endpoint {
-            map.serialize_entry("network_endpoint", v)?;
+            map.entry("network_endpoint", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -6334,25 +6333,25 @@ pub struct Enrichment {
     pub value: Option<String>,
 }
 
-impl Serialize for Enrichment {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Enrichment {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.data {
-            map.serialize_entry("data", v)?;
+            map.entry("data", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.provider {
-            map.serialize_entry("provider", v)?;
+            map.entry("provider", v);
         }
         if let Some(v) = &self.r#type {
-            map.serialize_entry("type", v)?;
+            map.entry("type", v);
         }
         if let Some(v) = &self.value {
-            map.serialize_entry("value", v)?;
+            map.entry("value", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -6383,25 +6382,25 @@ pub struct Epss {
     pub version: Option<String>,
 }
 
-impl Serialize for Epss {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Epss {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.created_time {
-            map.serialize_entry("created_time", v)?;
+            map.entry("created_time", v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.serialize_entry("created_time_dt", v)?;
+            map.entry("created_time_dt", v);
         }
         if let Some(v) = &self.percentile {
-            map.serialize_entry("percentile", v)?;
+            map.entry("percentile", v);
         }
         if let Some(v) = &self.score {
-            map.serialize_entry("score", v)?;
+            map.entry("score", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -6450,37 +6449,37 @@ pub struct Evidences {
     pub src_endpoint: Option<NetworkEndpoint>,
 }
 
-impl Serialize for Evidences {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Evidences {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.actor {
-            map.serialize_entry("actor", v)?;
+            map.entry("actor", v);
         }
         if let Some(v) = &self.api {
-            map.serialize_entry("api", v)?;
+            map.entry("api", v);
         }
         if let Some(v) = &self.connection_info {
-            map.serialize_entry("connection_info", v)?;
+            map.entry("connection_info", v);
         }
         if let Some(v) = &self.data {
-            map.serialize_entry("data", v)?;
+            map.entry("data", v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.serialize_entry("dst_endpoint", v)?;
+            map.entry("dst_endpoint", v);
         }
         if let Some(v) = &self.file {
-            map.serialize_entry("file", v)?;
+            map.entry("file", v);
         }
         if let Some(v) = &self.process {
-            map.serialize_entry("process", v)?;
+            map.entry("process", v);
         }
         if let Some(v) = &self.query {
-            map.serialize_entry("query", v)?;
+            map.entry("query", v);
         }
         if let Some(v) = &self.src_endpoint {
-            map.serialize_entry("src_endpoint", v)?;
+            map.entry("src_endpoint", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -6503,19 +6502,19 @@ pub struct Extension {
     pub version: Option<String>,
 }
 
-impl Serialize for Extension {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Extension {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -6540,19 +6539,19 @@ pub struct Feature {
     pub version: Option<String>,
 }
 
-impl Serialize for Feature {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Feature {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -6683,103 +6682,103 @@ pub struct File {
     pub xattributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-impl Serialize for File {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for File {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.accessed_time {
-            map.serialize_entry("accessed_time", v)?;
+            map.entry("accessed_time", v);
         }
         if let Some(v) = &self.accessed_time_dt {
-            map.serialize_entry("accessed_time_dt", v)?;
+            map.entry("accessed_time_dt", v);
         }
         if let Some(v) = &self.accessor {
-            map.serialize_entry("accessor", v)?;
+            map.entry("accessor", v);
         }
         if let Some(v) = &self.attributes {
-            map.serialize_entry("attributes", v)?;
+            map.entry("attributes", v);
         }
         if let Some(v) = &self.company_name {
-            map.serialize_entry("company_name", v)?;
+            map.entry("company_name", v);
         }
         if let Some(v) = &self.confidentiality_id {
-            map.serialize_entry("confidentiality_id", v)?;
+            map.entry("confidentiality_id", v);
         }
         if let Some(v) = self
             .confidentiality
             .as_deref()
             .or(self.confidentiality_id.map(|e| e.caption()))
         {
-            map.serialize_entry("confidentiality", v)?;
+            map.entry("confidentiality", v);
         }
         if let Some(v) = &self.created_time {
-            map.serialize_entry("created_time", v)?;
+            map.entry("created_time", v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.serialize_entry("created_time_dt", v)?;
+            map.entry("created_time_dt", v);
         }
         if let Some(v) = &self.creator {
-            map.serialize_entry("creator", v)?;
+            map.entry("creator", v);
         }
         if let Some(v) = &self.desc {
-            map.serialize_entry("desc", v)?;
+            map.entry("desc", v);
         }
         if !self.hashes.is_empty() {
-            map.serialize_entry("hashes", &self.hashes)?;
+            map.entry("hashes", &self.hashes);
         }
         if let Some(v) = &self.is_system {
-            map.serialize_entry("is_system", v)?;
+            map.entry("is_system", v);
         }
         if let Some(v) = &self.mime_type {
-            map.serialize_entry("mime_type", v)?;
+            map.entry("mime_type", v);
         }
         if let Some(v) = &self.modified_time {
-            map.serialize_entry("modified_time", v)?;
+            map.entry("modified_time", v);
         }
         if let Some(v) = &self.modified_time_dt {
-            map.serialize_entry("modified_time_dt", v)?;
+            map.entry("modified_time_dt", v);
         }
         if let Some(v) = &self.modifier {
-            map.serialize_entry("modifier", v)?;
+            map.entry("modifier", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.owner {
-            map.serialize_entry("owner", v)?;
+            map.entry("owner", v);
         }
         if let Some(v) = &self.parent_folder {
-            map.serialize_entry("parent_folder", v)?;
+            map.entry("parent_folder", v);
         }
         if let Some(v) = &self.path {
-            map.serialize_entry("path", v)?;
+            map.entry("path", v);
         }
         if let Some(v) = &self.product {
-            map.serialize_entry("product", v)?;
+            map.entry("product", v);
         }
         if let Some(v) = &self.security_descriptor {
-            map.serialize_entry("security_descriptor", v)?;
+            map.entry("security_descriptor", v);
         }
         if let Some(v) = &self.signature {
-            map.serialize_entry("signature", v)?;
+            map.entry("signature", v);
         }
         if let Some(v) = &self.size {
-            map.serialize_entry("size", v)?;
+            map.entry("size", v);
         }
-        map.serialize_entry("type_id", &self.type_id)?;
-        map.serialize_entry(
+        map.entry("type_id", &self.type_id);
+        map.entry(
             "type",
             self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
         if let Some(v) = &self.xattributes {
-            map.serialize_entry("xattributes", v)?;
+            map.entry("xattributes", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -6838,9 +6837,9 @@ impl Confidentiality {
     }
 }
 
-impl Serialize for Confidentiality {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for Confidentiality {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -6914,9 +6913,9 @@ impl FileType {
     }
 }
 
-impl Serialize for FileType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for FileType {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -7007,70 +7006,70 @@ pub struct FindingInfo {
     pub uid: Option<String>,
 }
 
-impl Serialize for FindingInfo {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for FindingInfo {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.analytic {
-            map.serialize_entry("analytic", v)?;
+            map.entry("analytic", v);
         }
         if !self.attacks.is_empty() {
-            map.serialize_entry("attacks", &self.attacks)?;
+            map.entry("attacks", &self.attacks);
         }
         if let Some(v) = &self.created_time {
-            map.serialize_entry("created_time", v)?;
+            map.entry("created_time", v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.serialize_entry("created_time_dt", v)?;
+            map.entry("created_time_dt", v);
         }
         if !self.data_sources.is_empty() {
-            map.serialize_entry("data_sources", &self.data_sources)?;
+            map.entry("data_sources", &self.data_sources);
         }
         if let Some(v) = &self.desc {
-            map.serialize_entry("desc", v)?;
+            map.entry("desc", v);
         }
         if let Some(v) = &self.first_seen_time {
-            map.serialize_entry("first_seen_time", v)?;
+            map.entry("first_seen_time", v);
         }
         if let Some(v) = &self.first_seen_time_dt {
-            map.serialize_entry("first_seen_time_dt", v)?;
+            map.entry("first_seen_time_dt", v);
         }
         if !self.kill_chain.is_empty() {
-            map.serialize_entry("kill_chain", &self.kill_chain)?;
+            map.entry("kill_chain", &self.kill_chain);
         }
         if let Some(v) = &self.last_seen_time {
-            map.serialize_entry("last_seen_time", v)?;
+            map.entry("last_seen_time", v);
         }
         if let Some(v) = &self.last_seen_time_dt {
-            map.serialize_entry("last_seen_time_dt", v)?;
+            map.entry("last_seen_time_dt", v);
         }
         if let Some(v) = &self.modified_time {
-            map.serialize_entry("modified_time", v)?;
+            map.entry("modified_time", v);
         }
         if let Some(v) = &self.modified_time_dt {
-            map.serialize_entry("modified_time_dt", v)?;
+            map.entry("modified_time_dt", v);
         }
         if let Some(v) = &self.product_uid {
-            map.serialize_entry("product_uid", v)?;
+            map.entry("product_uid", v);
         }
         if !self.related_analytics.is_empty() {
-            map.serialize_entry("related_analytics", &self.related_analytics)?;
+            map.entry("related_analytics", &self.related_analytics);
         }
         if !self.related_events.is_empty() {
-            map.serialize_entry("related_events", &self.related_events)?;
+            map.entry("related_events", &self.related_events);
         }
         if let Some(v) = &self.src_url {
-            map.serialize_entry("src_url", v)?;
+            map.entry("src_url", v);
         }
         if let Some(v) = &self.title {
-            map.serialize_entry("title", v)?;
+            map.entry("title", v);
         }
         if !self.types.is_empty() {
-            map.serialize_entry("types", &self.types)?;
+            map.entry("types", &self.types);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -7093,20 +7092,20 @@ pub struct Fingerprint {
     pub value: Option<String>,
 }
 
-impl Serialize for Fingerprint {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("algorithm_id", &self.algorithm_id)?;
-        map.serialize_entry(
+impl WriteJson for Fingerprint {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
+        map.entry("algorithm_id", &self.algorithm_id);
+        map.entry(
             "algorithm",
             self.algorithm
                 .as_deref()
                 .unwrap_or(self.algorithm_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.value {
-            map.serialize_entry("value", v)?;
+            map.entry("value", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -7180,9 +7179,9 @@ impl FingerprintAlgorithm {
     }
 }
 
-impl Serialize for FingerprintAlgorithm {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for FingerprintAlgorithm {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -7243,46 +7242,46 @@ pub struct FirewallRule {
     pub version: Option<String>,
 }
 
-impl Serialize for FirewallRule {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for FirewallRule {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.category {
-            map.serialize_entry("category", v)?;
+            map.entry("category", v);
         }
         if let Some(v) = &self.condition {
-            map.serialize_entry("condition", v)?;
+            map.entry("condition", v);
         }
         if let Some(v) = &self.desc {
-            map.serialize_entry("desc", v)?;
+            map.entry("desc", v);
         }
         if let Some(v) = &self.duration {
-            map.serialize_entry("duration", v)?;
+            map.entry("duration", v);
         }
         if !self.match_details.is_empty() {
-            map.serialize_entry("match_details", &self.match_details)?;
+            map.entry("match_details", &self.match_details);
         }
         if let Some(v) = &self.match_location {
-            map.serialize_entry("match_location", v)?;
+            map.entry("match_location", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.rate_limit {
-            map.serialize_entry("rate_limit", v)?;
+            map.entry("rate_limit", v);
         }
         if let Some(v) = &self.sensitivity {
-            map.serialize_entry("sensitivity", v)?;
+            map.entry("sensitivity", v);
         }
         if let Some(v) = &self.r#type {
-            map.serialize_entry("type", v)?;
+            map.entry("type", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -7319,28 +7318,28 @@ pub struct Group {
     pub uid: Option<String>,
 }
 
-impl Serialize for Group {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Group {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.desc {
-            map.serialize_entry("desc", v)?;
+            map.entry("desc", v);
         }
         if let Some(v) = &self.domain {
-            map.serialize_entry("domain", v)?;
+            map.entry("domain", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if !self.privileges.is_empty() {
-            map.serialize_entry("privileges", &self.privileges)?;
+            map.entry("privileges", &self.privileges);
         }
         if let Some(v) = &self.r#type {
-            map.serialize_entry("type", v)?;
+            map.entry("type", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -7395,43 +7394,43 @@ pub struct HttpCookie {
     pub value: Option<String>,
 }
 
-impl Serialize for HttpCookie {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for HttpCookie {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.domain {
-            map.serialize_entry("domain", v)?;
+            map.entry("domain", v);
         }
         if let Some(v) = &self.expiration_time {
-            map.serialize_entry("expiration_time", v)?;
+            map.entry("expiration_time", v);
         }
         if let Some(v) = &self.expiration_time_dt {
-            map.serialize_entry("expiration_time_dt", v)?;
+            map.entry("expiration_time_dt", v);
         }
         if let Some(v) = &self.http_only {
-            map.serialize_entry("http_only", v)?;
+            map.entry("http_only", v);
         }
         if let Some(v) = &self.is_http_only {
-            map.serialize_entry("is_http_only", v)?;
+            map.entry("is_http_only", v);
         }
         if let Some(v) = &self.is_secure {
-            map.serialize_entry("is_secure", v)?;
+            map.entry("is_secure", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.path {
-            map.serialize_entry("path", v)?;
+            map.entry("path", v);
         }
         if let Some(v) = &self.samesite {
-            map.serialize_entry("samesite", v)?;
+            map.entry("samesite", v);
         }
         if let Some(v) = &self.secure {
-            map.serialize_entry("secure", v)?;
+            map.entry("secure", v);
         }
         if let Some(v) = &self.value {
-            map.serialize_entry("value", v)?;
+            map.entry("value", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -7450,16 +7449,16 @@ pub struct HttpHeader {
     pub value: Option<String>,
 }
 
-impl Serialize for HttpHeader {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for HttpHeader {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.value {
-            map.serialize_entry("value", v)?;
+            map.entry("value", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -7510,40 +7509,40 @@ pub struct HttpRequest {
     pub x_forwarded_for: Vec<String>,
 }
 
-impl Serialize for HttpRequest {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for HttpRequest {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.args {
-            map.serialize_entry("args", v)?;
+            map.entry("args", v);
         }
         if !self.http_headers.is_empty() {
-            map.serialize_entry("http_headers", &self.http_headers)?;
+            map.entry("http_headers", &self.http_headers);
         }
         if let Some(v) = &self.http_method {
-            map.serialize_entry("http_method", v)?;
+            map.entry("http_method", v);
         }
         if let Some(v) = &self.length {
-            map.serialize_entry("length", v)?;
+            map.entry("length", v);
         }
         if let Some(v) = &self.referrer {
-            map.serialize_entry("referrer", v)?;
+            map.entry("referrer", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.url {
-            map.serialize_entry("url", v)?;
+            map.entry("url", v);
         }
         if let Some(v) = &self.user_agent {
-            map.serialize_entry("user_agent", v)?;
+            map.entry("user_agent", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
         if !self.x_forwarded_for.is_empty() {
-            map.serialize_entry("x_forwarded_for", &self.x_forwarded_for)?;
+            map.entry("x_forwarded_for", &self.x_forwarded_for);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -7582,31 +7581,31 @@ pub struct HttpResponse {
     pub status: Option<String>,
 }
 
-impl Serialize for HttpResponse {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for HttpResponse {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.code {
-            map.serialize_entry("code", v)?;
+            map.entry("code", v);
         }
         if let Some(v) = &self.content_type {
-            map.serialize_entry("content_type", v)?;
+            map.entry("content_type", v);
         }
         if !self.http_headers.is_empty() {
-            map.serialize_entry("http_headers", &self.http_headers)?;
+            map.entry("http_headers", &self.http_headers);
         }
         if let Some(v) = &self.latency {
-            map.serialize_entry("latency", v)?;
+            map.entry("latency", v);
         }
         if let Some(v) = &self.length {
-            map.serialize_entry("length", v)?;
+            map.entry("length", v);
         }
         if let Some(v) = &self.message {
-            map.serialize_entry("message", v)?;
+            map.entry("message", v);
         }
         if let Some(v) = &self.status {
-            map.serialize_entry("status", v)?;
+            map.entry("status", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -7627,16 +7626,16 @@ pub struct Idp {
     pub uid: Option<String>,
 }
 
-impl Serialize for Idp {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Idp {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -7667,25 +7666,25 @@ pub struct Image {
     pub uid: Option<String>,
 }
 
-impl Serialize for Image {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Image {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if !self.labels.is_empty() {
-            map.serialize_entry("labels", &self.labels)?;
+            map.entry("labels", &self.labels);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.path {
-            map.serialize_entry("path", v)?;
+            map.entry("path", v);
         }
         if let Some(v) = &self.tag {
-            map.serialize_entry("tag", v)?;
+            map.entry("tag", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -7744,46 +7743,46 @@ pub struct KbArticle {
     pub uid: Option<String>,
 }
 
-impl Serialize for KbArticle {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for KbArticle {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.bulletin {
-            map.serialize_entry("bulletin", v)?;
+            map.entry("bulletin", v);
         }
         if let Some(v) = &self.classification {
-            map.serialize_entry("classification", v)?;
+            map.entry("classification", v);
         }
         if let Some(v) = &self.created_time {
-            map.serialize_entry("created_time", v)?;
+            map.entry("created_time", v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.serialize_entry("created_time_dt", v)?;
+            map.entry("created_time_dt", v);
         }
         if let Some(v) = &self.is_superseded {
-            map.serialize_entry("is_superseded", v)?;
+            map.entry("is_superseded", v);
         }
         if let Some(v) = &self.os {
-            map.serialize_entry("os", v)?;
+            map.entry("os", v);
         }
         if let Some(v) = &self.product {
-            map.serialize_entry("product", v)?;
+            map.entry("product", v);
         }
         if let Some(v) = &self.severity {
-            map.serialize_entry("severity", v)?;
+            map.entry("severity", v);
         }
         if let Some(v) = &self.size {
-            map.serialize_entry("size", v)?;
+            map.entry("size", v);
         }
         if let Some(v) = &self.src_url {
-            map.serialize_entry("src_url", v)?;
+            map.entry("src_url", v);
         }
         if let Some(v) = &self.title {
-            map.serialize_entry("title", v)?;
+            map.entry("title", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -7814,25 +7813,25 @@ pub struct KeyboardInfo {
     pub keyboard_type: Option<String>,
 }
 
-impl Serialize for KeyboardInfo {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for KeyboardInfo {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.function_keys {
-            map.serialize_entry("function_keys", v)?;
+            map.entry("function_keys", v);
         }
         if let Some(v) = &self.ime {
-            map.serialize_entry("ime", v)?;
+            map.entry("ime", v);
         }
         if let Some(v) = &self.keyboard_layout {
-            map.serialize_entry("keyboard_layout", v)?;
+            map.entry("keyboard_layout", v);
         }
         if let Some(v) = &self.keyboard_subtype {
-            map.serialize_entry("keyboard_subtype", v)?;
+            map.entry("keyboard_subtype", v);
         }
         if let Some(v) = &self.keyboard_type {
-            map.serialize_entry("keyboard_type", v)?;
+            map.entry("keyboard_type", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -7851,15 +7850,15 @@ pub struct KillChainPhase {
     pub phase_id: Phase,
 }
 
-impl Serialize for KillChainPhase {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("phase_id", &self.phase_id)?;
-        map.serialize_entry(
+impl WriteJson for KillChainPhase {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
+        map.entry("phase_id", &self.phase_id);
+        map.entry(
             "phase",
             self.phase.as_deref().unwrap_or(self.phase_id.caption()),
-        )?;
-        map.end()
+        );
+        map.end();
     }
 }
 
@@ -7933,9 +7932,9 @@ impl Phase {
     }
 }
 
-impl Serialize for Phase {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for Phase {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -8042,82 +8041,82 @@ pub struct LdapPerson {
     pub surname: Option<String>,
 }
 
-impl Serialize for LdapPerson {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for LdapPerson {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.cost_center {
-            map.serialize_entry("cost_center", v)?;
+            map.entry("cost_center", v);
         }
         if let Some(v) = &self.created_time {
-            map.serialize_entry("created_time", v)?;
+            map.entry("created_time", v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.serialize_entry("created_time_dt", v)?;
+            map.entry("created_time_dt", v);
         }
         if let Some(v) = &self.deleted_time {
-            map.serialize_entry("deleted_time", v)?;
+            map.entry("deleted_time", v);
         }
         if let Some(v) = &self.deleted_time_dt {
-            map.serialize_entry("deleted_time_dt", v)?;
+            map.entry("deleted_time_dt", v);
         }
         if !self.email_addrs.is_empty() {
-            map.serialize_entry("email_addrs", &self.email_addrs)?;
+            map.entry("email_addrs", &self.email_addrs);
         }
         if let Some(v) = &self.employee_uid {
-            map.serialize_entry("employee_uid", v)?;
+            map.entry("employee_uid", v);
         }
         if let Some(v) = &self.given_name {
-            map.serialize_entry("given_name", v)?;
+            map.entry("given_name", v);
         }
         if let Some(v) = &self.hire_time {
-            map.serialize_entry("hire_time", v)?;
+            map.entry("hire_time", v);
         }
         if let Some(v) = &self.hire_time_dt {
-            map.serialize_entry("hire_time_dt", v)?;
+            map.entry("hire_time_dt", v);
         }
         if let Some(v) = &self.job_title {
-            map.serialize_entry("job_title", v)?;
+            map.entry("job_title", v);
         }
         if !self.labels.is_empty() {
-            map.serialize_entry("labels", &self.labels)?;
+            map.entry("labels", &self.labels);
         }
         if let Some(v) = &self.last_login_time {
-            map.serialize_entry("last_login_time", v)?;
+            map.entry("last_login_time", v);
         }
         if let Some(v) = &self.last_login_time_dt {
-            map.serialize_entry("last_login_time_dt", v)?;
+            map.entry("last_login_time_dt", v);
         }
         if let Some(v) = &self.ldap_cn {
-            map.serialize_entry("ldap_cn", v)?;
+            map.entry("ldap_cn", v);
         }
         if let Some(v) = &self.ldap_dn {
-            map.serialize_entry("ldap_dn", v)?;
+            map.entry("ldap_dn", v);
         }
         if let Some(v) = &self.leave_time {
-            map.serialize_entry("leave_time", v)?;
+            map.entry("leave_time", v);
         }
         if let Some(v) = &self.leave_time_dt {
-            map.serialize_entry("leave_time_dt", v)?;
+            map.entry("leave_time_dt", v);
         }
         if let Some(v) = &self.location {
-            map.serialize_entry("location", v)?;
+            map.entry("location", v);
         }
         if let Some(v) = &self.manager {
-            map.serialize_entry("manager", v)?;
+            map.entry("manager", v);
         }
         if let Some(v) = &self.modified_time {
-            map.serialize_entry("modified_time", v)?;
+            map.entry("modified_time", v);
         }
         if let Some(v) = &self.modified_time_dt {
-            map.serialize_entry("modified_time_dt", v)?;
+            map.entry("modified_time_dt", v);
         }
         if let Some(v) = &self.office_location {
-            map.serialize_entry("office_location", v)?;
+            map.entry("office_location", v);
         }
         if let Some(v) = &self.surname {
-            map.serialize_entry("surname", v)?;
+            map.entry("surname", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -8170,40 +8169,40 @@ pub struct LoadBalancer {
     pub uid: Option<String>,
 }
 
-impl Serialize for LoadBalancer {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for LoadBalancer {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.classification {
-            map.serialize_entry("classification", v)?;
+            map.entry("classification", v);
         }
         if let Some(v) = &self.code {
-            map.serialize_entry("code", v)?;
+            map.entry("code", v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.serialize_entry("dst_endpoint", v)?;
+            map.entry("dst_endpoint", v);
         }
         if !self.endpoint_connections.is_empty() {
-            map.serialize_entry("endpoint_connections", &self.endpoint_connections)?;
+            map.entry("endpoint_connections", &self.endpoint_connections);
         }
         if let Some(v) = &self.error_message {
-            map.serialize_entry("error_message", v)?;
+            map.entry("error_message", v);
         }
         if let Some(v) = &self.message {
-            map.serialize_entry("message", v)?;
+            map.entry("message", v);
         }
         if !self.metrics.is_empty() {
-            map.serialize_entry("metrics", &self.metrics)?;
+            map.entry("metrics", &self.metrics);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.status_detail {
-            map.serialize_entry("status_detail", v)?;
+            map.entry("status_detail", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -8256,40 +8255,40 @@ pub struct Location {
     pub region: Option<String>,
 }
 
-impl Serialize for Location {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Location {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.city {
-            map.serialize_entry("city", v)?;
+            map.entry("city", v);
         }
         if let Some(v) = &self.continent {
-            map.serialize_entry("continent", v)?;
+            map.entry("continent", v);
         }
         if !self.coordinates.is_empty() {
-            map.serialize_entry("coordinates", &self.coordinates)?;
+            map.entry("coordinates", &self.coordinates);
         }
         if let Some(v) = &self.country {
-            map.serialize_entry("country", v)?;
+            map.entry("country", v);
         }
         if let Some(v) = &self.desc {
-            map.serialize_entry("desc", v)?;
+            map.entry("desc", v);
         }
         if let Some(v) = &self.is_on_premises {
-            map.serialize_entry("is_on_premises", v)?;
+            map.entry("is_on_premises", v);
         }
         if let Some(v) = &self.isp {
-            map.serialize_entry("isp", v)?;
+            map.entry("isp", v);
         }
         if let Some(v) = &self.postal_code {
-            map.serialize_entry("postal_code", v)?;
+            map.entry("postal_code", v);
         }
         if let Some(v) = &self.provider {
-            map.serialize_entry("provider", v)?;
+            map.entry("provider", v);
         }
         if let Some(v) = &self.region {
-            map.serialize_entry("region", v)?;
+            map.entry("region", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -8354,49 +8353,49 @@ pub struct Logger {
     pub version: Option<String>,
 }
 
-impl Serialize for Logger {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Logger {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.device {
-            map.serialize_entry("device", v)?;
+            map.entry("device", v);
         }
         if let Some(v) = &self.log_level {
-            map.serialize_entry("log_level", v)?;
+            map.entry("log_level", v);
         }
         if let Some(v) = &self.log_name {
-            map.serialize_entry("log_name", v)?;
+            map.entry("log_name", v);
         }
         if let Some(v) = &self.log_provider {
-            map.serialize_entry("log_provider", v)?;
+            map.entry("log_provider", v);
         }
         if let Some(v) = &self.log_version {
-            map.serialize_entry("log_version", v)?;
+            map.entry("log_version", v);
         }
         if let Some(v) = &self.logged_time {
-            map.serialize_entry("logged_time", v)?;
+            map.entry("logged_time", v);
         }
         if let Some(v) = &self.logged_time_dt {
-            map.serialize_entry("logged_time_dt", v)?;
+            map.entry("logged_time_dt", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.product {
-            map.serialize_entry("product", v)?;
+            map.entry("product", v);
         }
         if let Some(v) = &self.transmit_time {
-            map.serialize_entry("transmit_time", v)?;
+            map.entry("transmit_time", v);
         }
         if let Some(v) = &self.transmit_time_dt {
-            map.serialize_entry("transmit_time_dt", v)?;
+            map.entry("transmit_time_dt", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -8437,31 +8436,31 @@ pub struct Malware {
     pub uid: Option<String>,
 }
 
-impl Serialize for Malware {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Malware {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if !self.classification_ids.is_empty() {
-            map.serialize_entry("classification_ids", &self.classification_ids)?;
+            map.entry("classification_ids", &self.classification_ids);
         }
         if !self.classifications.is_empty() {
-            map.serialize_entry("classifications", &self.classifications)?;
+            map.entry("classifications", &self.classifications);
         }
         if !self.cves.is_empty() {
-            map.serialize_entry("cves", &self.cves)?;
+            map.entry("cves", &self.cves);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.path {
-            map.serialize_entry("path", v)?;
+            map.entry("path", v);
         }
         if let Some(v) = &self.provider {
-            map.serialize_entry("provider", v)?;
+            map.entry("provider", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -8605,9 +8604,9 @@ impl ClassificationIds {
     }
 }
 
-impl Serialize for ClassificationIds {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for ClassificationIds {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -8710,79 +8709,79 @@ pub struct Metadata {
     pub version: Option<String>,
 }
 
-impl Serialize for Metadata {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Metadata {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.correlation_uid {
-            map.serialize_entry("correlation_uid", v)?;
+            map.entry("correlation_uid", v);
         }
         if let Some(v) = &self.event_code {
-            map.serialize_entry("event_code", v)?;
+            map.entry("event_code", v);
         }
         if let Some(v) = &self.extension {
-            map.serialize_entry("extension", v)?;
+            map.entry("extension", v);
         }
         if !self.extensions.is_empty() {
-            map.serialize_entry("extensions", &self.extensions)?;
+            map.entry("extensions", &self.extensions);
         }
         if !self.labels.is_empty() {
-            map.serialize_entry("labels", &self.labels)?;
+            map.entry("labels", &self.labels);
         }
         if let Some(v) = &self.log_level {
-            map.serialize_entry("log_level", v)?;
+            map.entry("log_level", v);
         }
         if let Some(v) = &self.log_name {
-            map.serialize_entry("log_name", v)?;
+            map.entry("log_name", v);
         }
         if let Some(v) = &self.log_provider {
-            map.serialize_entry("log_provider", v)?;
+            map.entry("log_provider", v);
         }
         if let Some(v) = &self.log_version {
-            map.serialize_entry("log_version", v)?;
+            map.entry("log_version", v);
         }
         if let Some(v) = &self.logged_time {
-            map.serialize_entry("logged_time", v)?;
+            map.entry("logged_time", v);
         }
         if let Some(v) = &self.logged_time_dt {
-            map.serialize_entry("logged_time_dt", v)?;
+            map.entry("logged_time_dt", v);
         }
         if !self.loggers.is_empty() {
-            map.serialize_entry("loggers", &self.loggers)?;
+            map.entry("loggers", &self.loggers);
         }
         if let Some(v) = &self.modified_time {
-            map.serialize_entry("modified_time", v)?;
+            map.entry("modified_time", v);
         }
         if let Some(v) = &self.modified_time_dt {
-            map.serialize_entry("modified_time_dt", v)?;
+            map.entry("modified_time_dt", v);
         }
         if let Some(v) = &self.original_time {
-            map.serialize_entry("original_time", v)?;
+            map.entry("original_time", v);
         }
         if let Some(v) = &self.processed_time {
-            map.serialize_entry("processed_time", v)?;
+            map.entry("processed_time", v);
         }
         if let Some(v) = &self.processed_time_dt {
-            map.serialize_entry("processed_time_dt", v)?;
+            map.entry("processed_time_dt", v);
         }
         if let Some(v) = &self.product {
-            map.serialize_entry("product", v)?;
+            map.entry("product", v);
         }
         if !self.profiles.is_empty() {
-            map.serialize_entry("profiles", &self.profiles)?;
+            map.entry("profiles", &self.profiles);
         }
         if let Some(v) = &self.sequence {
-            map.serialize_entry("sequence", v)?;
+            map.entry("sequence", v);
         }
         if let Some(v) = &self.tenant_uid {
-            map.serialize_entry("tenant_uid", v)?;
+            map.entry("tenant_uid", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -8801,16 +8800,16 @@ pub struct Metric {
     pub value: Option<String>,
 }
 
-impl Serialize for Metric {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Metric {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.value {
-            map.serialize_entry("value", v)?;
+            map.entry("value", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -8865,52 +8864,52 @@ pub struct NetworkConnectionInfo {
     pub uid: Option<String>,
 }
 
-impl Serialize for NetworkConnectionInfo {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for NetworkConnectionInfo {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.boundary_id {
-            map.serialize_entry("boundary_id", v)?;
+            map.entry("boundary_id", v);
         }
         if let Some(v) = self
             .boundary
             .as_deref()
             .or(self.boundary_id.map(|e| e.caption()))
         {
-            map.serialize_entry("boundary", v)?;
+            map.entry("boundary", v);
         }
-        map.serialize_entry("direction_id", &self.direction_id)?;
-        map.serialize_entry(
+        map.entry("direction_id", &self.direction_id);
+        map.entry(
             "direction",
             self.direction
                 .as_deref()
                 .unwrap_or(self.direction_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.protocol_name {
-            map.serialize_entry("protocol_name", v)?;
+            map.entry("protocol_name", v);
         }
         if let Some(v) = &self.protocol_num {
-            map.serialize_entry("protocol_num", v)?;
+            map.entry("protocol_num", v);
         }
         if let Some(v) = &self.protocol_ver_id {
-            map.serialize_entry("protocol_ver_id", v)?;
+            map.entry("protocol_ver_id", v);
         }
         if let Some(v) = self
             .protocol_ver
             .as_deref()
             .or(self.protocol_ver_id.map(|e| e.caption()))
         {
-            map.serialize_entry("protocol_ver", v)?;
+            map.entry("protocol_ver", v);
         }
         if let Some(v) = &self.session {
-            map.serialize_entry("session", v)?;
+            map.entry("session", v);
         }
         if let Some(v) = &self.tcp_flags {
-            map.serialize_entry("tcp_flags", v)?;
+            map.entry("tcp_flags", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -9004,9 +9003,9 @@ impl Boundary {
     }
 }
 
-impl Serialize for Boundary {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for Boundary {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -9060,9 +9059,9 @@ impl Direction {
     }
 }
 
-impl Serialize for Direction {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for Direction {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -9111,9 +9110,9 @@ impl ProtocolVer {
     }
 }
 
-impl Serialize for ProtocolVer {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for ProtocolVer {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -9222,82 +9221,82 @@ pub struct NetworkEndpoint {
     pub zone: Option<String>,
 }
 
-impl Serialize for NetworkEndpoint {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for NetworkEndpoint {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.container {
-            map.serialize_entry("container", v)?;
+            map.entry("container", v);
         }
         if let Some(v) = &self.domain {
-            map.serialize_entry("domain", v)?;
+            map.entry("domain", v);
         }
         if let Some(v) = &self.hostname {
-            map.serialize_entry("hostname", v)?;
+            map.entry("hostname", v);
         }
         if let Some(v) = &self.hw_info {
-            map.serialize_entry("hw_info", v)?;
+            map.entry("hw_info", v);
         }
         if let Some(v) = &self.instance_uid {
-            map.serialize_entry("instance_uid", v)?;
+            map.entry("instance_uid", v);
         }
         if let Some(v) = &self.interface_name {
-            map.serialize_entry("interface_name", v)?;
+            map.entry("interface_name", v);
         }
         if let Some(v) = &self.interface_uid {
-            map.serialize_entry("interface_uid", v)?;
+            map.entry("interface_uid", v);
         }
         if !self.intermediate_ips.is_empty() {
-            map.serialize_entry("intermediate_ips", &self.intermediate_ips)?;
+            map.entry("intermediate_ips", &self.intermediate_ips);
         }
         if let Some(v) = &self.ip {
-            map.serialize_entry("ip", v)?;
+            map.entry("ip", v);
         }
         if let Some(v) = &self.location {
-            map.serialize_entry("location", v)?;
+            map.entry("location", v);
         }
         if let Some(v) = &self.mac {
-            map.serialize_entry("mac", v)?;
+            map.entry("mac", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.namespace_pid {
-            map.serialize_entry("namespace_pid", v)?;
+            map.entry("namespace_pid", v);
         }
         if let Some(v) = &self.os {
-            map.serialize_entry("os", v)?;
+            map.entry("os", v);
         }
         if let Some(v) = &self.port {
-            map.serialize_entry("port", v)?;
+            map.entry("port", v);
         }
         if let Some(v) = &self.proxy_endpoint {
-            map.serialize_entry("proxy_endpoint", v)?;
+            map.entry("proxy_endpoint", v);
         }
         if let Some(v) = &self.subnet_uid {
-            map.serialize_entry("subnet_uid", v)?;
+            map.entry("subnet_uid", v);
         }
         if let Some(v) = &self.svc_name {
-            map.serialize_entry("svc_name", v)?;
+            map.entry("svc_name", v);
         }
         if let Some(v) = &self.type_id {
-            map.serialize_entry("type_id", v)?;
+            map.entry("type_id", v);
         }
         if let Some(v) = self.r#type.as_deref().or(self.type_id.map(|e| e.caption())) {
-            map.serialize_entry("type", v)?;
+            map.entry("type", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.vlan_uid {
-            map.serialize_entry("vlan_uid", v)?;
+            map.entry("vlan_uid", v);
         }
         if let Some(v) = &self.vpc_uid {
-            map.serialize_entry("vpc_uid", v)?;
+            map.entry("vpc_uid", v);
         }
         if let Some(v) = &self.zone {
-            map.serialize_entry("zone", v)?;
+            map.entry("zone", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -9391,9 +9390,9 @@ impl NetworkEndpointType {
     }
 }
 
-impl Serialize for NetworkEndpointType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for NetworkEndpointType {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -9442,36 +9441,36 @@ pub struct NetworkInterface {
     pub uid: Option<String>,
 }
 
-impl Serialize for NetworkInterface {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for NetworkInterface {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.hostname {
-            map.serialize_entry("hostname", v)?;
+            map.entry("hostname", v);
         }
         if let Some(v) = &self.ip {
-            map.serialize_entry("ip", v)?;
+            map.entry("ip", v);
         }
         if let Some(v) = &self.mac {
-            map.serialize_entry("mac", v)?;
+            map.entry("mac", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.namespace {
-            map.serialize_entry("namespace", v)?;
+            map.entry("namespace", v);
         }
         if let Some(v) = &self.subnet_prefix {
-            map.serialize_entry("subnet_prefix", v)?;
+            map.entry("subnet_prefix", v);
         }
-        map.serialize_entry("type_id", &self.type_id)?;
-        map.serialize_entry(
+        map.entry("type_id", &self.type_id);
+        map.entry(
             "type",
             self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -9530,9 +9529,9 @@ impl NetworkInterfaceType {
     }
 }
 
-impl Serialize for NetworkInterfaceType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for NetworkInterfaceType {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -9641,82 +9640,82 @@ pub struct NetworkProxy {
     pub zone: Option<String>,
 }
 
-impl Serialize for NetworkProxy {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for NetworkProxy {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.container {
-            map.serialize_entry("container", v)?;
+            map.entry("container", v);
         }
         if let Some(v) = &self.domain {
-            map.serialize_entry("domain", v)?;
+            map.entry("domain", v);
         }
         if let Some(v) = &self.hostname {
-            map.serialize_entry("hostname", v)?;
+            map.entry("hostname", v);
         }
         if let Some(v) = &self.hw_info {
-            map.serialize_entry("hw_info", v)?;
+            map.entry("hw_info", v);
         }
         if let Some(v) = &self.instance_uid {
-            map.serialize_entry("instance_uid", v)?;
+            map.entry("instance_uid", v);
         }
         if let Some(v) = &self.interface_name {
-            map.serialize_entry("interface_name", v)?;
+            map.entry("interface_name", v);
         }
         if let Some(v) = &self.interface_uid {
-            map.serialize_entry("interface_uid", v)?;
+            map.entry("interface_uid", v);
         }
         if !self.intermediate_ips.is_empty() {
-            map.serialize_entry("intermediate_ips", &self.intermediate_ips)?;
+            map.entry("intermediate_ips", &self.intermediate_ips);
         }
         if let Some(v) = &self.ip {
-            map.serialize_entry("ip", v)?;
+            map.entry("ip", v);
         }
         if let Some(v) = &self.location {
-            map.serialize_entry("location", v)?;
+            map.entry("location", v);
         }
         if let Some(v) = &self.mac {
-            map.serialize_entry("mac", v)?;
+            map.entry("mac", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.namespace_pid {
-            map.serialize_entry("namespace_pid", v)?;
+            map.entry("namespace_pid", v);
         }
         if let Some(v) = &self.os {
-            map.serialize_entry("os", v)?;
+            map.entry("os", v);
         }
         if let Some(v) = &self.port {
-            map.serialize_entry("port", v)?;
+            map.entry("port", v);
         }
         if let Some(v) = &self.proxy_endpoint {
-            map.serialize_entry("proxy_endpoint", v)?;
+            map.entry("proxy_endpoint", v);
         }
         if let Some(v) = &self.subnet_uid {
-            map.serialize_entry("subnet_uid", v)?;
+            map.entry("subnet_uid", v);
         }
         if let Some(v) = &self.svc_name {
-            map.serialize_entry("svc_name", v)?;
+            map.entry("svc_name", v);
         }
         if let Some(v) = &self.type_id {
-            map.serialize_entry("type_id", v)?;
+            map.entry("type_id", v);
         }
         if let Some(v) = self.r#type.as_deref().or(self.type_id.map(|e| e.caption())) {
-            map.serialize_entry("type", v)?;
+            map.entry("type", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.vlan_uid {
-            map.serialize_entry("vlan_uid", v)?;
+            map.entry("vlan_uid", v);
         }
         if let Some(v) = &self.vpc_uid {
-            map.serialize_entry("vpc_uid", v)?;
+            map.entry("vpc_uid", v);
         }
         if let Some(v) = &self.zone {
-            map.serialize_entry("zone", v)?;
+            map.entry("zone", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -9810,9 +9809,9 @@ impl NetworkProxyType {
     }
 }
 
-impl Serialize for NetworkProxyType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for NetworkProxyType {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -9859,37 +9858,37 @@ pub struct NetworkTraffic {
     pub packets_out: Option<i64>,
 }
 
-impl Serialize for NetworkTraffic {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for NetworkTraffic {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.bytes {
-            map.serialize_entry("bytes", v)?;
+            map.entry("bytes", v);
         }
         if let Some(v) = &self.bytes_in {
-            map.serialize_entry("bytes_in", v)?;
+            map.entry("bytes_in", v);
         }
         if let Some(v) = &self.bytes_out {
-            map.serialize_entry("bytes_out", v)?;
+            map.entry("bytes_out", v);
         }
         if let Some(v) = &self.chunks {
-            map.serialize_entry("chunks", v)?;
+            map.entry("chunks", v);
         }
         if let Some(v) = &self.chunks_in {
-            map.serialize_entry("chunks_in", v)?;
+            map.entry("chunks_in", v);
         }
         if let Some(v) = &self.chunks_out {
-            map.serialize_entry("chunks_out", v)?;
+            map.entry("chunks_out", v);
         }
         if let Some(v) = &self.packets {
-            map.serialize_entry("packets", v)?;
+            map.entry("packets", v);
         }
         if let Some(v) = &self.packets_in {
-            map.serialize_entry("packets_in", v)?;
+            map.entry("packets_in", v);
         }
         if let Some(v) = &self.packets_out {
-            map.serialize_entry("packets_out", v)?;
+            map.entry("packets_out", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -9920,24 +9919,24 @@ pub struct Observable {
     pub value: Option<String>,
 }
 
-impl Serialize for Observable {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Observable {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.reputation {
-            map.serialize_entry("reputation", v)?;
+            map.entry("reputation", v);
         }
-        map.serialize_entry("type_id", &self.type_id)?;
-        map.serialize_entry(
+        map.entry("type_id", &self.type_id);
+        map.entry(
             "type",
             self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.value {
-            map.serialize_entry("value", v)?;
+            map.entry("value", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -10071,9 +10070,9 @@ impl ObservableType {
     }
 }
 
-impl Serialize for ObservableType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for ObservableType {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -10102,22 +10101,22 @@ pub struct Organization {
     pub uid: Option<String>,
 }
 
-impl Serialize for Organization {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Organization {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.ou_name {
-            map.serialize_entry("ou_name", v)?;
+            map.entry("ou_name", v);
         }
         if let Some(v) = &self.ou_uid {
-            map.serialize_entry("ou_uid", v)?;
+            map.entry("ou_uid", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -10176,45 +10175,45 @@ pub struct Os {
     pub version: Option<String>,
 }
 
-impl Serialize for Os {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Os {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.build {
-            map.serialize_entry("build", v)?;
+            map.entry("build", v);
         }
         if let Some(v) = &self.country {
-            map.serialize_entry("country", v)?;
+            map.entry("country", v);
         }
         if let Some(v) = &self.cpe_name {
-            map.serialize_entry("cpe_name", v)?;
+            map.entry("cpe_name", v);
         }
         if let Some(v) = &self.cpu_bits {
-            map.serialize_entry("cpu_bits", v)?;
+            map.entry("cpu_bits", v);
         }
         if let Some(v) = &self.edition {
-            map.serialize_entry("edition", v)?;
+            map.entry("edition", v);
         }
         if let Some(v) = &self.lang {
-            map.serialize_entry("lang", v)?;
+            map.entry("lang", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.sp_name {
-            map.serialize_entry("sp_name", v)?;
+            map.entry("sp_name", v);
         }
         if let Some(v) = &self.sp_ver {
-            map.serialize_entry("sp_ver", v)?;
+            map.entry("sp_ver", v);
         }
-        map.serialize_entry("type_id", &self.type_id)?;
-        map.serialize_entry(
+        map.entry("type_id", &self.type_id);
+        map.entry(
             "type",
             self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        )?;
+        );
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -10303,9 +10302,9 @@ impl OsType {
     }
 }
 
-impl Serialize for OsType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for OsType {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -10344,31 +10343,31 @@ pub struct Package {
     pub version: Option<String>,
 }
 
-impl Serialize for Package {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Package {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.architecture {
-            map.serialize_entry("architecture", v)?;
+            map.entry("architecture", v);
         }
         if let Some(v) = &self.epoch {
-            map.serialize_entry("epoch", v)?;
+            map.entry("epoch", v);
         }
         if let Some(v) = &self.license {
-            map.serialize_entry("license", v)?;
+            map.entry("license", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.purl {
-            map.serialize_entry("purl", v)?;
+            map.entry("purl", v);
         }
         if let Some(v) = &self.release {
-            map.serialize_entry("release", v)?;
+            map.entry("release", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -10401,25 +10400,25 @@ pub struct Policy {
     pub version: Option<String>,
 }
 
-impl Serialize for Policy {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Policy {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.desc {
-            map.serialize_entry("desc", v)?;
+            map.entry("desc", v);
         }
         if let Some(v) = &self.group {
-            map.serialize_entry("group", v)?;
+            map.entry("group", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -10516,77 +10515,77 @@ pub struct Process {
     pub xattributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-impl Serialize for Process {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Process {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.cmd_line {
-            map.serialize_entry("cmd_line", v)?;
+            map.entry("cmd_line", v);
         }
         if let Some(v) = &self.container {
-            map.serialize_entry("container", v)?;
+            map.entry("container", v);
         }
         if let Some(v) = &self.created_time {
-            map.serialize_entry("created_time", v)?;
+            map.entry("created_time", v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.serialize_entry("created_time_dt", v)?;
+            map.entry("created_time_dt", v);
         }
         if let Some(v) = &self.file {
-            map.serialize_entry("file", v)?;
+            map.entry("file", v);
         }
         if let Some(v) = &self.integrity_id {
-            map.serialize_entry("integrity_id", v)?;
+            map.entry("integrity_id", v);
         }
         if let Some(v) = self
             .integrity
             .as_deref()
             .or(self.integrity_id.map(|e| e.caption()))
         {
-            map.serialize_entry("integrity", v)?;
+            map.entry("integrity", v);
         }
         if !self.lineage.is_empty() {
-            map.serialize_entry("lineage", &self.lineage)?;
+            map.entry("lineage", &self.lineage);
         }
         if !self.loaded_modules.is_empty() {
-            map.serialize_entry("loaded_modules", &self.loaded_modules)?;
+            map.entry("loaded_modules", &self.loaded_modules);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.namespace_pid {
-            map.serialize_entry("namespace_pid", v)?;
+            map.entry("namespace_pid", v);
         }
         if let Some(v) = &self.parent_process {
-            map.serialize_entry("parent_process", v)?;
+            map.entry("parent_process", v);
         }
         if let Some(v) = &self.pid {
-            map.serialize_entry("pid", v)?;
+            map.entry("pid", v);
         }
         if let Some(v) = &self.sandbox {
-            map.serialize_entry("sandbox", v)?;
+            map.entry("sandbox", v);
         }
         if let Some(v) = &self.session {
-            map.serialize_entry("session", v)?;
+            map.entry("session", v);
         }
         if let Some(v) = &self.terminated_time {
-            map.serialize_entry("terminated_time", v)?;
+            map.entry("terminated_time", v);
         }
         if let Some(v) = &self.terminated_time_dt {
-            map.serialize_entry("terminated_time_dt", v)?;
+            map.entry("terminated_time_dt", v);
         }
         if let Some(v) = &self.tid {
-            map.serialize_entry("tid", v)?;
+            map.entry("tid", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.user {
-            map.serialize_entry("user", v)?;
+            map.entry("user", v);
         }
         if let Some(v) = &self.xattributes {
-            map.serialize_entry("xattributes", v)?;
+            map.entry("xattributes", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -10655,9 +10654,9 @@ impl Integrity {
     }
 }
 
-impl Serialize for Integrity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for Integrity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -10706,37 +10705,37 @@ pub struct Product {
     pub version: Option<String>,
 }
 
-impl Serialize for Product {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Product {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.cpe_name {
-            map.serialize_entry("cpe_name", v)?;
+            map.entry("cpe_name", v);
         }
         if let Some(v) = &self.feature {
-            map.serialize_entry("feature", v)?;
+            map.entry("feature", v);
         }
         if let Some(v) = &self.lang {
-            map.serialize_entry("lang", v)?;
+            map.entry("lang", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.path {
-            map.serialize_entry("path", v)?;
+            map.entry("path", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.url_string {
-            map.serialize_entry("url_string", v)?;
+            map.entry("url_string", v);
         }
         if let Some(v) = &self.vendor_name {
-            map.serialize_entry("vendor_name", v)?;
+            map.entry("vendor_name", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -10775,31 +10774,31 @@ pub struct RelatedEvent {
     pub uid: Option<String>,
 }
 
-impl Serialize for RelatedEvent {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for RelatedEvent {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if !self.attacks.is_empty() {
-            map.serialize_entry("attacks", &self.attacks)?;
+            map.entry("attacks", &self.attacks);
         }
         if !self.kill_chain.is_empty() {
-            map.serialize_entry("kill_chain", &self.kill_chain)?;
+            map.entry("kill_chain", &self.kill_chain);
         }
         if !self.observables.is_empty() {
-            map.serialize_entry("observables", &self.observables)?;
+            map.entry("observables", &self.observables);
         }
         if let Some(v) = &self.product_uid {
-            map.serialize_entry("product_uid", v)?;
+            map.entry("product_uid", v);
         }
         if let Some(v) = &self.r#type {
-            map.serialize_entry("type", v)?;
+            map.entry("type", v);
         }
         if let Some(v) = &self.type_uid {
-            map.serialize_entry("type_uid", v)?;
+            map.entry("type_uid", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -10826,22 +10825,22 @@ pub struct Remediation {
     pub references: Vec<String>,
 }
 
-impl Serialize for Remediation {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Remediation {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.desc {
-            map.serialize_entry("desc", v)?;
+            map.entry("desc", v);
         }
         if !self.kb_article_list.is_empty() {
-            map.serialize_entry("kb_article_list", &self.kb_article_list)?;
+            map.entry("kb_article_list", &self.kb_article_list);
         }
         if !self.kb_articles.is_empty() {
-            map.serialize_entry("kb_articles", &self.kb_articles)?;
+            map.entry("kb_articles", &self.kb_articles);
         }
         if !self.references.is_empty() {
-            map.serialize_entry("references", &self.references)?;
+            map.entry("references", &self.references);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -10868,21 +10867,21 @@ pub struct Reputation {
     pub score_id: Score,
 }
 
-impl Serialize for Reputation {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Reputation {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.base_score {
-            map.serialize_entry("base_score", v)?;
+            map.entry("base_score", v);
         }
         if let Some(v) = &self.provider {
-            map.serialize_entry("provider", v)?;
+            map.entry("provider", v);
         }
-        map.serialize_entry("score_id", &self.score_id)?;
-        map.serialize_entry(
+        map.entry("score_id", &self.score_id);
+        map.entry(
             "score",
             self.score.as_deref().unwrap_or(self.score_id.caption()),
-        )?;
-        map.end()
+        );
+        map.end();
     }
 }
 
@@ -10971,9 +10970,9 @@ impl Score {
     }
 }
 
-impl Serialize for Score {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for Score {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -11000,22 +10999,22 @@ pub struct Request {
     pub uid: Option<String>,
 }
 
-impl Serialize for Request {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Request {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if !self.containers.is_empty() {
-            map.serialize_entry("containers", &self.containers)?;
+            map.entry("containers", &self.containers);
         }
         if let Some(v) = &self.data {
-            map.serialize_entry("data", v)?;
+            map.entry("data", v);
         }
         if !self.flags.is_empty() {
-            map.serialize_entry("flags", &self.flags)?;
+            map.entry("flags", &self.flags);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -11076,46 +11075,46 @@ pub struct ResourceDetails {
     pub version: Option<String>,
 }
 
-impl Serialize for ResourceDetails {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for ResourceDetails {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.cloud_partition {
-            map.serialize_entry("cloud_partition", v)?;
+            map.entry("cloud_partition", v);
         }
         if let Some(v) = &self.criticality {
-            map.serialize_entry("criticality", v)?;
+            map.entry("criticality", v);
         }
         if let Some(v) = &self.data {
-            map.serialize_entry("data", v)?;
+            map.entry("data", v);
         }
         if let Some(v) = &self.group {
-            map.serialize_entry("group", v)?;
+            map.entry("group", v);
         }
         if !self.labels.is_empty() {
-            map.serialize_entry("labels", &self.labels)?;
+            map.entry("labels", &self.labels);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.namespace {
-            map.serialize_entry("namespace", v)?;
+            map.entry("namespace", v);
         }
         if let Some(v) = &self.owner {
-            map.serialize_entry("owner", v)?;
+            map.entry("owner", v);
         }
         if let Some(v) = &self.region {
-            map.serialize_entry("region", v)?;
+            map.entry("region", v);
         }
         if let Some(v) = &self.r#type {
-            map.serialize_entry("type", v)?;
+            map.entry("type", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -11154,31 +11153,31 @@ pub struct Response {
     pub message: Option<String>,
 }
 
-impl Serialize for Response {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Response {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.code {
-            map.serialize_entry("code", v)?;
+            map.entry("code", v);
         }
         if !self.containers.is_empty() {
-            map.serialize_entry("containers", &self.containers)?;
+            map.entry("containers", &self.containers);
         }
         if let Some(v) = &self.data {
-            map.serialize_entry("data", v)?;
+            map.entry("data", v);
         }
         if let Some(v) = &self.error {
-            map.serialize_entry("error", v)?;
+            map.entry("error", v);
         }
         if let Some(v) = &self.error_message {
-            map.serialize_entry("error_message", v)?;
+            map.entry("error_message", v);
         }
         if !self.flags.is_empty() {
-            map.serialize_entry("flags", &self.flags)?;
+            map.entry("flags", &self.flags);
         }
         if let Some(v) = &self.message {
-            map.serialize_entry("message", v)?;
+            map.entry("message", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -11197,16 +11196,16 @@ pub struct San {
     pub r#type: Option<String>,
 }
 
-impl Serialize for San {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for San {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.r#type {
-            map.serialize_entry("type", v)?;
+            map.entry("type", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -11235,22 +11234,22 @@ pub struct Service {
     pub version: Option<String>,
 }
 
-impl Serialize for Service {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Service {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if !self.labels.is_empty() {
-            map.serialize_entry("labels", &self.labels)?;
+            map.entry("labels", &self.labels);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -11321,55 +11320,55 @@ pub struct Session {
     pub uuid: Option<String>,
 }
 
-impl Serialize for Session {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Session {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.count {
-            map.serialize_entry("count", v)?;
+            map.entry("count", v);
         }
         if let Some(v) = &self.created_time {
-            map.serialize_entry("created_time", v)?;
+            map.entry("created_time", v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.serialize_entry("created_time_dt", v)?;
+            map.entry("created_time_dt", v);
         }
         if let Some(v) = &self.credential_uid {
-            map.serialize_entry("credential_uid", v)?;
+            map.entry("credential_uid", v);
         }
         if let Some(v) = &self.expiration_reason {
-            map.serialize_entry("expiration_reason", v)?;
+            map.entry("expiration_reason", v);
         }
         if let Some(v) = &self.expiration_time {
-            map.serialize_entry("expiration_time", v)?;
+            map.entry("expiration_time", v);
         }
         if let Some(v) = &self.expiration_time_dt {
-            map.serialize_entry("expiration_time_dt", v)?;
+            map.entry("expiration_time_dt", v);
         }
         if let Some(v) = &self.is_mfa {
-            map.serialize_entry("is_mfa", v)?;
+            map.entry("is_mfa", v);
         }
         if let Some(v) = &self.is_remote {
-            map.serialize_entry("is_remote", v)?;
+            map.entry("is_remote", v);
         }
         if let Some(v) = &self.is_vpn {
-            map.serialize_entry("is_vpn", v)?;
+            map.entry("is_vpn", v);
         }
         if let Some(v) = &self.issuer {
-            map.serialize_entry("issuer", v)?;
+            map.entry("issuer", v);
         }
         if let Some(v) = &self.terminal {
-            map.serialize_entry("terminal", v)?;
+            map.entry("terminal", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.uid_alt {
-            map.serialize_entry("uid_alt", v)?;
+            map.entry("uid_alt", v);
         }
         if let Some(v) = &self.uuid {
-            map.serialize_entry("uuid", v)?;
+            map.entry("uuid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -11394,19 +11393,19 @@ pub struct SubTechnique {
     pub uid: Option<String>,
 }
 
-impl Serialize for SubTechnique {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for SubTechnique {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.src_url {
-            map.serialize_entry("src_url", v)?;
+            map.entry("src_url", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -11431,19 +11430,19 @@ pub struct Tactic {
     pub uid: Option<String>,
 }
 
-impl Serialize for Tactic {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Tactic {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.src_url {
-            map.serialize_entry("src_url", v)?;
+            map.entry("src_url", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -11468,19 +11467,19 @@ pub struct Technique {
     pub uid: Option<String>,
 }
 
-impl Serialize for Technique {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Technique {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.src_url {
-            map.serialize_entry("src_url", v)?;
+            map.entry("src_url", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -11551,55 +11550,55 @@ pub struct Tls {
     pub version: Option<String>,
 }
 
-impl Serialize for Tls {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Tls {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.alert {
-            map.serialize_entry("alert", v)?;
+            map.entry("alert", v);
         }
         if let Some(v) = &self.certificate {
-            map.serialize_entry("certificate", v)?;
+            map.entry("certificate", v);
         }
         if !self.certificate_chain.is_empty() {
-            map.serialize_entry("certificate_chain", &self.certificate_chain)?;
+            map.entry("certificate_chain", &self.certificate_chain);
         }
         if let Some(v) = &self.cipher {
-            map.serialize_entry("cipher", v)?;
+            map.entry("cipher", v);
         }
         if !self.client_ciphers.is_empty() {
-            map.serialize_entry("client_ciphers", &self.client_ciphers)?;
+            map.entry("client_ciphers", &self.client_ciphers);
         }
         if !self.extension_list.is_empty() {
-            map.serialize_entry("extension_list", &self.extension_list)?;
+            map.entry("extension_list", &self.extension_list);
         }
         if let Some(v) = &self.handshake_dur {
-            map.serialize_entry("handshake_dur", v)?;
+            map.entry("handshake_dur", v);
         }
         if let Some(v) = &self.ja3_hash {
-            map.serialize_entry("ja3_hash", v)?;
+            map.entry("ja3_hash", v);
         }
         if let Some(v) = &self.ja3s_hash {
-            map.serialize_entry("ja3s_hash", v)?;
+            map.entry("ja3s_hash", v);
         }
         if let Some(v) = &self.key_length {
-            map.serialize_entry("key_length", v)?;
+            map.entry("key_length", v);
         }
         if !self.sans.is_empty() {
-            map.serialize_entry("sans", &self.sans)?;
+            map.entry("sans", &self.sans);
         }
         if !self.server_ciphers.is_empty() {
-            map.serialize_entry("server_ciphers", &self.server_ciphers)?;
+            map.entry("server_ciphers", &self.server_ciphers);
         }
         if let Some(v) = &self.sni {
-            map.serialize_entry("sni", v)?;
+            map.entry("sni", v);
         }
         if !self.tls_extension_list.is_empty() {
-            map.serialize_entry("tls_extension_list", &self.tls_extension_list)?;
+            map.entry("tls_extension_list", &self.tls_extension_list);
         }
         if let Some(v) = &self.version {
-            map.serialize_entry("version", v)?;
+            map.entry("version", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -11622,18 +11621,18 @@ pub struct TlsExtension {
     pub type_id: TlsExtensionType,
 }
 
-impl Serialize for TlsExtension {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for TlsExtension {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.data {
-            map.serialize_entry("data", v)?;
+            map.entry("data", v);
         }
-        map.serialize_entry("type_id", &self.type_id)?;
-        map.serialize_entry(
+        map.entry("type_id", &self.type_id);
+        map.entry(
             "type",
             self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        )?;
-        map.end()
+        );
+        map.end();
     }
 }
 
@@ -11777,9 +11776,9 @@ impl TlsExtensionType {
     }
 }
 
-impl Serialize for TlsExtensionType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for TlsExtensionType {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -11832,40 +11831,40 @@ pub struct Url {
     pub url_string: Option<String>,
 }
 
-impl Serialize for Url {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Url {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if !self.categories.is_empty() {
-            map.serialize_entry("categories", &self.categories)?;
+            map.entry("categories", &self.categories);
         }
         if !self.category_ids.is_empty() {
-            map.serialize_entry("category_ids", &self.category_ids)?;
+            map.entry("category_ids", &self.category_ids);
         }
         if let Some(v) = &self.hostname {
-            map.serialize_entry("hostname", v)?;
+            map.entry("hostname", v);
         }
         if let Some(v) = &self.path {
-            map.serialize_entry("path", v)?;
+            map.entry("path", v);
         }
         if let Some(v) = &self.port {
-            map.serialize_entry("port", v)?;
+            map.entry("port", v);
         }
         if let Some(v) = &self.query_string {
-            map.serialize_entry("query_string", v)?;
+            map.entry("query_string", v);
         }
         if let Some(v) = &self.resource_type {
-            map.serialize_entry("resource_type", v)?;
+            map.entry("resource_type", v);
         }
         if let Some(v) = &self.scheme {
-            map.serialize_entry("scheme", v)?;
+            map.entry("scheme", v);
         }
         if let Some(v) = &self.subdomain {
-            map.serialize_entry("subdomain", v)?;
+            map.entry("subdomain", v);
         }
         if let Some(v) = &self.url_string {
-            map.serialize_entry("url_string", v)?;
+            map.entry("url_string", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -12329,9 +12328,9 @@ impl CategoryIds {
     }
 }
 
-impl Serialize for CategoryIds {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for CategoryIds {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -12396,49 +12395,49 @@ pub struct User {
     pub uid_alt: Option<String>,
 }
 
-impl Serialize for User {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for User {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if let Some(v) = &self.account {
-            map.serialize_entry("account", v)?;
+            map.entry("account", v);
         }
         if let Some(v) = &self.credential_uid {
-            map.serialize_entry("credential_uid", v)?;
+            map.entry("credential_uid", v);
         }
         if let Some(v) = &self.domain {
-            map.serialize_entry("domain", v)?;
+            map.entry("domain", v);
         }
         if let Some(v) = &self.email_addr {
-            map.serialize_entry("email_addr", v)?;
+            map.entry("email_addr", v);
         }
         if let Some(v) = &self.full_name {
-            map.serialize_entry("full_name", v)?;
+            map.entry("full_name", v);
         }
         if !self.groups.is_empty() {
-            map.serialize_entry("groups", &self.groups)?;
+            map.entry("groups", &self.groups);
         }
         if let Some(v) = &self.ldap_person {
-            map.serialize_entry("ldap_person", v)?;
+            map.entry("ldap_person", v);
         }
         if let Some(v) = &self.name {
-            map.serialize_entry("name", v)?;
+            map.entry("name", v);
         }
         if let Some(v) = &self.org {
-            map.serialize_entry("org", v)?;
+            map.entry("org", v);
         }
         if let Some(v) = &self.type_id {
-            map.serialize_entry("type_id", v)?;
+            map.entry("type_id", v);
         }
         if let Some(v) = self.r#type.as_deref().or(self.type_id.map(|e| e.caption())) {
-            map.serialize_entry("type", v)?;
+            map.entry("type", v);
         }
         if let Some(v) = &self.uid {
-            map.serialize_entry("uid", v)?;
+            map.entry("uid", v);
         }
         if let Some(v) = &self.uid_alt {
-            map.serialize_entry("uid_alt", v)?;
+            map.entry("uid_alt", v);
         }
-        map.end()
+        map.end();
     }
 }
 
@@ -12492,9 +12491,9 @@ impl UserType {
     }
 }
 
-impl Serialize for UserType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i32(self.id())
+impl WriteJson for UserType {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.id().write_json(out)
     }
 }
 
@@ -12591,72 +12590,72 @@ pub struct Vulnerability {
     pub vendor_name: Option<String>,
 }
 
-impl Serialize for Vulnerability {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl WriteJson for Vulnerability {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut map = JsonObject::new(out);
         if !self.affected_code.is_empty() {
-            map.serialize_entry("affected_code", &self.affected_code)?;
+            map.entry("affected_code", &self.affected_code);
         }
         if !self.affected_packages.is_empty() {
-            map.serialize_entry("affected_packages", &self.affected_packages)?;
+            map.entry("affected_packages", &self.affected_packages);
         }
         if let Some(v) = &self.cve {
-            map.serialize_entry("cve", v)?;
+            map.entry("cve", v);
         }
         if let Some(v) = &self.cwe {
-            map.serialize_entry("cwe", v)?;
+            map.entry("cwe", v);
         }
         if let Some(v) = &self.desc {
-            map.serialize_entry("desc", v)?;
+            map.entry("desc", v);
         }
         if let Some(v) = &self.first_seen_time {
-            map.serialize_entry("first_seen_time", v)?;
+            map.entry("first_seen_time", v);
         }
         if let Some(v) = &self.first_seen_time_dt {
-            map.serialize_entry("first_seen_time_dt", v)?;
+            map.entry("first_seen_time_dt", v);
         }
         if let Some(v) = &self.fix_available {
-            map.serialize_entry("fix_available", v)?;
+            map.entry("fix_available", v);
         }
         if let Some(v) = &self.is_exploit_available {
-            map.serialize_entry("is_exploit_available", v)?;
+            map.entry("is_exploit_available", v);
         }
         if let Some(v) = &self.is_fix_available {
-            map.serialize_entry("is_fix_available", v)?;
+            map.entry("is_fix_available", v);
         }
         if !self.kb_article_list.is_empty() {
-            map.serialize_entry("kb_article_list", &self.kb_article_list)?;
+            map.entry("kb_article_list", &self.kb_article_list);
         }
         if !self.kb_articles.is_empty() {
-            map.serialize_entry("kb_articles", &self.kb_articles)?;
+            map.entry("kb_articles", &self.kb_articles);
         }
         if let Some(v) = &self.last_seen_time {
-            map.serialize_entry("last_seen_time", v)?;
+            map.entry("last_seen_time", v);
         }
         if let Some(v) = &self.last_seen_time_dt {
-            map.serialize_entry("last_seen_time_dt", v)?;
+            map.entry("last_seen_time_dt", v);
         }
         if !self.packages.is_empty() {
-            map.serialize_entry("packages", &self.packages)?;
+            map.entry("packages", &self.packages);
         }
         if !self.references.is_empty() {
-            map.serialize_entry("references", &self.references)?;
+            map.entry("references", &self.references);
         }
         if !self.related_vulnerabilities.is_empty() {
-            map.serialize_entry("related_vulnerabilities", &self.related_vulnerabilities)?;
+            map.entry("related_vulnerabilities", &self.related_vulnerabilities);
         }
         if let Some(v) = &self.remediation {
-            map.serialize_entry("remediation", v)?;
+            map.entry("remediation", v);
         }
         if let Some(v) = &self.severity {
-            map.serialize_entry("severity", v)?;
+            map.entry("severity", v);
         }
         if let Some(v) = &self.title {
-            map.serialize_entry("title", v)?;
+            map.entry("title", v);
         }
         if let Some(v) = &self.vendor_name {
-            map.serialize_entry("vendor_name", v)?;
+            map.entry("vendor_name", v);
         }
-        map.end()
+        map.end();
     }
 }

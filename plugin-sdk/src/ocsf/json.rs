@@ -1,6 +1,5 @@
 //! `json_t` attribute values: raw JSON passed through untouched, or a parsed value.
 
-use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -60,33 +59,25 @@ impl PartialEq for Json {
     }
 }
 
-impl Serialize for Json {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Json::Raw(raw) => raw.serialize(serializer),
-            Json::Value(v) => v.serialize(serializer),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ocsf::WriteJson;
+
+    fn text(json: &Json) -> String {
+        let mut out = Vec::new();
+        json.write_json(&mut out);
+        String::from_utf8(out).unwrap()
+    }
 
     #[test]
     fn raw_text_is_written_as_it_came_and_multi_line_text_is_reparsed() {
         let one_line: Box<RawValue> = serde_json::from_str(r#"{"b": 1, "a": "x"}"#).unwrap();
         let json = Json::raw(&one_line);
-        assert_eq!(
-            serde_json::to_string(&json).unwrap(),
-            r#"{"b": 1, "a": "x"}"#
-        );
+        assert_eq!(text(&json), r#"{"b": 1, "a": "x"}"#);
         assert_eq!(json.str_member("a").as_deref(), Some("x"));
         let multi: Box<RawValue> = serde_json::from_str("{\n \"a\": [1,\n 2]\n}").unwrap();
-        assert_eq!(
-            serde_json::to_string(&Json::raw(&multi)).unwrap(),
-            r#"{"a":[1,2]}"#
-        );
+        assert_eq!(text(&Json::raw(&multi)), r#"{"a":[1,2]}"#);
         assert_eq!(
             Json::raw(&one_line),
             Json::from(serde_json::json!({"a": "x", "b": 1}))

@@ -4,13 +4,15 @@ mod generated;
 mod json;
 pub mod time;
 mod unmapped;
+mod write;
 
 pub use generated::*;
 pub use json::Json;
 pub use unmapped::Unmapped;
+pub use write::{JsonObject, WriteJson};
 
 /// An OCSF event class. Implemented by every generated class type.
-pub trait Event: serde::Serialize {
+pub trait Event: WriteJson {
     /// The OCSF `class_uid`.
     const CLASS_UID: u32;
     /// The `activity_id` of this record.

@@ -2,16 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 /// Source fields that have no OCSF attribute, as dotted keys and string values.
 ///
 /// Amazon Security Lake stores `unmapped` as `MAP<string,string>`, so nested source objects are
 /// flattened (`a.b.c`) and non-string scalars and arrays are kept as their JSON text. A JSON
 /// `null` carries no data and is left out, as Security Lake does. `input::keep_raw` and
 /// `input::JsonRecord::into_unmapped` fill it that way.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Unmapped(pub BTreeMap<String, String>);
 
 impl Unmapped {
