@@ -38,10 +38,10 @@ impl Source for AcmeFirewall {
         let time = time::parse_rfc3339_ms(&ts)
             .ok_or_else(|| Reject::at("ts", format!("`{ts}` is not a timestamp")))?;
         let endpoint = |ip: Option<String>| {
-            Some(NetworkEndpoint {
+            Some(Box::new(NetworkEndpoint {
                 ip: ip.as_deref().and_then(ocsf::ip),
                 ..Default::default()
-            })
+            }))
         };
         let (src, dst) = (endpoint(r.take_str("src")), endpoint(r.take_str("dst")));
         let mut unmapped = Unmapped::default();

@@ -44,8 +44,6 @@ pub fn render(root: &Path) -> Result<String> {
 struct Generator<'a> {
     schema: &'a Value,
     objects: BTreeSet<String>,
-    /// For every object, the objects reachable from it, to find the fields that close a cycle.
-    reach: BTreeMap<String, BTreeSet<String>>,
     /// Enum type name for each (container, attribute).
     enum_names: BTreeMap<(String, String), String>,
 }
@@ -72,21 +70,9 @@ impl<'a> Generator<'a> {
                 stack.extend(object_refs(&schema["objects"][&o])?);
             }
         }
-        let mut reach = BTreeMap::new();
-        for o in &objects {
-            let mut seen = BTreeSet::new();
-            let mut stack = object_refs(&schema["objects"][o])?;
-            while let Some(n) = stack.pop() {
-                if seen.insert(n.clone()) {
-                    stack.extend(object_refs(&schema["objects"][&n])?);
-                }
-            }
-            reach.insert(o.clone(), seen);
-        }
         let mut generator = Generator {
             schema,
             objects,
-            reach,
             enum_names: BTreeMap::new(),
         };
         generator.name_enums()?;
@@ -216,15 +202,7 @@ impl<'a> Generator<'a> {
                 if object == "object" {
                     "serde_json::Map<String, serde_json::Value>".into()
                 } else {
-                    let cyclic = self
-                        .reach
-                        .get(object)
-                        .is_some_and(|r| r.contains(container));
-                    if cyclic {
-                        format!("Box<{}>", camel(object))
-                    } else {
-                        camel(object)
-                    }
+                    camel(object)
                 }
             }
             "integer_t" | "port_t" => "i32".into(),
@@ -290,9 +268,15 @@ impl<'a> Generator<'a> {
             } else {
                 Shape::Optional
             };
+            // A single object is boxed: a record holds only the objects it sets, so a class
+            // stays a few hundred bytes (inline, Network Activity was 25 kB, copied on every
+            // move), and object cycles (`process.parent_process`) need no special case.
+            let is_object = attr["type"].as_str() == Some("object_t")
+                && attr["object_type"].as_str() != Some("object");
             let rust_type = match shape {
                 Shape::Array => format!("Vec<{ty}>"),
                 Shape::Plain => ty.clone(),
+                Shape::Optional if is_object => format!("Option<Box<{ty}>>"),
                 Shape::Optional => format!("Option<{ty}>"),
             };
             writeln!(

@@ -42,15 +42,15 @@ pub struct AccountChange {
     /// Actor: The actor object describes details about the user/role/process that was the source of the activity.
     ///
     /// OCSF `actor`, recommended.
-    pub actor: Option<Actor>,
+    pub actor: Option<Box<Actor>>,
     /// API Details: Describes details about a typical API (Application Programming Interface) call.
     ///
     /// OCSF `api`, optional.
-    pub api: Option<Api>,
+    pub api: Option<Box<Api>>,
     /// Cloud: Describes details about the Cloud environment where the event was originally created or logged.
     ///
     /// OCSF `cloud`, required.
-    pub cloud: Option<Cloud>,
+    pub cloud: Option<Box<Cloud>>,
     /// Count: The number of times that events in the same logical group occurred during the event Start Time to End Time period.
     ///
     /// OCSF `count`, optional.
@@ -58,7 +58,7 @@ pub struct AccountChange {
     /// Device: An addressable device, computer system or host.
     ///
     /// OCSF `device`, recommended.
-    pub device: Option<Device>,
+    pub device: Option<Box<Device>>,
     /// Duration: The event duration or aggregate time, the amount of time the event covers from start_time to end_time in milliseconds.
     ///
     /// OCSF `duration`, optional.
@@ -78,7 +78,7 @@ pub struct AccountChange {
     /// HTTP Request: Details about the underlying http request.
     ///
     /// OCSF `http_request`, optional.
-    pub http_request: Option<HttpRequest>,
+    pub http_request: Option<Box<HttpRequest>>,
     /// Message: The description of the event/finding, as defined by the source.
     ///
     /// OCSF `message`, recommended.
@@ -86,7 +86,7 @@ pub struct AccountChange {
     /// Metadata: The metadata associated with the event or a finding.
     ///
     /// OCSF `metadata`, required.
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<Box<Metadata>>,
     /// Observables: The observables associated with the event or a finding.
     ///
     /// OCSF `observables`, optional.
@@ -94,7 +94,7 @@ pub struct AccountChange {
     /// Policy: Details about the IAM policy associated to the Attach/Detach Policy activities.
     ///
     /// OCSF `policy`, optional.
-    pub policy: Option<Policy>,
+    pub policy: Option<Box<Policy>>,
     /// Raw Data: The raw event/finding data as received from the source.
     ///
     /// OCSF `raw_data`, optional.
@@ -110,7 +110,7 @@ pub struct AccountChange {
     /// Source Endpoint: Details about the source of the activity.
     ///
     /// OCSF `src_endpoint`, recommended.
-    pub src_endpoint: Option<NetworkEndpoint>,
+    pub src_endpoint: Option<Box<NetworkEndpoint>>,
     /// Start Time: The start time of a time period, or the time of the least recent event included in the aggregate event.
     ///
     /// OCSF `start_time`, optional.
@@ -154,11 +154,11 @@ pub struct AccountChange {
     /// User: The user that was a target of an activity.
     ///
     /// OCSF `user`, required.
-    pub user: Option<User>,
+    pub user: Option<Box<User>>,
     /// User Result: The result of the user account change. It should contain the new values of the changed attributes.
     ///
     /// OCSF `user_result`, optional.
-    pub user_result: Option<User>,
+    pub user_result: Option<Box<User>>,
 }
 
 impl WriteJson for AccountChange {
@@ -530,15 +530,15 @@ pub struct ApiActivity {
     /// Actor: The actor object describes details about the user/role/process that was the source of the activity.
     ///
     /// OCSF `actor`, required.
-    pub actor: Option<Actor>,
+    pub actor: Option<Box<Actor>>,
     /// API Details: Describes details about a typical API (Application Programming Interface) call.
     ///
     /// OCSF `api`, required.
-    pub api: Option<Api>,
+    pub api: Option<Box<Api>>,
     /// Cloud: Describes details about the Cloud environment where the event was originally created or logged.
     ///
     /// OCSF `cloud`, required.
-    pub cloud: Option<Cloud>,
+    pub cloud: Option<Box<Cloud>>,
     /// Count: The number of times that events in the same logical group occurred during the event Start Time to End Time period.
     ///
     /// OCSF `count`, optional.
@@ -546,7 +546,7 @@ pub struct ApiActivity {
     /// Destination Endpoint: The network destination endpoint.
     ///
     /// OCSF `dst_endpoint`, optional.
-    pub dst_endpoint: Option<NetworkEndpoint>,
+    pub dst_endpoint: Option<Box<NetworkEndpoint>>,
     /// Duration: The event duration or aggregate time, the amount of time the event covers from start_time to end_time in milliseconds.
     ///
     /// OCSF `duration`, optional.
@@ -566,7 +566,7 @@ pub struct ApiActivity {
     /// HTTP Request: Details about the underlying http request.
     ///
     /// OCSF `http_request`, optional.
-    pub http_request: Option<HttpRequest>,
+    pub http_request: Option<Box<HttpRequest>>,
     /// Message: The description of the event/finding, as defined by the source.
     ///
     /// OCSF `message`, recommended.
@@ -574,7 +574,7 @@ pub struct ApiActivity {
     /// Metadata: The metadata associated with the event or a finding.
     ///
     /// OCSF `metadata`, required.
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<Box<Metadata>>,
     /// Observables: The observables associated with the event or a finding.
     ///
     /// OCSF `observables`, optional.
@@ -598,7 +598,7 @@ pub struct ApiActivity {
     /// Source Endpoint: Details about the source of the activity.
     ///
     /// OCSF `src_endpoint`, required.
-    pub src_endpoint: Option<NetworkEndpoint>,
+    pub src_endpoint: Option<Box<NetworkEndpoint>>,
     /// Start Time: The start time of a time period, or the time of the least recent event included in the aggregate event.
     ///
     /// OCSF `start_time`, optional.
@@ -900,11 +900,11 @@ pub struct Authentication {
     /// Actor: The actor that requested the authentication.
     ///
     /// OCSF `actor`, optional.
-    pub actor: Option<Actor>,
+    pub actor: Option<Box<Actor>>,
     /// API Details: Describes details about a typical API (Application Programming Interface) call.
     ///
     /// OCSF `api`, optional.
-    pub api: Option<Api>,
+    pub api: Option<Box<Api>>,
     /// Auth Protocol: The authentication protocol as defined by the caption of 'auth_protocol_id'. In the case of 'Other', it is defined by the event source.
     ///
     /// OCSF `auth_protocol`, optional.
@@ -916,11 +916,11 @@ pub struct Authentication {
     /// Certificate: The certificate associated with the authentication or pre-authentication (Kerberos).
     ///
     /// OCSF `certificate`, optional.
-    pub certificate: Option<Certificate>,
+    pub certificate: Option<Box<Certificate>>,
     /// Cloud: Describes details about the Cloud environment where the event was originally created or logged.
     ///
     /// OCSF `cloud`, required.
-    pub cloud: Option<Cloud>,
+    pub cloud: Option<Box<Cloud>>,
     /// Count: The number of times that events in the same logical group occurred during the event Start Time to End Time period.
     ///
     /// OCSF `count`, optional.
@@ -928,11 +928,11 @@ pub struct Authentication {
     /// Device: An addressable device, computer system or host.
     ///
     /// OCSF `device`, recommended.
-    pub device: Option<Device>,
+    pub device: Option<Box<Device>>,
     /// Destination Endpoint: The endpoint to which the authentication was targeted.
     ///
     /// OCSF `dst_endpoint`, recommended.
-    pub dst_endpoint: Option<NetworkEndpoint>,
+    pub dst_endpoint: Option<Box<NetworkEndpoint>>,
     /// Duration: The event duration or aggregate time, the amount of time the event covers from start_time to end_time in milliseconds.
     ///
     /// OCSF `duration`, optional.
@@ -952,7 +952,7 @@ pub struct Authentication {
     /// HTTP Request: Details about the underlying http request.
     ///
     /// OCSF `http_request`, optional.
-    pub http_request: Option<HttpRequest>,
+    pub http_request: Option<Box<HttpRequest>>,
     /// Cleartext Credentials: Indicates whether the credentials were passed in clear text.Note: True if the credentials were passed in a clear text protocol such as FTP or TELNET, or if Windows detected that a user's logon password was passed to the authentication package in clear text.
     ///
     /// OCSF `is_cleartext`, optional.
@@ -972,7 +972,7 @@ pub struct Authentication {
     /// Logon Process: The trusted process that validated the authentication credentials.
     ///
     /// OCSF `logon_process`, optional.
-    pub logon_process: Option<Process>,
+    pub logon_process: Option<Box<Process>>,
     /// Logon Type: The logon type, normalized to the caption of the logon_type_id value. In the case of 'Other', it is defined by the event source.
     ///
     /// OCSF `logon_type`, optional.
@@ -988,7 +988,7 @@ pub struct Authentication {
     /// Metadata: The metadata associated with the event or a finding.
     ///
     /// OCSF `metadata`, required.
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<Box<Metadata>>,
     /// Observables: The observables associated with the event or a finding.
     ///
     /// OCSF `observables`, optional.
@@ -1000,11 +1000,11 @@ pub struct Authentication {
     /// Service: The service or gateway to which the user or process is being authenticated
     ///
     /// OCSF `service`, recommended.
-    pub service: Option<Service>,
+    pub service: Option<Box<Service>>,
     /// Session: The authenticated user or service session.
     ///
     /// OCSF `session`, optional.
-    pub session: Option<Session>,
+    pub session: Option<Box<Session>>,
     /// Severity: The event/finding severity, normalized to the caption of the severity_id value. In the case of 'Other', it is defined by the source.
     ///
     /// OCSF `severity`, optional.
@@ -1016,7 +1016,7 @@ pub struct Authentication {
     /// Source Endpoint: The Endpoint from which the authentication was requested.
     ///
     /// OCSF `src_endpoint`, optional.
-    pub src_endpoint: Option<NetworkEndpoint>,
+    pub src_endpoint: Option<Box<NetworkEndpoint>>,
     /// Start Time: The start time of a time period, or the time of the least recent event included in the aggregate event.
     ///
     /// OCSF `start_time`, optional.
@@ -1060,7 +1060,7 @@ pub struct Authentication {
     /// User: The subject (user/role or account) to authenticate.
     ///
     /// OCSF `user`, required.
-    pub user: Option<User>,
+    pub user: Option<Box<User>>,
 }
 
 impl WriteJson for Authentication {
@@ -1567,11 +1567,11 @@ pub struct DetectionFinding {
     /// Actor: The actor object describes details about the user/role/process that was the source of the activity.
     ///
     /// OCSF `actor`, optional.
-    pub actor: Option<Actor>,
+    pub actor: Option<Box<Actor>>,
     /// API Details: Describes details about a typical API (Application Programming Interface) call.
     ///
     /// OCSF `api`, optional.
-    pub api: Option<Api>,
+    pub api: Option<Box<Api>>,
     /// MITRE ATT&CK® Details: An array of MITRE ATT&CK® objects describing the tactics, techniques & sub-techniques identified by a security control or finding.
     ///
     /// OCSF `attacks`, optional.
@@ -1583,7 +1583,7 @@ pub struct DetectionFinding {
     /// Cloud: Describes details about the Cloud environment where the event was originally created or logged.
     ///
     /// OCSF `cloud`, required.
-    pub cloud: Option<Cloud>,
+    pub cloud: Option<Box<Cloud>>,
     /// Comment: A user provided comment about the finding.
     ///
     /// OCSF `comment`, optional.
@@ -1607,7 +1607,7 @@ pub struct DetectionFinding {
     /// Device: Describes the affected device/host. It can be used in conjunction with Affected Resource(s). e.g. Specific details about an AWS EC2 instance, that is affected by the Finding.
     ///
     /// OCSF `device`, optional.
-    pub device: Option<Device>,
+    pub device: Option<Box<Device>>,
     /// Disposition: The disposition name, normalized to the caption of the disposition_id value. In the case of 'Other', it is defined by the event source.
     ///
     /// OCSF `disposition`, optional.
@@ -1639,11 +1639,11 @@ pub struct DetectionFinding {
     /// Finding Information: Describes the supporting information about a generated finding.
     ///
     /// OCSF `finding_info`, required.
-    pub finding_info: Option<FindingInfo>,
+    pub finding_info: Option<Box<FindingInfo>>,
     /// Firewall Rule: The firewall rule that triggered the event.
     ///
     /// OCSF `firewall_rule`, optional.
-    pub firewall_rule: Option<FirewallRule>,
+    pub firewall_rule: Option<Box<FirewallRule>>,
     /// Impact: The impact , normalized to the caption of the impact_id value. In the case of 'Other', it is defined by the event source.
     ///
     /// OCSF `impact`, optional.
@@ -1667,7 +1667,7 @@ pub struct DetectionFinding {
     /// Metadata: The metadata associated with the event or a finding.
     ///
     /// OCSF `metadata`, required.
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<Box<Metadata>>,
     /// Observables: The observables associated with the event or a finding.
     ///
     /// OCSF `observables`, optional.
@@ -1679,7 +1679,7 @@ pub struct DetectionFinding {
     /// Remediation Guidance: Describes the recommended remediation steps to address identified issue(s).
     ///
     /// OCSF `remediation`, optional.
-    pub remediation: Option<Remediation>,
+    pub remediation: Option<Box<Remediation>>,
     /// Affected Resources: Describes details about resources that were the target of the activity that triggered the finding.
     ///
     /// OCSF `resources`, recommended.
@@ -2496,7 +2496,7 @@ pub struct DnsActivity {
     /// Actor: The actor object describes details about the user/role/process that was the source of the activity.
     ///
     /// OCSF `actor`, optional.
-    pub actor: Option<Actor>,
+    pub actor: Option<Box<Actor>>,
     /// DNS Answer: The Domain Name System (DNS) answers.
     ///
     /// OCSF `answers`, recommended.
@@ -2504,7 +2504,7 @@ pub struct DnsActivity {
     /// API Details: Describes details about a typical API (Application Programming Interface) call.
     ///
     /// OCSF `api`, optional.
-    pub api: Option<Api>,
+    pub api: Option<Box<Api>>,
     /// Application Name: The name of the application that is associated with the event or object.
     ///
     /// OCSF `app_name`, optional.
@@ -2520,11 +2520,11 @@ pub struct DnsActivity {
     /// Cloud: Describes details about the Cloud environment where the event was originally created or logged.
     ///
     /// OCSF `cloud`, required.
-    pub cloud: Option<Cloud>,
+    pub cloud: Option<Box<Cloud>>,
     /// Connection Info: The network connection information.
     ///
     /// OCSF `connection_info`, optional.
-    pub connection_info: Option<NetworkConnectionInfo>,
+    pub connection_info: Option<Box<NetworkConnectionInfo>>,
     /// Count: The number of times that events in the same logical group occurred during the event Start Time to End Time period.
     ///
     /// OCSF `count`, optional.
@@ -2532,7 +2532,7 @@ pub struct DnsActivity {
     /// Device: An addressable device, computer system or host.
     ///
     /// OCSF `device`, recommended.
-    pub device: Option<Device>,
+    pub device: Option<Box<Device>>,
     /// Disposition: The disposition name, normalized to the caption of the disposition_id value. In the case of 'Other', it is defined by the event source.
     ///
     /// OCSF `disposition`, optional.
@@ -2544,7 +2544,7 @@ pub struct DnsActivity {
     /// Destination Endpoint: The responder (server) in a network connection.
     ///
     /// OCSF `dst_endpoint`, recommended.
-    pub dst_endpoint: Option<NetworkEndpoint>,
+    pub dst_endpoint: Option<Box<NetworkEndpoint>>,
     /// Duration: The event duration or aggregate time, the amount of time the event covers from start_time to end_time in milliseconds.
     ///
     /// OCSF `duration`, optional.
@@ -2564,11 +2564,11 @@ pub struct DnsActivity {
     /// Firewall Rule: The firewall rule that triggered the event.
     ///
     /// OCSF `firewall_rule`, optional.
-    pub firewall_rule: Option<FirewallRule>,
+    pub firewall_rule: Option<Box<FirewallRule>>,
     /// Load Balancer: The Load Balancer object contains information related to the device that is distributing incoming traffic to specified destinations.
     ///
     /// OCSF `load_balancer`, recommended.
-    pub load_balancer: Option<LoadBalancer>,
+    pub load_balancer: Option<Box<LoadBalancer>>,
     /// Malware: A list of Malware objects, describing details about the identified malware.
     ///
     /// OCSF `malware`, optional.
@@ -2580,7 +2580,7 @@ pub struct DnsActivity {
     /// Metadata: The metadata associated with the event or a finding.
     ///
     /// OCSF `metadata`, required.
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<Box<Metadata>>,
     /// Observables: The observables associated with the event or a finding.
     ///
     /// OCSF `observables`, optional.
@@ -2588,35 +2588,35 @@ pub struct DnsActivity {
     /// Proxy: The proxy (server) in a network connection.
     ///
     /// OCSF `proxy`, optional.
-    pub proxy: Option<NetworkProxy>,
+    pub proxy: Option<Box<NetworkProxy>>,
     /// Proxy Connection Info: The connection information from the proxy server to the remote server.
     ///
     /// OCSF `proxy_connection_info`, recommended.
-    pub proxy_connection_info: Option<NetworkConnectionInfo>,
+    pub proxy_connection_info: Option<Box<NetworkConnectionInfo>>,
     /// Proxy Endpoint: The proxy (server) in a network connection.
     ///
     /// OCSF `proxy_endpoint`, optional.
-    pub proxy_endpoint: Option<NetworkProxy>,
+    pub proxy_endpoint: Option<Box<NetworkProxy>>,
     /// Proxy HTTP Request: The HTTP Request from the proxy server to the remote server.
     ///
     /// OCSF `proxy_http_request`, optional.
-    pub proxy_http_request: Option<HttpRequest>,
+    pub proxy_http_request: Option<Box<HttpRequest>>,
     /// Proxy HTTP Response: The HTTP Response from the remote server to the proxy server.
     ///
     /// OCSF `proxy_http_response`, optional.
-    pub proxy_http_response: Option<HttpResponse>,
+    pub proxy_http_response: Option<Box<HttpResponse>>,
     /// Proxy TLS: The TLS protocol negotiated between the proxy server and the remote server.
     ///
     /// OCSF `proxy_tls`, recommended.
-    pub proxy_tls: Option<Tls>,
+    pub proxy_tls: Option<Box<Tls>>,
     /// Proxy Traffic: The network traffic refers to the amount of data moving across a network, from proxy to remote server at a given point of time.
     ///
     /// OCSF `proxy_traffic`, recommended.
-    pub proxy_traffic: Option<NetworkTraffic>,
+    pub proxy_traffic: Option<Box<NetworkTraffic>>,
     /// DNS Query: The Domain Name System (DNS) query.
     ///
     /// OCSF `query`, recommended.
-    pub query: Option<DnsQuery>,
+    pub query: Option<Box<DnsQuery>>,
     /// Query Time: The Domain Name System (DNS) query time.
     ///
     /// OCSF `query_time`, recommended.
@@ -2656,7 +2656,7 @@ pub struct DnsActivity {
     /// Source Endpoint: The initiator (client) of the network connection.
     ///
     /// OCSF `src_endpoint`, required.
-    pub src_endpoint: Option<NetworkEndpoint>,
+    pub src_endpoint: Option<Box<NetworkEndpoint>>,
     /// Start Time: The start time of a time period, or the time of the least recent event included in the aggregate event.
     ///
     /// OCSF `start_time`, optional.
@@ -2696,11 +2696,11 @@ pub struct DnsActivity {
     /// TLS: The Transport Layer Security (TLS) attributes.
     ///
     /// OCSF `tls`, optional.
-    pub tls: Option<Tls>,
+    pub tls: Option<Box<Tls>>,
     /// Traffic: The network traffic refers to the amount of data moving across a network at a given point of time. Intended to be used alongside Network Connection.
     ///
     /// OCSF `traffic`, optional.
-    pub traffic: Option<NetworkTraffic>,
+    pub traffic: Option<Box<NetworkTraffic>>,
     /// Unmapped Data: The attributes that are not mapped to the event schema. The names and values of those attributes are specific to the event source.
     ///
     /// OCSF `unmapped`, optional.
@@ -3202,11 +3202,11 @@ pub struct HttpActivity {
     /// Actor: The actor object describes details about the user/role/process that was the source of the activity.
     ///
     /// OCSF `actor`, optional.
-    pub actor: Option<Actor>,
+    pub actor: Option<Box<Actor>>,
     /// API Details: Describes details about a typical API (Application Programming Interface) call.
     ///
     /// OCSF `api`, optional.
-    pub api: Option<Api>,
+    pub api: Option<Box<Api>>,
     /// Application Name: The name of the application that is associated with the event or object.
     ///
     /// OCSF `app_name`, optional.
@@ -3222,11 +3222,11 @@ pub struct HttpActivity {
     /// Cloud: Describes details about the Cloud environment where the event was originally created or logged.
     ///
     /// OCSF `cloud`, required.
-    pub cloud: Option<Cloud>,
+    pub cloud: Option<Box<Cloud>>,
     /// Connection Info: The network connection information.
     ///
     /// OCSF `connection_info`, recommended.
-    pub connection_info: Option<NetworkConnectionInfo>,
+    pub connection_info: Option<Box<NetworkConnectionInfo>>,
     /// Count: The number of times that events in the same logical group occurred during the event Start Time to End Time period.
     ///
     /// OCSF `count`, optional.
@@ -3234,7 +3234,7 @@ pub struct HttpActivity {
     /// Device: An addressable device, computer system or host.
     ///
     /// OCSF `device`, recommended.
-    pub device: Option<Device>,
+    pub device: Option<Box<Device>>,
     /// Disposition: The disposition name, normalized to the caption of the disposition_id value. In the case of 'Other', it is defined by the event source.
     ///
     /// OCSF `disposition`, optional.
@@ -3246,7 +3246,7 @@ pub struct HttpActivity {
     /// Destination Endpoint: The responder (server) in a network connection.
     ///
     /// OCSF `dst_endpoint`, required.
-    pub dst_endpoint: Option<NetworkEndpoint>,
+    pub dst_endpoint: Option<Box<NetworkEndpoint>>,
     /// Duration: The event duration or aggregate time, the amount of time the event covers from start_time to end_time in milliseconds.
     ///
     /// OCSF `duration`, optional.
@@ -3266,7 +3266,7 @@ pub struct HttpActivity {
     /// Firewall Rule: The firewall rule that triggered the event.
     ///
     /// OCSF `firewall_rule`, optional.
-    pub firewall_rule: Option<FirewallRule>,
+    pub firewall_rule: Option<Box<FirewallRule>>,
     /// HTTP Cookies: The cookies object describes details about HTTP cookies
     ///
     /// OCSF `http_cookies`, optional.
@@ -3274,11 +3274,11 @@ pub struct HttpActivity {
     /// HTTP Request: The HTTP Request Object documents attributes of a request made to a web server.
     ///
     /// OCSF `http_request`, required.
-    pub http_request: Option<HttpRequest>,
+    pub http_request: Option<Box<HttpRequest>>,
     /// HTTP Response: The HTTP Response from a web server to a requester.
     ///
     /// OCSF `http_response`, required.
-    pub http_response: Option<HttpResponse>,
+    pub http_response: Option<Box<HttpResponse>>,
     /// HTTP Status: The Hypertext Transfer Protocol (HTTP) status code returned to the client.
     ///
     /// OCSF `http_status`, optional.
@@ -3286,7 +3286,7 @@ pub struct HttpActivity {
     /// Load Balancer: The Load Balancer object contains information related to the device that is distributing incoming traffic to specified destinations.
     ///
     /// OCSF `load_balancer`, recommended.
-    pub load_balancer: Option<LoadBalancer>,
+    pub load_balancer: Option<Box<LoadBalancer>>,
     /// Malware: A list of Malware objects, describing details about the identified malware.
     ///
     /// OCSF `malware`, optional.
@@ -3298,7 +3298,7 @@ pub struct HttpActivity {
     /// Metadata: The metadata associated with the event or a finding.
     ///
     /// OCSF `metadata`, required.
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<Box<Metadata>>,
     /// Observables: The observables associated with the event or a finding.
     ///
     /// OCSF `observables`, optional.
@@ -3306,31 +3306,31 @@ pub struct HttpActivity {
     /// Proxy: The proxy (server) in a network connection.
     ///
     /// OCSF `proxy`, optional.
-    pub proxy: Option<NetworkProxy>,
+    pub proxy: Option<Box<NetworkProxy>>,
     /// Proxy Connection Info: The connection information from the proxy server to the remote server.
     ///
     /// OCSF `proxy_connection_info`, recommended.
-    pub proxy_connection_info: Option<NetworkConnectionInfo>,
+    pub proxy_connection_info: Option<Box<NetworkConnectionInfo>>,
     /// Proxy Endpoint: The proxy (server) in a network connection.
     ///
     /// OCSF `proxy_endpoint`, optional.
-    pub proxy_endpoint: Option<NetworkProxy>,
+    pub proxy_endpoint: Option<Box<NetworkProxy>>,
     /// Proxy HTTP Request: The HTTP Request from the proxy server to the remote server.
     ///
     /// OCSF `proxy_http_request`, optional.
-    pub proxy_http_request: Option<HttpRequest>,
+    pub proxy_http_request: Option<Box<HttpRequest>>,
     /// Proxy HTTP Response: The HTTP Response from the remote server to the proxy server.
     ///
     /// OCSF `proxy_http_response`, optional.
-    pub proxy_http_response: Option<HttpResponse>,
+    pub proxy_http_response: Option<Box<HttpResponse>>,
     /// Proxy TLS: The TLS protocol negotiated between the proxy server and the remote server.
     ///
     /// OCSF `proxy_tls`, recommended.
-    pub proxy_tls: Option<Tls>,
+    pub proxy_tls: Option<Box<Tls>>,
     /// Proxy Traffic: The network traffic refers to the amount of data moving across a network, from proxy to remote server at a given point of time.
     ///
     /// OCSF `proxy_traffic`, recommended.
-    pub proxy_traffic: Option<NetworkTraffic>,
+    pub proxy_traffic: Option<Box<NetworkTraffic>>,
     /// Raw Data: The raw event/finding data as received from the source.
     ///
     /// OCSF `raw_data`, optional.
@@ -3346,7 +3346,7 @@ pub struct HttpActivity {
     /// Source Endpoint: The initiator (client) of the network connection.
     ///
     /// OCSF `src_endpoint`, required.
-    pub src_endpoint: Option<NetworkEndpoint>,
+    pub src_endpoint: Option<Box<NetworkEndpoint>>,
     /// Start Time: The start time of a time period, or the time of the least recent event included in the aggregate event.
     ///
     /// OCSF `start_time`, optional.
@@ -3386,11 +3386,11 @@ pub struct HttpActivity {
     /// TLS: The Transport Layer Security (TLS) attributes.
     ///
     /// OCSF `tls`, optional.
-    pub tls: Option<Tls>,
+    pub tls: Option<Box<Tls>>,
     /// Traffic: The network traffic refers to the amount of data moving across a network at a given point of time. Intended to be used alongside Network Connection.
     ///
     /// OCSF `traffic`, optional.
-    pub traffic: Option<NetworkTraffic>,
+    pub traffic: Option<Box<NetworkTraffic>>,
     /// Unmapped Data: The attributes that are not mapped to the event schema. The names and values of those attributes are specific to the event source.
     ///
     /// OCSF `unmapped`, optional.
@@ -3759,11 +3759,11 @@ pub struct NetworkActivity {
     /// Actor: The actor object describes details about the user/role/process that was the source of the activity.
     ///
     /// OCSF `actor`, optional.
-    pub actor: Option<Actor>,
+    pub actor: Option<Box<Actor>>,
     /// API Details: Describes details about a typical API (Application Programming Interface) call.
     ///
     /// OCSF `api`, optional.
-    pub api: Option<Api>,
+    pub api: Option<Box<Api>>,
     /// Application Name: The name of the application that is associated with the event or object.
     ///
     /// OCSF `app_name`, optional.
@@ -3779,11 +3779,11 @@ pub struct NetworkActivity {
     /// Cloud: Describes details about the Cloud environment where the event was originally created or logged.
     ///
     /// OCSF `cloud`, required.
-    pub cloud: Option<Cloud>,
+    pub cloud: Option<Box<Cloud>>,
     /// Connection Info: The network connection information.
     ///
     /// OCSF `connection_info`, recommended.
-    pub connection_info: Option<NetworkConnectionInfo>,
+    pub connection_info: Option<Box<NetworkConnectionInfo>>,
     /// Count: The number of times that events in the same logical group occurred during the event Start Time to End Time period.
     ///
     /// OCSF `count`, optional.
@@ -3791,7 +3791,7 @@ pub struct NetworkActivity {
     /// Device: An addressable device, computer system or host.
     ///
     /// OCSF `device`, recommended.
-    pub device: Option<Device>,
+    pub device: Option<Box<Device>>,
     /// Disposition: The disposition name, normalized to the caption of the disposition_id value. In the case of 'Other', it is defined by the event source.
     ///
     /// OCSF `disposition`, optional.
@@ -3803,7 +3803,7 @@ pub struct NetworkActivity {
     /// Destination Endpoint: The responder (server) in a network connection.
     ///
     /// OCSF `dst_endpoint`, required.
-    pub dst_endpoint: Option<NetworkEndpoint>,
+    pub dst_endpoint: Option<Box<NetworkEndpoint>>,
     /// Duration: The event duration or aggregate time, the amount of time the event covers from start_time to end_time in milliseconds.
     ///
     /// OCSF `duration`, optional.
@@ -3823,11 +3823,11 @@ pub struct NetworkActivity {
     /// Firewall Rule: The firewall rule that triggered the event.
     ///
     /// OCSF `firewall_rule`, optional.
-    pub firewall_rule: Option<FirewallRule>,
+    pub firewall_rule: Option<Box<FirewallRule>>,
     /// Load Balancer: The Load Balancer object contains information related to the device that is distributing incoming traffic to specified destinations.
     ///
     /// OCSF `load_balancer`, recommended.
-    pub load_balancer: Option<LoadBalancer>,
+    pub load_balancer: Option<Box<LoadBalancer>>,
     /// Malware: A list of Malware objects, describing details about the identified malware.
     ///
     /// OCSF `malware`, optional.
@@ -3839,7 +3839,7 @@ pub struct NetworkActivity {
     /// Metadata: The metadata associated with the event or a finding.
     ///
     /// OCSF `metadata`, required.
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<Box<Metadata>>,
     /// Observables: The observables associated with the event or a finding.
     ///
     /// OCSF `observables`, optional.
@@ -3847,31 +3847,31 @@ pub struct NetworkActivity {
     /// Proxy: The proxy (server) in a network connection.
     ///
     /// OCSF `proxy`, optional.
-    pub proxy: Option<NetworkProxy>,
+    pub proxy: Option<Box<NetworkProxy>>,
     /// Proxy Connection Info: The connection information from the proxy server to the remote server.
     ///
     /// OCSF `proxy_connection_info`, recommended.
-    pub proxy_connection_info: Option<NetworkConnectionInfo>,
+    pub proxy_connection_info: Option<Box<NetworkConnectionInfo>>,
     /// Proxy Endpoint: The proxy (server) in a network connection.
     ///
     /// OCSF `proxy_endpoint`, optional.
-    pub proxy_endpoint: Option<NetworkProxy>,
+    pub proxy_endpoint: Option<Box<NetworkProxy>>,
     /// Proxy HTTP Request: The HTTP Request from the proxy server to the remote server.
     ///
     /// OCSF `proxy_http_request`, optional.
-    pub proxy_http_request: Option<HttpRequest>,
+    pub proxy_http_request: Option<Box<HttpRequest>>,
     /// Proxy HTTP Response: The HTTP Response from the remote server to the proxy server.
     ///
     /// OCSF `proxy_http_response`, optional.
-    pub proxy_http_response: Option<HttpResponse>,
+    pub proxy_http_response: Option<Box<HttpResponse>>,
     /// Proxy TLS: The TLS protocol negotiated between the proxy server and the remote server.
     ///
     /// OCSF `proxy_tls`, recommended.
-    pub proxy_tls: Option<Tls>,
+    pub proxy_tls: Option<Box<Tls>>,
     /// Proxy Traffic: The network traffic refers to the amount of data moving across a network, from proxy to remote server at a given point of time.
     ///
     /// OCSF `proxy_traffic`, recommended.
-    pub proxy_traffic: Option<NetworkTraffic>,
+    pub proxy_traffic: Option<Box<NetworkTraffic>>,
     /// Raw Data: The raw event/finding data as received from the source.
     ///
     /// OCSF `raw_data`, optional.
@@ -3887,7 +3887,7 @@ pub struct NetworkActivity {
     /// Source Endpoint: The initiator (client) of the network connection.
     ///
     /// OCSF `src_endpoint`, required.
-    pub src_endpoint: Option<NetworkEndpoint>,
+    pub src_endpoint: Option<Box<NetworkEndpoint>>,
     /// Start Time: The start time of a time period, or the time of the least recent event included in the aggregate event.
     ///
     /// OCSF `start_time`, optional.
@@ -3927,11 +3927,11 @@ pub struct NetworkActivity {
     /// TLS: The Transport Layer Security (TLS) attributes.
     ///
     /// OCSF `tls`, optional.
-    pub tls: Option<Tls>,
+    pub tls: Option<Box<Tls>>,
     /// Traffic: The network traffic refers to the amount of data moving across a network at a given point of time. Intended to be used alongside Network Connection.
     ///
     /// OCSF `traffic`, optional.
-    pub traffic: Option<NetworkTraffic>,
+    pub traffic: Option<Box<NetworkTraffic>>,
     /// Unmapped Data: The attributes that are not mapped to the event schema. The names and values of those attributes are specific to the event source.
     ///
     /// OCSF `unmapped`, optional.
@@ -3939,7 +3939,7 @@ pub struct NetworkActivity {
     /// URL: The URL details relevant to the network traffic.
     ///
     /// OCSF `url`, optional.
-    pub url: Option<Url>,
+    pub url: Option<Box<Url>>,
 }
 
 impl WriteJson for NetworkActivity {
@@ -4410,7 +4410,7 @@ pub struct Actor {
     /// Identity Provider: This object describes details about the Identity Provider used.
     ///
     /// OCSF `idp`, optional.
-    pub idp: Option<Idp>,
+    pub idp: Option<Box<Idp>>,
     /// Invoked by: The name of the service that invoked the activity as described in the event.
     ///
     /// OCSF `invoked_by`, optional.
@@ -4418,15 +4418,15 @@ pub struct Actor {
     /// Process: The process that initiated the activity.
     ///
     /// OCSF `process`, recommended.
-    pub process: Option<Process>,
+    pub process: Option<Box<Process>>,
     /// Session: The user session from which the activity was initiated.
     ///
     /// OCSF `session`, optional.
-    pub session: Option<Session>,
+    pub session: Option<Box<Session>>,
     /// User: The user that initiated the activity or the user context from which the activity was initiated.
     ///
     /// OCSF `user`, recommended.
-    pub user: Option<User>,
+    pub user: Option<Box<User>>,
 }
 
 impl WriteJson for Actor {
@@ -4466,15 +4466,15 @@ pub struct AffectedCode {
     /// File: Details about the file that contains the affected code block.
     ///
     /// OCSF `file`, required.
-    pub file: Option<File>,
+    pub file: Option<Box<File>>,
     /// Owner: Details about the user that owns the affected file.
     ///
     /// OCSF `owner`, optional.
-    pub owner: Option<User>,
+    pub owner: Option<Box<User>>,
     /// Remediation Guidance: Describes the recommended remediation steps to address identified issue(s).
     ///
     /// OCSF `remediation`, optional.
-    pub remediation: Option<Remediation>,
+    pub remediation: Option<Box<Remediation>>,
     /// Start Line: The line number of the first line of code block identified as vulnerable.
     ///
     /// OCSF `start_line`, recommended.
@@ -4547,7 +4547,7 @@ pub struct AffectedPackage {
     /// Remediation Guidance: Describes the recommended remediation steps to address identified issue(s).
     ///
     /// OCSF `remediation`, optional.
-    pub remediation: Option<Remediation>,
+    pub remediation: Option<Box<Remediation>>,
     /// Version: The software package version.
     ///
     /// OCSF `version`, required.
@@ -4616,7 +4616,7 @@ pub struct Analytic {
     /// Related Analytics: Other analytics related to this analytic.
     ///
     /// OCSF `related_analytics`, optional.
-    pub related_analytics: Vec<Box<Analytic>>,
+    pub related_analytics: Vec<Analytic>,
     /// Type: The analytic type.
     ///
     /// OCSF `type`, optional.
@@ -4734,7 +4734,7 @@ pub struct Api {
     /// Group: The information pertaining to the API group.
     ///
     /// OCSF `group`, optional.
-    pub group: Option<Group>,
+    pub group: Option<Box<Group>>,
     /// Operation: Verb/Operation associated with the request
     ///
     /// OCSF `operation`, required.
@@ -4742,15 +4742,15 @@ pub struct Api {
     /// API Request Details: Details pertaining to the API request.
     ///
     /// OCSF `request`, recommended.
-    pub request: Option<Request>,
+    pub request: Option<Box<Request>>,
     /// API Response Details: Details pertaining to the API response.
     ///
     /// OCSF `response`, recommended.
-    pub response: Option<Response>,
+    pub response: Option<Box<Response>>,
     /// Service: The information pertaining to the API service.
     ///
     /// OCSF `service`, optional.
-    pub service: Option<Service>,
+    pub service: Option<Box<Service>>,
     /// Version: The version of the API service.
     ///
     /// OCSF `version`, optional.
@@ -4792,11 +4792,11 @@ pub struct Attack {
     /// Sub Technique: The Sub Technique object describes the sub technique ID and/or name associated to an attack, as defined by ATT&CK MatrixTM.
     ///
     /// OCSF `sub_technique`, optional.
-    pub sub_technique: Option<SubTechnique>,
+    pub sub_technique: Option<Box<SubTechnique>>,
     /// Tactic: The Tactic object describes the tactic ID and/or name that is associated to an attack, as defined by ATT&CK MatrixTM.
     ///
     /// OCSF `tactic`, optional.
-    pub tactic: Option<Tactic>,
+    pub tactic: Option<Box<Tactic>>,
     /// Tactics: The Tactic object describes the tactic ID and/or tactic name that are associated with the attack technique, as defined by ATT&CK MatrixTM.
     ///
     /// OCSF `tactics`, optional.
@@ -4804,7 +4804,7 @@ pub struct Attack {
     /// Technique: The Technique object describes the technique ID and/or name associated to an attack, as defined by ATT&CK MatrixTM.
     ///
     /// OCSF `technique`, optional.
-    pub technique: Option<Technique>,
+    pub technique: Option<Box<Technique>>,
     /// Version: The ATT&CK MatrixTM version.
     ///
     /// OCSF `version`, recommended.
@@ -4845,7 +4845,7 @@ pub struct Authorization {
     /// Policy: Details about the Identity/Access management policies that are applicable.
     ///
     /// OCSF `policy`, optional.
-    pub policy: Option<Policy>,
+    pub policy: Option<Box<Policy>>,
 }
 
 impl WriteJson for Authorization {
@@ -4953,11 +4953,11 @@ pub struct Cloud {
     /// Account: The account object describes details about the account that was the source or target of the activity.
     ///
     /// OCSF `account`, optional.
-    pub account: Option<Account>,
+    pub account: Option<Box<Account>>,
     /// Organization: Organization and org unit relevant to the event or object.
     ///
     /// OCSF `org`, optional.
-    pub org: Option<Organization>,
+    pub org: Option<Box<Organization>>,
     /// Project ID: The unique identifier of a Cloud project.
     ///
     /// OCSF `project_uid`, optional.
@@ -5011,11 +5011,11 @@ pub struct Container {
     /// Hash: Commit hash of image created for docker or the SHA256 hash of the container. For example: 13550340a8681c84c861aac2e5b440161c2b33a3e4f302ac680ca5b686de48de.
     ///
     /// OCSF `hash`, recommended.
-    pub hash: Option<Fingerprint>,
+    pub hash: Option<Box<Fingerprint>>,
     /// Image: The container image used as a template to run the container.
     ///
     /// OCSF `image`, recommended.
-    pub image: Option<Image>,
+    pub image: Option<Box<Image>>,
     /// Name: The container name.
     ///
     /// OCSF `name`, recommended.
@@ -5107,7 +5107,7 @@ pub struct Cve {
     /// CWE: The CWE object represents a weakness in a software system that can be exploited by a threat actor to perform an attack. The CWE object is based on the Common Weakness Enumeration (CWE) catalog.
     ///
     /// OCSF `cwe`, optional.
-    pub cwe: Option<Cwe>,
+    pub cwe: Option<Box<Cwe>>,
     /// CWE UID: The Common Weakness Enumeration (CWE) unique identifier. For example: CWE-787.
     ///
     /// OCSF `cwe_uid`, optional.
@@ -5123,7 +5123,7 @@ pub struct Cve {
     /// EPSS: The Exploit Prediction Scoring System (EPSS) object describes the estimated probability a vulnerability will be exploited. EPSS is a community-driven effort to combine descriptive information about vulnerabilities (CVEs) with evidence of actual exploitation in-the-wild. (EPSS).
     ///
     /// OCSF `epss`, optional.
-    pub epss: Option<Epss>,
+    pub epss: Option<Box<Epss>>,
     /// Modified Time: The Record Modified Date identifies when the CVE record was last updated.
     ///
     /// OCSF `modified_time`, optional.
@@ -5135,7 +5135,7 @@ pub struct Cve {
     /// Product: The product where the vulnerability was discovered.
     ///
     /// OCSF `product`, optional.
-    pub product: Option<Product>,
+    pub product: Option<Box<Product>>,
     /// References: A list of reference URLs with additional information about the CVE Record.
     ///
     /// OCSF `references`, recommended.
@@ -5318,7 +5318,7 @@ pub struct Device {
     /// Container: The information describing an instance of a container. A container is a prepackaged, portable system image that runs isolated on an existing system using a container runtime like containerd.
     ///
     /// OCSF `container`, recommended.
-    pub container: Option<Container>,
+    pub container: Option<Box<Container>>,
     /// Created Time: The time when the device was known to have been created.
     ///
     /// OCSF `created_time`, optional.
@@ -5354,7 +5354,7 @@ pub struct Device {
     /// Hardware Info: The endpoint hardware information.
     ///
     /// OCSF `hw_info`, optional.
-    pub hw_info: Option<DeviceHwInfo>,
+    pub hw_info: Option<Box<DeviceHwInfo>>,
     /// Hypervisor: The name of the hypervisor running on the device. For example, Xen, VMware, Hyper-V, VirtualBox, etc.
     ///
     /// OCSF `hypervisor`, optional.
@@ -5362,7 +5362,7 @@ pub struct Device {
     /// Image: The image used as a template to run the virtual machine.
     ///
     /// OCSF `image`, optional.
-    pub image: Option<Image>,
+    pub image: Option<Box<Image>>,
     /// IMEI: The International Mobile Station Equipment Identifier that is associated with the device.
     ///
     /// OCSF `imei`, optional.
@@ -5410,7 +5410,7 @@ pub struct Device {
     /// Geo Location: The geographical location of the device.
     ///
     /// OCSF `location`, optional.
-    pub location: Option<Location>,
+    pub location: Option<Box<Location>>,
     /// MAC Address: The Media Access Control (MAC) address of the endpoint.
     ///
     /// OCSF `mac`, optional.
@@ -5438,11 +5438,11 @@ pub struct Device {
     /// Organization: Organization and org unit related to the device.
     ///
     /// OCSF `org`, optional.
-    pub org: Option<Organization>,
+    pub org: Option<Box<Organization>>,
     /// OS: The endpoint operating system.
     ///
     /// OCSF `os`, optional.
-    pub os: Option<Os>,
+    pub os: Option<Box<Os>>,
     /// Region: The region where the virtual machine is located. For example, an AWS Region.
     ///
     /// OCSF `region`, recommended.
@@ -5785,11 +5785,11 @@ pub struct DeviceHwInfo {
     /// Desktop Display: The desktop display affiliated with the event
     ///
     /// OCSF `desktop_display`, optional.
-    pub desktop_display: Option<Display>,
+    pub desktop_display: Option<Box<Display>>,
     /// Keyboard Information: The keyboard detailed information.
     ///
     /// OCSF `keyboard_info`, optional.
-    pub keyboard_info: Option<KeyboardInfo>,
+    pub keyboard_info: Option<Box<KeyboardInfo>>,
     /// RAM Size: The total amount of installed RAM, in Megabytes. For example: 2048.
     ///
     /// OCSF `ram_size`, optional.
@@ -5862,7 +5862,7 @@ pub struct DigitalSignature {
     /// Certificate: The certificate object containing information about the digital certificate.
     ///
     /// OCSF `certificate`, recommended.
-    pub certificate: Option<Certificate>,
+    pub certificate: Option<Box<Certificate>>,
     /// Created Time: The time when the digital signature was created.
     ///
     /// OCSF `created_time`, optional.
@@ -5878,7 +5878,7 @@ pub struct DigitalSignature {
     /// Message Digest: The message digest attribute contains the fixed length message hash representation and the corresponding hashing algorithm information.
     ///
     /// OCSF `digest`, optional.
-    pub digest: Option<Fingerprint>,
+    pub digest: Option<Box<Fingerprint>>,
 }
 
 impl WriteJson for DigitalSignature {
@@ -6290,7 +6290,7 @@ pub struct EndpointConnection {
     /// Network Endpoint: Provides characteristics of the network endpoint.
     ///
     /// OCSF `network_endpoint`, recommended.
-    pub network_endpoint: Option<NetworkEndpoint>,
+    pub network_endpoint: Option<Box<NetworkEndpoint>>,
 }
 
 impl WriteJson for EndpointConnection {
@@ -6414,15 +6414,15 @@ pub struct Evidences {
     /// Actor: Describes details about the user/role/process that was the source of the activity that triggered the detection.
     ///
     /// OCSF `actor`, recommended.
-    pub actor: Option<Actor>,
+    pub actor: Option<Box<Actor>>,
     /// API Details: Describes details about the API call associated to the activity that triggered the detection.
     ///
     /// OCSF `api`, recommended.
-    pub api: Option<Api>,
+    pub api: Option<Box<Api>>,
     /// Connection Info: Describes details about the network connection associated to the activity that triggered the detection.
     ///
     /// OCSF `connection_info`, recommended.
-    pub connection_info: Option<NetworkConnectionInfo>,
+    pub connection_info: Option<Box<NetworkConnectionInfo>>,
     /// Data: Additional evidence data that is not accounted for in the specific evidence attributes. Use only when absolutely necessary.
     ///
     /// OCSF `data`, optional.
@@ -6430,23 +6430,23 @@ pub struct Evidences {
     /// Destination Endpoint: Describes details about the destination of the network activity that triggered the detection.
     ///
     /// OCSF `dst_endpoint`, recommended.
-    pub dst_endpoint: Option<NetworkEndpoint>,
+    pub dst_endpoint: Option<Box<NetworkEndpoint>>,
     /// File: Describes details about the file associated to the activity that triggered the detection.
     ///
     /// OCSF `file`, recommended.
-    pub file: Option<File>,
+    pub file: Option<Box<File>>,
     /// Process: Describes details about the process associated to the activity that triggered the detection.
     ///
     /// OCSF `process`, recommended.
-    pub process: Option<Process>,
+    pub process: Option<Box<Process>>,
     /// DNS Query: Describes details about the DNS query associated to the activity that triggered the detection.
     ///
     /// OCSF `query`, recommended.
-    pub query: Option<DnsQuery>,
+    pub query: Option<Box<DnsQuery>>,
     /// Source Endpoint: Describes details about the source of the network activity that triggered the detection.
     ///
     /// OCSF `src_endpoint`, recommended.
-    pub src_endpoint: Option<NetworkEndpoint>,
+    pub src_endpoint: Option<Box<NetworkEndpoint>>,
 }
 
 impl WriteJson for Evidences {
@@ -6571,7 +6571,7 @@ pub struct File {
     /// Accessor: The name of the user who last accessed the object.
     ///
     /// OCSF `accessor`, optional.
-    pub accessor: Option<User>,
+    pub accessor: Option<Box<User>>,
     /// Attributes: The bitmask value that represents the file attributes.
     ///
     /// OCSF `attributes`, optional.
@@ -6599,7 +6599,7 @@ pub struct File {
     /// Creator: The user that created the file.
     ///
     /// OCSF `creator`, optional.
-    pub creator: Option<User>,
+    pub creator: Option<Box<User>>,
     /// Description: The description of the file, as returned by file system. For example: the description as returned by the Unix file command or the Windows file type.
     ///
     /// OCSF `desc`, optional.
@@ -6627,7 +6627,7 @@ pub struct File {
     /// Modifier: The user that last modified the file.
     ///
     /// OCSF `modifier`, optional.
-    pub modifier: Option<User>,
+    pub modifier: Option<Box<User>>,
     /// Name: The name of the file. For example: svchost.exe
     ///
     /// OCSF `name`, required.
@@ -6635,7 +6635,7 @@ pub struct File {
     /// Owner: The user that owns the file/object.
     ///
     /// OCSF `owner`, optional.
-    pub owner: Option<User>,
+    pub owner: Option<Box<User>>,
     /// Parent Folder: The parent folder in which the file resides. For example: c:\windows\system32
     ///
     /// OCSF `parent_folder`, optional.
@@ -6647,7 +6647,7 @@ pub struct File {
     /// Product: The product that created or installed the file.
     ///
     /// OCSF `product`, optional.
-    pub product: Option<Product>,
+    pub product: Option<Box<Product>>,
     /// Security Descriptor: The object security descriptor.
     ///
     /// OCSF `security_descriptor`, optional.
@@ -6655,7 +6655,7 @@ pub struct File {
     /// Digital Signature: The digital signature of the file.
     ///
     /// OCSF `signature`, optional.
-    pub signature: Option<DigitalSignature>,
+    pub signature: Option<Box<DigitalSignature>>,
     /// Size: The size of data, in bytes.
     ///
     /// OCSF `size`, optional.
@@ -6927,7 +6927,7 @@ pub struct FindingInfo {
     /// Analytic: The analytic technique used to analyze and derive insights from the data or information that led to the finding or conclusion.
     ///
     /// OCSF `analytic`, recommended.
-    pub analytic: Option<Analytic>,
+    pub analytic: Option<Box<Analytic>>,
     /// MITRE ATT&CK® Details: The MITRE ATT&CK® technique and associated tactics related to the finding.
     ///
     /// OCSF `attacks`, optional.
@@ -7494,7 +7494,7 @@ pub struct HttpRequest {
     /// URL: The URL object that pertains to the request.
     ///
     /// OCSF `url`, recommended.
-    pub url: Option<Url>,
+    pub url: Option<Box<Url>>,
     /// HTTP User-Agent: The request header that identifies the operating system and web browser.
     ///
     /// OCSF `user_agent`, recommended.
@@ -7716,11 +7716,11 @@ pub struct KbArticle {
     /// OS: The operating system the kb article applies.
     ///
     /// OCSF `os`, recommended.
-    pub os: Option<Os>,
+    pub os: Option<Box<Os>>,
     /// Product: The product details the kb article applies.
     ///
     /// OCSF `product`, optional.
-    pub product: Option<Product>,
+    pub product: Option<Box<Product>>,
     /// Severity: The severity of the kb article.
     ///
     /// OCSF `severity`, recommended.
@@ -8018,7 +8018,7 @@ pub struct LdapPerson {
     /// Geo Location: The geographical location associated with a user. This is typically the user's usual work location.
     ///
     /// OCSF `location`, optional.
-    pub location: Option<Location>,
+    pub location: Option<Box<Location>>,
     /// Manager: The user's manager. This helps in understanding an org hierarchy. This should only ever be populated once in an event. I.e. there should not be a manager's manager in an event.
     ///
     /// OCSF `manager`, optional.
@@ -8138,7 +8138,7 @@ pub struct LoadBalancer {
     /// Destination Endpoint: The destination to which the load balancer is distributing traffic.
     ///
     /// OCSF `dst_endpoint`, recommended.
-    pub dst_endpoint: Option<NetworkEndpoint>,
+    pub dst_endpoint: Option<Box<NetworkEndpoint>>,
     /// Endpoint Connections: An object detailing the load balancer connection attempts and responses.
     ///
     /// OCSF `endpoint_connections`, recommended.
@@ -8302,7 +8302,7 @@ pub struct Logger {
     /// Device: The device where the events are logged.
     ///
     /// OCSF `device`, recommended.
-    pub device: Option<Device>,
+    pub device: Option<Box<Device>>,
     /// Log Level: The audit level at which an event was generated.
     ///
     /// OCSF `log_level`, optional.
@@ -8334,7 +8334,7 @@ pub struct Logger {
     /// Product: The product logging the event. This may be the event source product, a management server product, a scanning product, a SIEM, etc.
     ///
     /// OCSF `product`, recommended.
-    pub product: Option<Product>,
+    pub product: Option<Box<Product>>,
     /// Transmission Time: The time when the event was transmitted from the logging device to it's next destination
     ///
     /// OCSF `transmit_time`, optional.
@@ -8626,7 +8626,7 @@ pub struct Metadata {
     /// Schema Extension: The schema extension used to create the event.
     ///
     /// OCSF `extension`, optional.
-    pub extension: Option<Extension>,
+    pub extension: Option<Box<Extension>>,
     /// Schema Extensions: The schema extensions used to create the event.
     ///
     /// OCSF `extensions`, optional.
@@ -8686,7 +8686,7 @@ pub struct Metadata {
     /// Product: The product that reported the event.
     ///
     /// OCSF `product`, required.
-    pub product: Option<Product>,
+    pub product: Option<Box<Product>>,
     /// Profiles: The list of profiles used to create the event.
     ///
     /// OCSF `profiles`, optional.
@@ -8853,7 +8853,7 @@ pub struct NetworkConnectionInfo {
     /// Session: The authenticated user or service session.
     ///
     /// OCSF `session`, optional.
-    pub session: Option<Session>,
+    pub session: Option<Box<Session>>,
     /// TCP Flags: The network connection TCP header flags (i.e., control bits).
     ///
     /// OCSF `tcp_flags`, optional.
@@ -9126,7 +9126,7 @@ pub struct NetworkEndpoint {
     /// Container: The information describing an instance of a container. A container is a prepackaged, portable system image that runs isolated on an existing system using a container runtime like containerd.
     ///
     /// OCSF `container`, recommended.
-    pub container: Option<Container>,
+    pub container: Option<Box<Container>>,
     /// Domain: The name of the domain.
     ///
     /// OCSF `domain`, optional.
@@ -9138,7 +9138,7 @@ pub struct NetworkEndpoint {
     /// Hardware Info: The endpoint hardware information.
     ///
     /// OCSF `hw_info`, optional.
-    pub hw_info: Option<DeviceHwInfo>,
+    pub hw_info: Option<Box<DeviceHwInfo>>,
     /// Instance ID: The unique identifier of a VM instance.
     ///
     /// OCSF `instance_uid`, recommended.
@@ -9162,7 +9162,7 @@ pub struct NetworkEndpoint {
     /// Geo Location: The geographical location of the endpoint.
     ///
     /// OCSF `location`, optional.
-    pub location: Option<Location>,
+    pub location: Option<Box<Location>>,
     /// MAC Address: The Media Access Control (MAC) address of the endpoint.
     ///
     /// OCSF `mac`, optional.
@@ -9178,7 +9178,7 @@ pub struct NetworkEndpoint {
     /// OS: The endpoint operating system.
     ///
     /// OCSF `os`, optional.
-    pub os: Option<Os>,
+    pub os: Option<Box<Os>>,
     /// Port: The port used for communication within the network connection.
     ///
     /// OCSF `port`, recommended.
@@ -9186,7 +9186,7 @@ pub struct NetworkEndpoint {
     /// Proxy Endpoint: The network proxy information pertaining to a specific endpoint. This can be used to describe information pertaining to network address translation (NAT).
     ///
     /// OCSF `proxy_endpoint`, optional.
-    pub proxy_endpoint: Option<NetworkProxy>,
+    pub proxy_endpoint: Option<Box<NetworkProxy>>,
     /// Subnet UID: The unique identifier of a virtual subnet.
     ///
     /// OCSF `subnet_uid`, optional.
@@ -9545,7 +9545,7 @@ pub struct NetworkProxy {
     /// Container: The information describing an instance of a container. A container is a prepackaged, portable system image that runs isolated on an existing system using a container runtime like containerd.
     ///
     /// OCSF `container`, recommended.
-    pub container: Option<Container>,
+    pub container: Option<Box<Container>>,
     /// Domain: The name of the domain.
     ///
     /// OCSF `domain`, optional.
@@ -9557,7 +9557,7 @@ pub struct NetworkProxy {
     /// Hardware Info: The endpoint hardware information.
     ///
     /// OCSF `hw_info`, optional.
-    pub hw_info: Option<DeviceHwInfo>,
+    pub hw_info: Option<Box<DeviceHwInfo>>,
     /// Instance ID: The unique identifier of a VM instance.
     ///
     /// OCSF `instance_uid`, recommended.
@@ -9581,7 +9581,7 @@ pub struct NetworkProxy {
     /// Geo Location: The geographical location of the endpoint.
     ///
     /// OCSF `location`, optional.
-    pub location: Option<Location>,
+    pub location: Option<Box<Location>>,
     /// MAC Address: The Media Access Control (MAC) address of the endpoint.
     ///
     /// OCSF `mac`, optional.
@@ -9597,7 +9597,7 @@ pub struct NetworkProxy {
     /// OS: The endpoint operating system.
     ///
     /// OCSF `os`, optional.
-    pub os: Option<Os>,
+    pub os: Option<Box<Os>>,
     /// Port: The port used for communication within the network connection.
     ///
     /// OCSF `port`, recommended.
@@ -9904,7 +9904,7 @@ pub struct Observable {
     /// Reputation Scores: Contains the original and normalized reputation scores.
     ///
     /// OCSF `reputation`, optional.
-    pub reputation: Option<Reputation>,
+    pub reputation: Option<Box<Reputation>>,
     /// Type: The observable value type name.
     ///
     /// OCSF `type`, optional.
@@ -10385,7 +10385,7 @@ pub struct Policy {
     /// Group: The policy group.
     ///
     /// OCSF `group`, optional.
-    pub group: Option<Group>,
+    pub group: Option<Box<Group>>,
     /// Name: The policy name. For example: IAM Policy.
     ///
     /// OCSF `name`, recommended.
@@ -10436,7 +10436,7 @@ pub struct Process {
     /// Container: The information describing an instance of a container. A container is a prepackaged, portable system image that runs isolated on an existing system using a container runtime like containerd.
     ///
     /// OCSF `container`, recommended.
-    pub container: Option<Container>,
+    pub container: Option<Box<Container>>,
     /// Created Time: The time when the process was created/started.
     ///
     /// OCSF `created_time`, recommended.
@@ -10448,7 +10448,7 @@ pub struct Process {
     /// File: The process file object.
     ///
     /// OCSF `file`, recommended.
-    pub file: Option<File>,
+    pub file: Option<Box<File>>,
     /// Integrity: The process integrity level, normalized to the caption of the direction_id value. In the case of 'Other', it is defined by the event source (Windows only).
     ///
     /// OCSF `integrity`, optional.
@@ -10488,7 +10488,7 @@ pub struct Process {
     /// Session: The user session under which this process is running.
     ///
     /// OCSF `session`, optional.
-    pub session: Option<Session>,
+    pub session: Option<Box<Session>>,
     /// Terminated Time: The time when the process was terminated.
     ///
     /// OCSF `terminated_time`, optional.
@@ -10508,7 +10508,7 @@ pub struct Process {
     /// User: The user under which this process is running.
     ///
     /// OCSF `user`, recommended.
-    pub user: Option<User>,
+    pub user: Option<Box<User>>,
     /// Extended Attributes: An unordered collection of zero or more name/value pairs that represent a process extended attribute.
     ///
     /// OCSF `xattributes`, optional.
@@ -10674,7 +10674,7 @@ pub struct Product {
     /// Feature: The feature that reported the event.
     ///
     /// OCSF `feature`, optional.
-    pub feature: Option<Feature>,
+    pub feature: Option<Box<Feature>>,
     /// Language: The two letter lower case language codes, as defined by ISO 639-1. For example: en (English), de (German), or fr (French).
     ///
     /// OCSF `lang`, optional.
@@ -11040,7 +11040,7 @@ pub struct ResourceDetails {
     /// Group: The name of the related resource group.
     ///
     /// OCSF `group`, optional.
-    pub group: Option<Group>,
+    pub group: Option<Box<Group>>,
     /// Labels: The list of labels/tags associated to a resource.
     ///
     /// OCSF `labels`, optional.
@@ -11056,7 +11056,7 @@ pub struct ResourceDetails {
     /// Owner: The identity of the service or user account that owns the resource.
     ///
     /// OCSF `owner`, recommended.
-    pub owner: Option<User>,
+    pub owner: Option<Box<User>>,
     /// Region: The cloud region of the resource.
     ///
     /// OCSF `region`, optional.
@@ -11495,7 +11495,7 @@ pub struct Tls {
     /// Certificate: The certificate object containing information about the digital certificate.
     ///
     /// OCSF `certificate`, recommended.
-    pub certificate: Option<Certificate>,
+    pub certificate: Option<Box<Certificate>>,
     /// Certificate Chain: The Chain of Certificate Serial Numbers field provides a chain of Certificate Issuer Serial Numbers leading to the Root Certificate Issuer.
     ///
     /// OCSF `certificate_chain`, recommended.
@@ -11519,11 +11519,11 @@ pub struct Tls {
     /// JA3 Hash: The MD5 hash of a JA3 string.
     ///
     /// OCSF `ja3_hash`, recommended.
-    pub ja3_hash: Option<Fingerprint>,
+    pub ja3_hash: Option<Box<Fingerprint>>,
     /// JA3S Hash: The MD5 hash of a JA3S string.
     ///
     /// OCSF `ja3s_hash`, recommended.
-    pub ja3s_hash: Option<Fingerprint>,
+    pub ja3s_hash: Option<Box<Fingerprint>>,
     /// Key Length: The length of the encryption key.
     ///
     /// OCSF `key_length`, optional.
@@ -12344,7 +12344,7 @@ pub struct User {
     /// Account: The user's account or the account associated with the user.
     ///
     /// OCSF `account`, optional.
-    pub account: Option<Account>,
+    pub account: Option<Box<Account>>,
     /// User Credential ID: The unique identifier of the user's credential. For example, AWS Access Key ID.
     ///
     /// OCSF `credential_uid`, optional.
@@ -12376,7 +12376,7 @@ pub struct User {
     /// Organization: Organization and org unit related to the user.
     ///
     /// OCSF `org`, optional.
-    pub org: Option<Organization>,
+    pub org: Option<Box<Organization>>,
     /// Type: The type of the user. For example, System, AWS IAM User, etc.
     ///
     /// OCSF `type`, optional.
@@ -12515,11 +12515,11 @@ pub struct Vulnerability {
     /// CVE: The Common Vulnerabilities and Exposures (CVE).
     ///
     /// OCSF `cve`, recommended.
-    pub cve: Option<Cve>,
+    pub cve: Option<Box<Cve>>,
     /// CWE: The CWE object represents a weakness in a software system that can be exploited by a threat actor to perform an attack. The CWE object is based on the Common Weakness Enumeration (CWE) catalog.
     ///
     /// OCSF `cwe`, recommended.
-    pub cwe: Option<Cwe>,
+    pub cwe: Option<Box<Cwe>>,
     /// Description: The description of the vulnerability.
     ///
     /// OCSF `desc`, optional.
@@ -12575,7 +12575,7 @@ pub struct Vulnerability {
     /// Remediation Guidance: The remediation recommendations on how to mitigate the identified vulnerability.
     ///
     /// OCSF `remediation`, optional.
-    pub remediation: Option<Remediation>,
+    pub remediation: Option<Box<Remediation>>,
     /// Severity: The vendor assigned severity of the vulnerability.
     ///
     /// OCSF `severity`, optional.

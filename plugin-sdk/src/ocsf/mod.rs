@@ -22,16 +22,16 @@ pub trait Event: WriteJson {
 }
 
 /// A `metadata` object for this OCSF version with the product filled in.
-pub fn metadata(vendor: &str, product: &str) -> Metadata {
-    Metadata {
+pub fn metadata(vendor: &str, product: &str) -> Box<Metadata> {
+    Box::new(Metadata {
         version: Some(OCSF_VERSION.into()),
-        product: Some(Product {
+        product: Some(Box::new(Product {
             vendor_name: Some(vendor.into()),
             name: Some(product.into()),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
-    }
+    })
 }
 
 /// The longest string OCSF 1.1.0 allows (`string_t`'s `max_len`).

@@ -33,20 +33,24 @@ pub(crate) fn actor(mut id: JsonRecord<'_>, unmapped: &mut Unmapped) -> Actor {
         credential_uid: id
             .take_str("accessKeyId")
             .or_else(|| id.take_str("credentialId")),
-        account: id.take_str("accountId").map(|uid| Account {
-            uid: Some(uid),
-            ..Default::default()
+        account: id.take_str("accountId").map(|uid| {
+            Box::new(Account {
+                uid: Some(uid),
+                ..Default::default()
+            })
         }),
         ..Default::default()
     };
-    let mut idp = id.take_str("identityProvider").map(|name| Idp {
-        name: Some(name),
-        ..Default::default()
+    let mut idp = id.take_str("identityProvider").map(|name| {
+        Box::new(Idp {
+            name: Some(name),
+            ..Default::default()
+        })
     });
     if let Some(mut on_behalf) = id.take_object("onBehalfOf") {
         user.uid_alt = on_behalf.take_str("userId").or(user.uid_alt.take());
         if let Some(store) = on_behalf.take_str("identityStoreArn") {
-            idp.get_or_insert_with(Idp::default).uid = Some(store);
+            idp.get_or_insert_default().uid = Some(store);
         }
         on_behalf.into_unmapped("userIdentity.onBehalfOf", unmapped);
     }
@@ -83,13 +87,13 @@ pub(crate) fn actor(mut id: JsonRecord<'_>, unmapped: &mut Unmapped) -> Actor {
         }
         if let Some(mut federation) = context.take_object("webIdFederationData") {
             if let Some(provider) = federation.take_str("federatedProvider") {
-                idp.get_or_insert_with(Idp::default).name = Some(provider);
+                idp.get_or_insert_default().name = Some(provider);
             }
             federation.into_unmapped("userIdentity.sessionContext.webIdFederationData", unmapped);
         }
         context.into_unmapped("userIdentity.sessionContext", unmapped);
         if s != Session::default() {
-            session = Some(s);
+            session = Some(Box::new(s));
         }
     }
     // An AWS service acting on its own has no ARN or account: name it after the service.
@@ -99,7 +103,7 @@ pub(crate) fn actor(mut id: JsonRecord<'_>, unmapped: &mut Unmapped) -> Actor {
     id.into_unmapped("userIdentity", unmapped);
     let has_user = user.uid.is_some() || user.name.is_some() || user.account.is_some();
     Actor {
-        user: has_user.then_some(user),
+        user: has_user.then(|| Box::new(user)),
         invoked_by,
         idp,
         session,
@@ -140,9 +144,11 @@ pub(crate) fn emit_authentication(
             }
             None => None,
         };
-        dst_endpoint = extra.take_str("LoginTo").map(|svc| NetworkEndpoint {
-            svc_name: Some(svc),
-            ..Default::default()
+        dst_endpoint = extra.take_str("LoginTo").map(|svc| {
+            Box::new(NetworkEndpoint {
+                svc_name: Some(svc),
+                ..Default::default()
+            })
         });
         extra.into_unmapped("additionalEventData", &mut event.unmapped);
     }
@@ -152,13 +158,13 @@ pub(crate) fn emit_authentication(
     let session_name = params.and_then(|p| p.str_member("roleSessionName"));
     let user = match (role_arn, session_name) {
         (None, None) => event.actor.user.clone(),
-        (uid, name) => Some(User {
+        (uid, name) => Some(Box::new(User {
             uid,
             name,
             r#type: Some("AssumedRole".into()),
             type_id: Some(UserType::User),
             ..Default::default()
-        }),
+        })),
     }
     .ok_or_else(|| {
         Reject::at(
@@ -168,9 +174,11 @@ pub(crate) fn emit_authentication(
     })?;
     let ok = sign_in_succeeded(&event);
     // 3002 needs `service` or `dst_endpoint`: the signing-in service is always known.
-    let service = event.api_service.clone().map(|name| ocsf::Service {
-        name: Some(name),
-        ..Default::default()
+    let service = event.api_service.clone().map(|name| {
+        Box::new(ocsf::Service {
+            name: Some(name),
+            ..Default::default()
+        })
     });
     r.into_unmapped("", &mut event.unmapped);
     out.emit(
@@ -217,13 +225,13 @@ pub(crate) fn emit_account_change(
     let uid = text(created.and_then(|c| c.get("arn")));
     let uid_alt = text(created.and_then(|c| c.get("userId").or_else(|| c.get("roleId"))));
     let user = if name.is_some() || uid.is_some() {
-        User {
+        Box::new(User {
             name,
             uid,
             uid_alt,
             type_id: Some(UserType::User),
             ..Default::default()
-        }
+        })
     } else {
         // Calls on the caller's own credentials (e.g. ChangePassword) change the actor.
         event.actor.user.clone().ok_or_else(|| {

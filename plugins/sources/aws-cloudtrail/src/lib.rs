@@ -151,14 +151,14 @@ pub(crate) struct Common {
     pub(crate) time: i64,
     pub(crate) api_operation: String,
     pub(crate) api_service: Option<String>,
-    pub(crate) metadata: ocsf::Metadata,
-    pub(crate) cloud: Cloud,
-    pub(crate) actor: ocsf::Actor,
-    pub(crate) src_endpoint: Option<NetworkEndpoint>,
-    pub(crate) http_request: Option<HttpRequest>,
+    pub(crate) metadata: Box<ocsf::Metadata>,
+    pub(crate) cloud: Box<Cloud>,
+    pub(crate) actor: Box<ocsf::Actor>,
+    pub(crate) src_endpoint: Option<Box<NetworkEndpoint>>,
+    pub(crate) http_request: Option<Box<HttpRequest>>,
     pub(crate) error_code: Option<String>,
     pub(crate) error_message: Option<String>,
-    pub(crate) api: Api,
+    pub(crate) api: Box<Api>,
     pub(crate) unmapped: Unmapped,
 }
 
@@ -189,20 +189,22 @@ impl Common {
             let feature = r
                 .take_str("eventCategory")
                 .unwrap_or_else(|| "Management, Data, and Insights".into());
-            product.feature = Some(Feature {
+            product.feature = Some(Box::new(Feature {
                 name: Some(feature),
                 ..Default::default()
-            });
+            }));
         }
-        let cloud = Cloud {
+        let cloud = Box::new(Cloud {
             provider: Some("AWS".into()),
             region: r.take_str("awsRegion"),
-            account: r.take_str("recipientAccountId").map(|uid| ocsf::Account {
-                uid: Some(uid),
-                ..Default::default()
+            account: r.take_str("recipientAccountId").map(|uid| {
+                Box::new(ocsf::Account {
+                    uid: Some(uid),
+                    ..Default::default()
+                })
             }),
             ..Default::default()
-        };
+        });
         let identity = r.take_object("userIdentity").ok_or_else(|| {
             Reject::at(
                 "userIdentity",
@@ -225,34 +227,38 @@ impl Common {
                     endpoint.svc_name = Some(source);
                 }
             }
-            endpoint
+            Box::new(endpoint)
         });
-        let http_request = r.take_str("userAgent").map(|ua| HttpRequest {
-            user_agent: Some(ocsf::fit_string("userAgent", ua, &mut unmapped)),
-            ..Default::default()
+        let http_request = r.take_str("userAgent").map(|ua| {
+            Box::new(HttpRequest {
+                user_agent: Some(ocsf::fit_string("userAgent", ua, &mut unmapped)),
+                ..Default::default()
+            })
         });
         let error_code = r.take_str("errorCode");
         let error_message = r
             .take_str("errorMessage")
             .map(|m| ocsf::fit_string("errorMessage", m, &mut unmapped));
-        let api = Api {
+        let api = Box::new(Api {
             operation: Some(api_operation.clone()),
-            service: api_service.clone().map(|name| ocsf::Service {
-                name: Some(name),
-                ..Default::default()
+            service: api_service.clone().map(|name| {
+                Box::new(ocsf::Service {
+                    name: Some(name),
+                    ..Default::default()
+                })
             }),
             version: r.take_str("apiVersion"),
             request: None,
             response: None,
             ..Default::default()
-        };
+        });
         Ok(Common {
             time,
             api_operation,
             api_service,
             metadata,
             cloud,
-            actor,
+            actor: Box::new(actor),
             src_endpoint,
             http_request,
             error_code,
@@ -268,11 +274,11 @@ impl Common {
         let request_parameters = r.take("requestParameters");
         match r.take_str("requestID") {
             Some(uid) => {
-                self.api.request = Some(Request {
+                self.api.request = Some(Box::new(Request {
                     uid: Some(uid),
                     data: request_parameters.map(Json::raw),
                     ..Default::default()
-                })
+                }))
             }
             // `request.uid` is required in the object; without it the parameters stay unmapped.
             None => {
@@ -284,12 +290,12 @@ impl Common {
         let response_elements = r.take("responseElements");
         if response_elements.is_some() || self.error_code.is_some() || self.error_message.is_some()
         {
-            self.api.response = Some(Response {
+            self.api.response = Some(Box::new(Response {
                 data: response_elements.map(Json::raw),
                 error: self.error_code.clone(),
                 message: self.error_message.clone(),
                 ..Default::default()
-            });
+            }));
         }
     }
 }
@@ -337,12 +343,14 @@ fn resources(r: &mut JsonRecord<'_>, unmapped: &mut Unmapped) -> Vec<ResourceDet
             res.into_unmapped(&key, unmapped);
             continue;
         };
-        let owner = res.take_str("accountId").map(|uid| ocsf::User {
-            account: Some(ocsf::Account {
-                uid: Some(uid),
+        let owner = res.take_str("accountId").map(|uid| {
+            Box::new(ocsf::User {
+                account: Some(Box::new(ocsf::Account {
+                    uid: Some(uid),
+                    ..Default::default()
+                })),
                 ..Default::default()
-            }),
-            ..Default::default()
+            })
         });
         kept.push(ResourceDetails {
             uid: Some(uid),

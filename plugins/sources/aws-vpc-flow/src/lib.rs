@@ -252,10 +252,10 @@ impl<'a> Flow<'a> {
         metadata.profiles = vec!["cloud".into(), "security_control".into(), "datetime".into()];
         if let Some(product) = metadata.product.as_mut() {
             product.version = self.version.map(Into::into);
-            product.feature = Some(ocsf::Feature {
+            product.feature = Some(Box::new(ocsf::Feature {
                 name: Some("Flowlogs".into()),
                 ..Default::default()
-            });
+            }));
         }
         Ok(NetworkActivity {
             activity_id: activity,
@@ -271,23 +271,27 @@ impl<'a> Flow<'a> {
             status_code: self.log_status.map(Into::into),
             status_detail: self.reject_reason.map(Into::into),
             metadata: Some(metadata),
-            cloud: Some(Cloud {
+            cloud: Some(Box::new(Cloud {
                 provider: Some("AWS".into()),
                 region: self.region.map(Into::into),
                 zone: self.zone.map(Into::into),
-                account: self.account.map(|uid| ocsf::Account {
-                    uid: Some(uid.into()),
-                    ..Default::default()
+                account: self.account.map(|uid| {
+                    Box::new(ocsf::Account {
+                        uid: Some(uid.into()),
+                        ..Default::default()
+                    })
                 }),
                 ..Default::default()
-            }),
-            src_endpoint: Some(src),
-            dst_endpoint: Some(dst),
-            connection_info: Some(connection_info),
-            traffic: (self.packets.is_some() || self.bytes.is_some()).then(|| NetworkTraffic {
-                packets: self.packets,
-                bytes: self.bytes,
-                ..Default::default()
+            })),
+            src_endpoint: Some(Box::new(src)),
+            dst_endpoint: Some(Box::new(dst)),
+            connection_info: Some(Box::new(connection_info)),
+            traffic: (self.packets.is_some() || self.bytes.is_some()).then(|| {
+                Box::new(NetworkTraffic {
+                    packets: self.packets,
+                    bytes: self.bytes,
+                    ..Default::default()
+                })
             }),
             unmapped: Some(unmapped),
             ..Default::default()

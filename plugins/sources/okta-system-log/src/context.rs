@@ -44,9 +44,9 @@ impl Outcome {
 
 /// Everything but the target list, read once whatever the class.
 pub(crate) struct Context {
-    pub(crate) actor: Actor,
-    pub(crate) src_endpoint: Option<NetworkEndpoint>,
-    pub(crate) http_request: Option<HttpRequest>,
+    pub(crate) actor: Box<Actor>,
+    pub(crate) src_endpoint: Option<Box<NetworkEndpoint>>,
+    pub(crate) http_request: Option<Box<HttpRequest>>,
     pub(crate) status: Option<Outcome>,
     pub(crate) status_detail: Option<String>,
     pub(crate) severity: Severity,
@@ -60,7 +60,7 @@ impl Context {
             let kind = a.take_str("type");
             let user = person(&mut a, kind.as_deref());
             a.into_unmapped("actor", unmapped);
-            actor.user = Some(user);
+            actor.user = Some(Box::new(user));
         }
         let mut http_request = HttpRequest::default();
         let mut endpoint = NetworkEndpoint::default();
@@ -76,11 +76,15 @@ impl Context {
                 http_request.user_agent = ua
                     .take_str("rawUserAgent")
                     .map(|raw| ocsf::fit_string("client.userAgent.rawUserAgent", raw, unmapped));
-                endpoint.os = ua.take_str("os").filter(|os| os != "Unknown").map(os);
+                endpoint.os = ua
+                    .take_str("os")
+                    .filter(|os| os != "Unknown")
+                    .map(os)
+                    .map(Box::new);
                 ua.into_unmapped("client.userAgent", unmapped);
             }
             if let Some(mut geo) = client.take_object("geographicalContext") {
-                endpoint.location = location(&mut geo, unmapped);
+                endpoint.location = location(&mut geo, unmapped).map(Box::new);
                 geo.into_unmapped("client.geographicalContext", unmapped);
             }
             client.into_unmapped("client", unmapped);
@@ -103,15 +107,17 @@ impl Context {
             auth.into_unmapped("authenticationContext", unmapped);
         }
         if session != Session::default() {
-            actor.session = Some(session);
+            actor.session = Some(Box::new(session));
         }
         let mut severity = Severity::Informational;
         if let Some(mut debug) = r.take_object("debugContext") {
             if let Some(mut data) = debug.take_object("debugData") {
                 http_request.uid = data.take_str("requestId");
-                http_request.url = data.take_str("url").map(|path| Url {
-                    path: Some(path),
-                    ..Default::default()
+                http_request.url = data.take_str("url").map(|path| {
+                    Box::new(Url {
+                        path: Some(path),
+                        ..Default::default()
+                    })
                 });
                 // `risk` is text shaped like a map: `{level=HIGH, reasons=...}`.
                 let risk = data.get_str("risk").unwrap_or_default();
@@ -140,9 +146,9 @@ impl Context {
         }
         let has_endpoint = endpoint.ip.is_some() || endpoint.uid.is_some();
         Context {
-            actor,
-            src_endpoint: has_endpoint.then_some(endpoint),
-            http_request: (http_request != HttpRequest::default()).then_some(http_request),
+            actor: Box::new(actor),
+            src_endpoint: has_endpoint.then(|| Box::new(endpoint)),
+            http_request: (http_request != HttpRequest::default()).then(|| Box::new(http_request)),
             status,
             status_detail,
             severity,

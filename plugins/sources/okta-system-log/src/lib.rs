@@ -129,8 +129,8 @@ impl Source for OktaSystemLog {
             .take_str("displayMessage")
             .map(|m| ocsf::fit_string("displayMessage", m, &mut unmapped));
         let kind = classify::classify(&event_type);
-        let user_or_actor = |targets: &Targets, actor: &Option<User>| {
-            targets.user.clone().or_else(|| actor.clone())
+        let user_or_actor = |targets: &Targets, actor: &Option<Box<User>>| {
+            targets.user.clone().map(Box::new).or_else(|| actor.clone())
         };
         // The attributes every class shares, then the class's own.
         macro_rules! ocsf_record {
@@ -165,9 +165,11 @@ impl Source for OktaSystemLog {
                     .session
                     .as_ref()
                     .and_then(|s| s.uid.clone())
-                    .map(|uid| ocsf::Session {
-                        uid: Some(uid),
-                        ..Default::default()
+                    .map(|uid| {
+                        Box::new(ocsf::Session {
+                            uid: Some(uid),
+                            ..Default::default()
+                        })
                     });
                 // 3002 needs `service` or `dst_endpoint`: the application signed in to, or Okta itself.
                 let service = targets.app.clone().unwrap_or(ocsf::Service {
@@ -180,7 +182,7 @@ impl Source for OktaSystemLog {
                     &ocsf_record!(Authentication, activity, ocsf::AuthenticationStatus;
                         src_endpoint: cx.src_endpoint,
                         user: Some(user),
-                        service: Some(service),
+                        service: Some(Box::new(service)),
                         session: session,
                     ),
                 );
@@ -205,9 +207,11 @@ impl Source for OktaSystemLog {
                     .http_request
                     .as_ref()
                     .and_then(|h| h.uid.clone())
-                    .map(|uid| ocsf::Request {
-                        uid: Some(uid),
-                        ..Default::default()
+                    .map(|uid| {
+                        Box::new(ocsf::Request {
+                            uid: Some(uid),
+                            ..Default::default()
+                        })
                     });
                 let api = ocsf::Api {
                     operation: Some(event_type.clone()),
@@ -215,14 +219,16 @@ impl Source for OktaSystemLog {
                     ..Default::default()
                 };
                 // API Activity requires a source; events of Okta's own jobs have no client.
-                let src_endpoint = cx.src_endpoint.take().unwrap_or(ocsf::NetworkEndpoint {
-                    svc_name: Some("Okta".into()),
-                    ..Default::default()
+                let src_endpoint = cx.src_endpoint.take().unwrap_or_else(|| {
+                    Box::new(ocsf::NetworkEndpoint {
+                        svc_name: Some("Okta".into()),
+                        ..Default::default()
+                    })
                 });
                 r.into_unmapped("", &mut unmapped);
                 out.emit(
                     &ocsf_record!(ApiActivity, activity, ocsf::ApiActivityStatus;
-                        api: Some(api),
+                        api: Some(Box::new(api)),
                         src_endpoint: Some(src_endpoint),
                         resources: resources,
                     ),

@@ -47,21 +47,21 @@ impl Source for Misbehaving {
                     activity_id: ApiActivityActivity::Read,
                     time: Some(out.received_ms()),
                     metadata: Some(ocsf::metadata("lakegate", "sandbox tests")),
-                    actor: Some(Actor {
-                        user: Some(User {
+                    actor: Some(Box::new(Actor {
+                        user: Some(Box::new(User {
                             name: Some(text.into()),
                             ..Default::default()
-                        }),
+                        })),
                         ..Default::default()
-                    }),
-                    api: Some(Api {
+                    })),
+                    api: Some(Box::new(Api {
                         operation: Some("echo".into()),
                         ..Default::default()
-                    }),
-                    src_endpoint: Some(NetworkEndpoint {
+                    })),
+                    src_endpoint: Some(Box::new(NetworkEndpoint {
                         ip: Some("192.0.2.1".into()),
                         ..Default::default()
-                    }),
+                    })),
                     ..Default::default()
                 });
                 Ok(())
