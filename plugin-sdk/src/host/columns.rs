@@ -2,7 +2,7 @@
 //! paths the plugin declares. The lake writer turns them into one fixed Arrow schema per
 //! (source, class, OCSF version), so every file of a class has the same columns whatever its data.
 
-use super::validate::{Allowed, Declarations, Definition, Kind, Schema};
+use super::validate::{Declarations, Definition, Kind, Schema, Scope};
 
 /// How deep objects are expanded into nested columns. An object at this depth, or one that
 /// would repeat an object type already on its path (OCSF has cycles, e.g. `process.parent_process`),
@@ -65,37 +65,28 @@ impl Schema {
         let declared = declarations.get(class_uid)?;
         let mut walk = ColumnWalk {
             schema: self,
-            declared,
             types: Vec::new(),
         };
-        Some(walk.members(class, "", false))
+        Some(walk.members(class, true, Scope::Within(declared)))
     }
 }
 
 struct ColumnWalk<'a> {
     schema: &'a Schema,
-    declared: &'a super::validate::Declared,
     /// Object types on the current path, to cut cycles.
     types: Vec<&'a str>,
 }
 
 impl<'a> ColumnWalk<'a> {
-    fn members(&mut self, def: &'a Definition, prefix: &str, covered: bool) -> Vec<Column> {
+    /// The columns of an object of `def` (the class itself at the `top`) that `scope` allows.
+    fn members(&mut self, def: &'a Definition, top: bool, scope: Scope<'a>) -> Vec<Column> {
         let mut names: Vec<&String> = def.attributes.keys().collect();
         names.sort();
         let mut columns = Vec::new();
         for name in names {
             let attr = &def.attributes[name];
-            let path = format!("{prefix}{name}");
-            let allowed = if covered {
-                Allowed::Covered
-            } else {
-                self.declared.allows_member(def, &path, name)
-            };
-            let covered = match allowed {
-                Allowed::No => continue,
-                Allowed::Covered => true,
-                Allowed::Container => false,
+            let Some(scope) = scope.member(def, name) else {
+                continue;
             };
             let kind = match &attr.kind {
                 Kind::Object(object) => {
@@ -106,7 +97,7 @@ impl<'a> ColumnWalk<'a> {
                     } else {
                         let def = &self.schema.objects[object];
                         self.types.push(object);
-                        let members = self.members(def, &format!("{path}."), covered);
+                        let members = self.members(def, false, scope);
                         self.types.pop();
                         if members.is_empty() {
                             continue;
@@ -127,7 +118,7 @@ impl<'a> ColumnWalk<'a> {
                 name: name.clone(),
                 kind,
                 is_array: attr.is_array,
-                required: prefix.is_empty() && BASE_REQUIRED.contains(&name.as_str()),
+                required: top && BASE_REQUIRED.contains(&name.as_str()),
             });
         }
         columns

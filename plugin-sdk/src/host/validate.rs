@@ -293,6 +293,8 @@ struct Root<'s> {
 struct Class<'s> {
     uid: u32,
     def: &'s Definition,
+    /// What the plugin declared for the class.
+    declared: &'s Declared,
     walk: Walk<'s>,
     present: Present,
 }
@@ -301,9 +303,13 @@ impl<'s> Class<'s> {
     /// Checks a root member from its raw text.
     fn member_raw<E: de::Error>(&mut self, name: &str, raw: &RawValue) -> Result<(), E> {
         self.walk
-            .entry(self.def, name, false, &mut self.present, |seed| {
-                seed.deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
-            })
+            .entry(
+                self.def,
+                name,
+                Scope::Within(self.declared),
+                &mut self.present,
+                |seed| seed.deserialize(&mut serde_json::Deserializer::from_str(raw.get())),
+            )
             .map_err(E::custom)
     }
 }
@@ -336,13 +342,12 @@ impl<'s> Root<'s> {
         Ok(Class {
             uid,
             def,
+            declared,
             walk: Walk {
                 schema,
-                declared,
                 profiles: FastSet::default(),
                 violations: Vec::new(),
                 path: String::with_capacity(64),
-                schema_path: String::with_capacity(64),
                 objects: Vec::with_capacity(MAX_OBJECT_DEPTH),
             },
             present: Present::default(),
@@ -387,9 +392,10 @@ impl<'de> Visitor<'de> for &mut Root<'_> {
                 );
             if !read_raw {
                 let class = class.as_mut().expect("read_raw when there is no class");
+                let scope = Scope::Within(class.declared);
                 class
                     .walk
-                    .entry(class.def, &name, false, &mut class.present, |seed| {
+                    .entry(class.def, &name, scope, &mut class.present, |seed| {
                         map.next_value_seed(seed)
                     })?;
                 continue;
@@ -480,12 +486,25 @@ pub struct Declarations {
     classes: FastMap<u32, Declared>,
 }
 
+/// The paths of one class as a tree: the root's children are the attributes the plugin may
+/// set at the top level (declared ones, containers of declared ones, and the attributes the SDK
+/// derives), and so on down. The validator walks it along with the record, one lookup of a
+/// member name per member.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Declared {
-    /// Paths the plugin may set, with everything beneath them (`Covered`), every proper prefix
-    /// of one (`Container`: objects the plugin may create to hold them), and the attributes the
-    /// SDK derives.
-    exact: FastMap<String, Allowed>,
+    /// Declared itself: everything beneath is allowed too. Otherwise only a container of
+    /// declared paths, whose members are checked one by one.
+    covered: bool,
+    children: FastMap<Box<str>, Declared>,
+}
+
+/// What may be set below an attribute the walk has reached.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Scope<'a> {
+    /// Anything: the attribute, or one above it, is declared.
+    Covered,
+    /// The members `Declared` lists.
+    Within(&'a Declared),
 }
 
 impl Declarations {
@@ -494,21 +513,15 @@ impl Declarations {
         let classes = classes
             .iter()
             .map(|c| {
-                let mut d = Declared::default();
-                for path in &c.attributes {
-                    let mut prefix = path.as_str();
-                    while let Some((head, _)) = prefix.rsplit_once('.') {
-                        d.exact
-                            .entry(head.to_string())
-                            .or_insert(Allowed::Container);
-                        prefix = head;
-                    }
-                    d.exact.insert(path.clone(), Allowed::Covered);
+                let mut root = Declared::default();
+                let paths = c.attributes.iter().map(String::as_str);
+                for path in paths.chain(ALWAYS_ALLOWED.iter().copied()) {
+                    let node = path.split('.').fold(&mut root, |node, name| {
+                        node.children.entry(name.into()).or_default()
+                    });
+                    node.covered = true;
                 }
-                for name in ALWAYS_ALLOWED {
-                    d.exact.insert(name.to_string(), Allowed::Covered);
-                }
-                (c.class_uid, d)
+                (c.class_uid, root)
             })
             .collect();
         Declarations { classes }
@@ -531,49 +544,33 @@ const ALWAYS_ALLOWED: &[&str] = &[
     "activity_name",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Allowed {
-    /// At or beneath a declared path: anything below is allowed too.
-    Covered,
-    /// A container of declared paths: its members are checked one by one.
-    Container,
-    No,
-}
-
-impl Declared {
-    /// Whether `schema_path` may be set. Callers walk down from the root and stop asking
-    /// below a `Covered` path, so one lookup answers.
-    pub(super) fn allows(&self, schema_path: &str) -> Allowed {
-        self.exact.get(schema_path).copied().unwrap_or(Allowed::No)
-    }
-
-    /// Whether member `name` of object `def`, at `schema_path` (which ends with `name`), may be
-    /// set: declared itself, or the companion string of a declared enum (`status` of
+impl<'a> Scope<'a> {
+    /// What may be set below member `name` of an object of `def` in this scope, or `None` if
+    /// the member itself may not be set. A member is allowed when it is declared (or holds
+    /// declared paths), or is the companion string of a declared enum (`status` of
     /// `status_id`), which is declared with it.
-    pub(super) fn allows_member(&self, def: &Definition, schema_path: &str, name: &str) -> Allowed {
-        match self.allows(schema_path) {
-            Allowed::No => {
-                let parent = &schema_path[..schema_path.len() - name.len()];
-                def.enum_of_sibling
-                    .get(name)
-                    .map_or(Allowed::No, |enum_name| {
-                        self.allows(&format!("{parent}{enum_name}"))
-                    })
-            }
-            other => other,
-        }
+    pub(super) fn member(self, def: &Definition, name: &str) -> Option<Scope<'a>> {
+        let Scope::Within(node) = self else {
+            return Some(Scope::Covered);
+        };
+        let child = node.children.get(name).or_else(|| {
+            let enum_name = def.enum_of_sibling.get(name)?;
+            node.children.get(enum_name.as_str())
+        })?;
+        Some(if child.covered {
+            Scope::Covered
+        } else {
+            Scope::Within(child)
+        })
     }
 }
 
 struct Walk<'a> {
     schema: &'a Schema,
-    declared: &'a Declared,
     profiles: FastSet<String>,
     violations: Vec<Violation>,
     /// The current attribute path with array indexes, for messages.
     path: String,
-    /// The current attribute path without indexes, for declarations.
-    schema_path: String,
     /// Object types on the current path, for the lake's depth and cycle cut.
     objects: Vec<&'a str>,
 }
@@ -599,35 +596,31 @@ impl<'a> Walk<'a> {
         });
     }
 
-    /// Descends into attribute `name`: the message path and the schema path both grow.
-    fn enter(&mut self, name: &str) -> (usize, usize) {
-        let marks = (self.path.len(), self.schema_path.len());
-        for buffer in [&mut self.path, &mut self.schema_path] {
-            if !buffer.is_empty() {
-                buffer.push('.');
-            }
-            buffer.push_str(name);
+    /// Descends into attribute `name`: the message path grows.
+    fn enter(&mut self, name: &str) -> usize {
+        let mark = self.path.len();
+        if !self.path.is_empty() {
+            self.path.push('.');
         }
-        marks
+        self.path.push_str(name);
+        mark
     }
 
-    fn leave(&mut self, (path, schema_path): (usize, usize)) {
-        self.path.truncate(path);
-        self.schema_path.truncate(schema_path);
+    fn leave(&mut self, mark: usize) {
+        self.path.truncate(mark);
     }
 
-    /// Checks one object at the current path as it is parsed. Paths are kept in two reused
-    /// buffers, so a valid record costs no allocation for them: `path` has array indexes (for
-    /// messages), `schema_path` has none (for the plugin's declarations).
+    /// Checks one object at the current path as it is parsed, its members against `scope`.
+    /// The path is kept in one reused buffer, so a valid record costs no allocation for it.
     fn object<'de, M: MapAccess<'de>>(
         &mut self,
         def: &'a Definition,
         mut map: M,
-        covered: bool,
+        scope: Scope<'a>,
     ) -> Result<(), M::Error> {
         let mut present = Present::default();
         while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
-            self.entry(def, &name, covered, &mut present, |seed| {
+            self.entry(def, &name, scope, &mut present, |seed| {
                 map.next_value_seed(seed)
             })?;
         }
@@ -641,18 +634,18 @@ impl<'a> Walk<'a> {
         &mut self,
         def: &'a Definition,
         name: &str,
-        covered: bool,
+        scope: Scope<'a>,
         present: &mut Present,
         read: impl FnOnce(Seed<'_, 'a>) -> Result<bool, E>,
     ) -> Result<(), E> {
-        let marks = self.enter(name);
-        let (attr, is_set) = match self.member(def, name, covered) {
-            Some((attr, Some(covered))) => (
+        let mark = self.enter(name);
+        let (attr, is_set) = match self.member(def, name, scope) {
+            Some((attr, Some(scope))) => (
                 Some(attr),
                 read(Seed::Check(Member {
                     walk: self,
                     attr,
-                    covered,
+                    scope,
                 }))?,
             ),
             // Undeclared: reported, and still counted for the constraints.
@@ -662,7 +655,7 @@ impl<'a> Walk<'a> {
         if let Some(attr) = attr.filter(|_| is_set) {
             present.set(attr.index);
         }
-        self.leave(marks);
+        self.leave(mark);
         Ok(())
     }
 
@@ -694,13 +687,13 @@ impl<'a> Walk<'a> {
     }
 
     /// The attribute member `name` of `def` names, if it is one, and, if the plugin declared
-    /// it, whether everything beneath it is declared too; the paths already point at it.
+    /// it, what is declared beneath it; the path already points at it.
     fn member(
         &mut self,
         def: &'a Definition,
         name: &str,
-        covered: bool,
-    ) -> Option<(&'a Attribute, Option<bool>)> {
+        scope: Scope<'a>,
+    ) -> Option<(&'a Attribute, Option<Scope<'a>>)> {
         let Some(attr) = def.attributes.get(name) else {
             self.violation(format!(
                 "`{name}` is not an attribute of OCSF {} `{}`",
@@ -708,16 +701,11 @@ impl<'a> Walk<'a> {
             ));
             return None;
         };
-        let covered = covered
-            || match self.declared.allows_member(def, &self.schema_path, name) {
-                Allowed::No => {
-                    self.violation("the plugin did not declare this attribute in its manifest");
-                    return Some((attr, None));
-                }
-                Allowed::Covered => true,
-                Allowed::Container => false,
-            };
-        Some((attr, Some(covered)))
+        let Some(scope) = scope.member(def, name) else {
+            self.violation("the plugin did not declare this attribute in its manifest");
+            return Some((attr, None));
+        };
+        Some((attr, Some(scope)))
     }
 
     fn profile_applies(&self, name: &str) -> bool {
@@ -819,7 +807,7 @@ fn names(group: &[(String, usize)]) -> String {
 struct Member<'w, 'a> {
     walk: &'w mut Walk<'a>,
     attr: &'a Attribute,
-    covered: bool,
+    scope: Scope<'a>,
 }
 
 impl<'de> DeserializeSeed<'de> for Member<'_, '_> {
@@ -854,7 +842,7 @@ impl<'de> Visitor<'de> for Member<'_, '_> {
                 .next_element_seed(One(Member {
                     walk: &mut *self.walk,
                     attr: self.attr,
-                    covered: self.covered,
+                    scope: self.scope,
                 }))?
                 .is_some();
             self.walk.path.truncate(mark);
@@ -989,11 +977,7 @@ impl<'de> Visitor<'de> for One<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let Member {
-            walk,
-            attr,
-            covered,
-        } = self.0;
+        let Member { walk, attr, scope } = self.0;
         match &attr.kind {
             Kind::Object(o) => {
                 let schema: &Schema = walk.schema;
@@ -1009,7 +993,7 @@ impl<'de> Visitor<'de> for One<'_, '_> {
                     return ignore_map(map);
                 }
                 walk.objects.push(&def.name);
-                walk.object(def, map, covered)?;
+                walk.object(def, map, scope)?;
                 walk.objects.pop();
             }
             Kind::AnyObject | Kind::Json => ignore_map(map)?,
