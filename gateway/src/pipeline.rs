@@ -137,8 +137,11 @@ impl Pipeline {
         state.received_seq = wal.next_seq().saturating_sub(1);
         let wal = Arc::new(Mutex::new(wal));
         let (tx, rx) = mpsc::channel(64);
-        // A few batches in flight between the threads: each can be megabytes of events.
-        let (to_lake, from_wal) = sync_channel(4);
+        // One batch waiting for the lake thread, the slowest stage: each batch is megabytes of
+        // events (a 1 MiB message of VPC lines is ~9 MiB of OCSF JSON), and a deeper queue only
+        // holds more of them in memory (four held up to ~40 MiB more at the peak with two
+        // streams) without making the lake thread any faster.
+        let (to_lake, from_wal) = sync_channel(1);
         let logger = Logger {
             wal: wal.clone(),
             dead_letters: DeadLetterWriter::new(&lake, &run),
