@@ -122,8 +122,8 @@ impl Sources {
             let manifest = plugin.manifest().clone();
             let info = plugin.info().clone();
             let max_age = source.max_age.unwrap_or(config.flush.max_age);
-            let declarations = Declarations::new(&manifest.classes);
             let schema = schema_1_1_0();
+            let declarations = Declarations::new(schema, &manifest.classes);
             let mut tables = BTreeMap::new();
             for class in &manifest.classes {
                 let lake_source = source

@@ -85,7 +85,7 @@ impl<'a> ColumnWalk<'a> {
         let mut columns = Vec::new();
         for name in names {
             let attr = &def.attributes[name];
-            let Some(scope) = scope.member(def, name) else {
+            let Some(scope) = scope.member(attr) else {
                 continue;
             };
             let kind = match &attr.kind {
@@ -132,10 +132,13 @@ mod tests {
     use crate::ClassDeclaration;
 
     fn columns(paths: &[&str]) -> Vec<Column> {
-        let declarations = Declarations::new(&[ClassDeclaration {
-            class_uid: 4001,
-            attributes: paths.iter().map(|p| p.to_string()).collect(),
-        }]);
+        let declarations = Declarations::new(
+            schema_1_1_0(),
+            &[ClassDeclaration {
+                class_uid: 4001,
+                attributes: paths.iter().map(|p| p.to_string()).collect(),
+            }],
+        );
         schema_1_1_0().lake_columns(4001, &declarations).unwrap()
     }
 

@@ -239,7 +239,7 @@ impl<T: Translator> Runner<T> {
     /// Checks the translator's manifest and prepares validation.
     pub fn new(translator: T) -> Result<Self, ManifestError> {
         let schema = check_manifest(translator.manifest())?;
-        let declarations = Declarations::new(&translator.manifest().classes);
+        let declarations = Declarations::new(schema, &translator.manifest().classes);
         Ok(Runner {
             translator,
             schema,

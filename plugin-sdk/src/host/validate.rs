@@ -487,15 +487,74 @@ pub struct Declarations {
 }
 
 /// The paths of one class as a tree: the root's children are the attributes the plugin may
-/// set at the top level (declared ones, containers of declared ones, and the attributes the SDK
-/// derives), and so on down. The validator walks it along with the record, one lookup of a
-/// member name per member.
+/// set at the top level (declared ones, containers of declared ones, the attributes the SDK
+/// derives, and the companion strings of declared enums), and so on down. Children are indexed
+/// by the attribute's position in its definition, so the validator, walking the tree along
+/// with the record, finds a member's entry without another lookup by name.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Declared {
     /// Declared itself: everything beneath is allowed too. Otherwise only a container of
     /// declared paths, whose members are checked one by one.
     covered: bool,
-    children: FastMap<Box<str>, Declared>,
+    /// By [`Attribute::index`] of the object's definition; empty for a covered node.
+    children: Vec<Option<Declared>>,
+}
+
+impl Declared {
+    /// Adds the path `segments` below this node, an object of `def`. A segment that is not an
+    /// attribute ends the path (nothing can match it), one below a value that is not an OCSF
+    /// object covers that value (its content is not checked member by member).
+    fn insert<'p>(
+        &mut self,
+        schema: &Schema,
+        def: &Definition,
+        mut segments: impl Iterator<Item = &'p str>,
+    ) {
+        let Some(name) = segments.next() else {
+            self.covered = true;
+            return;
+        };
+        let Some(attr) = def.attributes.get(name) else {
+            return;
+        };
+        if self.children.len() <= attr.index {
+            self.children.resize_with(attr.index + 1, || None);
+        }
+        let child = self.children[attr.index].get_or_insert_with(Declared::default);
+        match &attr.kind {
+            Kind::Object(o) => child.insert(schema, &schema.objects[o], segments),
+            _ => child.covered = true,
+        }
+    }
+
+    /// Allows the companion string of every enum allowed below this node (`status` with
+    /// `status_id`), which is declared with it.
+    fn add_siblings(&mut self, schema: &Schema, def: &Definition) {
+        for (sibling, enum_name) in &def.enum_of_sibling {
+            let (Some(s), Some(e)) = (def.attributes.get(sibling), def.attributes.get(enum_name))
+            else {
+                continue;
+            };
+            if self.children.get(e.index).is_some_and(Option::is_some) {
+                if self.children.len() <= s.index {
+                    self.children.resize_with(s.index + 1, || None);
+                }
+                self.children[s.index].get_or_insert_with(|| Declared {
+                    covered: true,
+                    children: Vec::new(),
+                });
+            }
+        }
+        for attr in def.attributes.values() {
+            if let (Kind::Object(o), Some(Some(child))) =
+                (&attr.kind, self.children.get_mut(attr.index))
+            {
+                if !child.covered {
+                    child.add_siblings(schema, &schema.objects[o]);
+                }
+            }
+        }
+    }
 }
 
 /// What may be set below an attribute the walk has reached.
@@ -508,20 +567,20 @@ pub(super) enum Scope<'a> {
 }
 
 impl Declarations {
-    /// Indexes a manifest's class declarations.
-    pub fn new(classes: &[ClassDeclaration]) -> Self {
+    /// Indexes a manifest's class declarations against `schema`. A class the schema does not
+    /// have is left out: its records are refused as undeclared.
+    pub fn new(schema: &Schema, classes: &[ClassDeclaration]) -> Self {
         let classes = classes
             .iter()
-            .map(|c| {
+            .filter_map(|c| {
+                let def = schema.classes.get(&c.class_uid)?;
                 let mut root = Declared::default();
                 let paths = c.attributes.iter().map(String::as_str);
                 for path in paths.chain(ALWAYS_ALLOWED.iter().copied()) {
-                    let node = path.split('.').fold(&mut root, |node, name| {
-                        node.children.entry(name.into()).or_default()
-                    });
-                    node.covered = true;
+                    root.insert(schema, def, path.split('.'));
                 }
-                (c.class_uid, root)
+                root.add_siblings(schema, def);
+                Some((c.class_uid, root))
             })
             .collect();
         Declarations { classes }
@@ -545,18 +604,13 @@ const ALWAYS_ALLOWED: &[&str] = &[
 ];
 
 impl<'a> Scope<'a> {
-    /// What may be set below member `name` of an object of `def` in this scope, or `None` if
-    /// the member itself may not be set. A member is allowed when it is declared (or holds
-    /// declared paths), or is the companion string of a declared enum (`status` of
-    /// `status_id`), which is declared with it.
-    pub(super) fn member(self, def: &Definition, name: &str) -> Option<Scope<'a>> {
+    /// What may be set below member `attr` of an object in this scope, or `None` if the member
+    /// itself may not be set.
+    pub(super) fn member(self, attr: &Attribute) -> Option<Scope<'a>> {
         let Scope::Within(node) = self else {
             return Some(Scope::Covered);
         };
-        let child = node.children.get(name).or_else(|| {
-            let enum_name = def.enum_of_sibling.get(name)?;
-            node.children.get(enum_name.as_str())
-        })?;
+        let child = node.children.get(attr.index)?.as_ref()?;
         Some(if child.covered {
             Scope::Covered
         } else {
@@ -701,7 +755,7 @@ impl<'a> Walk<'a> {
             ));
             return None;
         };
-        let Some(scope) = scope.member(def, name) else {
+        let Some(scope) = scope.member(attr) else {
             self.violation("the plugin did not declare this attribute in its manifest");
             return Some((attr, None));
         };
@@ -1222,10 +1276,13 @@ mod tests {
     use super::*;
 
     fn declarations(paths: &[&str]) -> Declarations {
-        Declarations::new(&[ClassDeclaration {
-            class_uid: 6003,
-            attributes: paths.iter().map(|p| p.to_string()).collect(),
-        }])
+        Declarations::new(
+            schema_1_1_0(),
+            &[ClassDeclaration {
+                class_uid: 6003,
+                attributes: paths.iter().map(|p| p.to_string()).collect(),
+            }],
+        )
     }
 
     fn valid() -> Value {
