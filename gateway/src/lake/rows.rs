@@ -91,6 +91,10 @@ enum Builder {
         fields: Fields,
         children: Vec<Builder>,
         validity: NullBufferBuilder,
+        /// The field of each member of the previous record, in the order they came: records of
+        /// one source mostly have the same members in the same order, so the field a key names
+        /// is usually found with one comparison instead of a binary search.
+        order: Vec<usize>,
     },
     List {
         field: FieldRef,
@@ -110,6 +114,7 @@ impl Builder {
                 .map(|(c, f)| Builder::new(c, f.data_type(), capacity))
                 .collect(),
             validity: NullBufferBuilder::new(capacity),
+            order: Vec::new(),
         }
     }
 
@@ -211,6 +216,7 @@ impl Builder {
                 fields,
                 children,
                 validity,
+                ..
             } => {
                 let len = validity.len();
                 let arrays: Vec<ArrayRef> = children
@@ -381,10 +387,20 @@ impl<'de> Visitor<'de> for Slot<'_> {
                 fields,
                 children,
                 validity,
+                order,
             } => {
                 let row = validity.len();
+                let mut position = 0;
                 while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-                    let Ok(i) = fields.binary_search_by(|f| f.name().as_str().cmp(&key)) else {
+                    let hinted = order
+                        .get(position)
+                        .copied()
+                        .filter(|&i| fields[i].name().as_str() == &*key);
+                    let found = match hinted {
+                        Some(i) => Ok(i),
+                        None => fields.binary_search_by(|f| f.name().as_str().cmp(&key)),
+                    };
+                    let Ok(i) = found else {
                         let value = map.next_value::<&RawValue>()?;
                         if value.get() == "null" {
                             continue;
@@ -393,6 +409,11 @@ impl<'de> Visitor<'de> for Slot<'_> {
                             "`{key}` has no column in this table (not declared by the plugin)"
                         )));
                     };
+                    match order.get_mut(position) {
+                        Some(slot) => *slot = i,
+                        None => order.push(i),
+                    }
+                    position += 1;
                     let child = &mut children[i];
                     if child.len() > row {
                         return Err(A::Error::custom(format_args!("`{key}` appears twice")));
@@ -461,6 +482,29 @@ mod tests {
             col("unmapped", ColumnKind::Map, false),
         ];
         (crate::lake::schema::arrow_schema(&columns, vec![]), columns)
+    }
+
+    #[test]
+    fn members_land_in_their_columns_whatever_their_order() {
+        let (schema, columns) = table();
+        let records = [
+            r#"{"time": 1, "time_dt": "1970-01-01T00:00:00.001Z", "ports": [1]}"#,
+            r#"{"ports": [2], "time": 2, "time_dt": "1970-01-01T00:00:00.002Z"}"#,
+            r#"{"time_dt": "1970-01-01T00:00:00.003Z", "ports": [3], "time": 3}"#,
+            r#"{"time": 4, "time_dt": "1970-01-01T00:00:00.004Z", "ports": [4]}"#,
+        ];
+        let batch = build(&schema, &columns, records.iter().copied()).unwrap();
+        let time = batch.column(2).as_primitive::<Int64Type>();
+        assert_eq!(time.values(), &[1, 2, 3, 4]);
+        let dt = batch
+            .column(3)
+            .as_primitive::<arrow_array::types::TimestampMillisecondType>();
+        assert_eq!(dt.values(), &[1, 2, 3, 4]);
+        let ports = batch.column(1).as_list::<i32>();
+        let first: Vec<i32> = (0..4)
+            .map(|row| ports.value(row).as_primitive::<Int32Type>().value(0))
+            .collect();
+        assert_eq!(first, [1, 2, 3, 4]);
     }
 
     #[test]
