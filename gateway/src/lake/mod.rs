@@ -531,6 +531,26 @@ mod tests {
     }
 
     #[test]
+    fn rows_of_many_chunks_are_sealed_in_time_order_stably() {
+        let (t, mut b, mut misfits) = (table(), Buffers::new(FlushConfig::default()), Vec::new());
+        // Three chunks; every time appears three times, once per chunk, with its chunk in `msg`.
+        let rows = 3 * CHUNK_ROWS;
+        for i in 0..rows {
+            let time = (rows - i) as i64 % CHUNK_ROWS as i64;
+            let msg = format!(r#"{{"time":{time},"msg":"{}"}}"#, i / CHUNK_ROWS);
+            b.insert(&t, &key(0), 1, msg, &mut misfits);
+        }
+        let s = b.seal(&key(0), &mut misfits).unwrap();
+        assert_eq!(s.rows(), rows);
+        let times = times(&s);
+        assert!(times.is_sorted(), "sorted by time");
+        let msgs = s.batch["msg"].as_string::<i32>();
+        let first_time: Vec<&str> = (0..3).map(|r| msgs.value(r)).collect();
+        assert_eq!((times[0], first_time), (0, vec!["0", "1", "2"]), "stable");
+        assert!(misfits.is_empty());
+    }
+
+    #[test]
     fn sealed_rows_are_sorted_by_time() {
         let (t, mut b, mut misfits) = (table(), Buffers::new(FlushConfig::default()), Vec::new());
         for (seq, time) in [(1, 30), (1, 10), (2, 20)] {
