@@ -375,11 +375,7 @@ impl<T: Translator> Runner<T> {
                 Outcome::Rejected(Stage::Translation, d.path.clone(), d.reason.clone());
         }
         let mut events: Vec<Vec<(Valid, String)>> = vec![Vec::new(); batch.len()];
-        for (line, &origin) in translation
-            .events
-            .split(|&b| b == b'\n')
-            .zip(&translation.origins)
-        {
+        for (line, &origin) in framing::split_lines(&translation.events).zip(&translation.origins) {
             let i = origin as usize;
             if matches!(outcome[i], Outcome::Rejected(..)) {
                 continue;
@@ -459,7 +455,7 @@ enum Outcome {
 
 /// Checks that a translation refers only to records of its batch.
 fn check_shape(t: Translation, records: usize) -> Result<Translation, PluginFailure> {
-    let lines = t.events.iter().filter(|&&b| b == b'\n').count();
+    let lines = memchr::memchr_iter(b'\n', &t.events).count();
     if lines != t.origins.len() || (!t.events.is_empty() && t.events.last() != Some(&b'\n')) {
         return Err(PluginFailure {
             reason: format!(
