@@ -825,6 +825,42 @@ fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
         "{status:?}"
     );
 
+    // One message of one 3 MiB record is translated and logged in slices of about 1 MiB; every
+    // line keeps its number in the record, and the counts add up across the slices.
+    let line = good.lines().nth(1).unwrap();
+    let lines = (3 << 20) / (line.len() + 1);
+    let mut big = format!("{line}\n").repeat(lines);
+    big.push_str("2 123456789012 eni-1 10.0.0.1 10.0.0.2 not-a-port 80 6 1 1 1 2 ACCEPT OK\n");
+    let response = runtime().block_on(async {
+        let mut client = IngestClient::connect(url.clone()).await.unwrap();
+        client
+            .send(IngestRequest {
+                source: "vpc".into(),
+                records: vec![Record {
+                    data: big.into_bytes(),
+                    metadata: Default::default(),
+                }],
+                framing: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    });
+    assert_eq!(
+        (
+            response.records,
+            response.read,
+            response.accepted,
+            response.dead_lettered
+        ),
+        (1, lines as u64 + 1, lines as u64, 1)
+    );
+    assert_eq!(response.rejections[0].line, lines as u64 + 1);
+    assert!(
+        response.rejections[0].reason.contains("not-a-port"),
+        "{response:?}"
+    );
+
     // A plugin that rejects everything, then one that traps.
     std::fs::write(dir.join("reject.log"), "reject\nreject\nreject\n").unwrap();
     let (ok, s, out) = gw.ingest("broken", &[dir.join("reject.log").to_str().unwrap()], &[]);

@@ -1,8 +1,9 @@
 //! `lakegate.ingest.v1.Ingest`: frames, translates and validates each message's records on a
-//! blocking thread with a pooled plugin instance, hands the result to the pipeline, and answers
-//! once the pipeline says it is durable.
+//! blocking thread with a pooled plugin instance, a slice of about 1 MiB at a time, hands each
+//! result to the pipeline, and answers once the pipeline says all of it is durable.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use lakegate_plugin_sdk::host::runner::{Report, RunOptions, StreamState as PluginStream};
@@ -19,6 +20,13 @@ use crate::wal::WalEvent;
 
 /// Rejections listed in a response; all are counted and dead-lettered.
 const MAX_LISTED_REJECTIONS: usize = 100;
+
+/// Input translated and made durable at a time. A message's records are cut, at line ends for
+/// the line framings, into slices of about this much, so the events of a large message never
+/// pile up in memory: a VPC flow line is ~9x larger as OCSF JSON, and one 32 MiB message held
+/// ~900 MiB before this cut. A `json-records` document is one piece whatever its size (at most
+/// `max_message_bytes`).
+const SLICE_BYTES: usize = 1 << 20;
 
 /// The ingest service.
 pub struct IngestService {
@@ -85,30 +93,39 @@ impl IngestService {
         })
     }
 
-    /// Translates one message's records and makes the outcome durable.
+    /// Translates one message's records and makes the outcome durable, a slice at a time.
     async fn ingest(&self, state: &mut StreamState, records: Vec<Record>) -> Result<(), Status> {
-        let source = state.source.clone();
-        let framing = state.framing;
-        let plugin = std::mem::take(&mut state.plugin);
         let first = state.next_record;
         state.next_record += records.len() as u64;
-        let translated = tokio::task::spawn_blocking(move || {
-            translate(&source, framing, plugin, first, records)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("translation task failed: {e}")))?;
-        state.plugin = translated.plugin;
-        let c = &state.source.counters;
-        Counters::add(&c.received_records, translated.tally.records);
-        Counters::add(&c.received_bytes, translated.tally.bytes);
-        Counters::add(&c.read, translated.tally.read);
-        Counters::add(&c.rejected, translated.letters.len() as u64);
-        self.pipeline
-            .append(state.source.clone(), translated.events, translated.letters)
-            .await
-            .map_err(|e| Status::unavailable(format!("not acknowledged: {e}")))?;
-        let r = &mut state.response;
-        let t = translated.tally;
+        let pieces = cut(&state.source, state.framing, first, records);
+        for slice in slices(pieces, SLICE_BYTES) {
+            let source = state.source.clone();
+            let framing = state.framing;
+            let plugin = std::mem::take(&mut state.plugin);
+            let translated =
+                tokio::task::spawn_blocking(move || translate(&source, framing, plugin, slice))
+                    .await
+                    .map_err(|e| Status::internal(format!("translation task failed: {e}")))?;
+            state.plugin = translated.plugin;
+            let c = &state.source.counters;
+            Counters::add(&c.received_records, translated.tally.records);
+            Counters::add(&c.received_bytes, translated.tally.bytes);
+            Counters::add(&c.read, translated.tally.read);
+            Counters::add(&c.rejected, translated.letters.len() as u64);
+            self.pipeline
+                .append(state.source.clone(), translated.events, translated.letters)
+                .await
+                .map_err(|e| Status::unavailable(format!("not acknowledged: {e}")))?;
+            state.add(translated.tally);
+        }
+        Ok(())
+    }
+}
+
+impl StreamState {
+    /// Adds what a slice came to to the response.
+    fn add(&mut self, t: Tally) {
+        let r = &mut self.response;
         r.records += t.records;
         r.bytes += t.bytes;
         r.read += t.read;
@@ -121,8 +138,87 @@ impl IngestService {
         }
         let room = MAX_LISTED_REJECTIONS.saturating_sub(r.rejections.len());
         r.rejections.extend(t.rejections.into_iter().take(room));
-        Ok(())
     }
+}
+
+/// A part of one Record: all of it, or a run of whole lines of it.
+struct Piece {
+    record: Arc<Record>,
+    /// The Record's index in its stream.
+    index: u64,
+    range: Range<usize>,
+    /// Lines of the Record before this piece: its log records are numbered after them.
+    lines_before: u64,
+    /// The Record's partition values, or why its metadata is refused.
+    partition: Result<(Arc<str>, Arc<str>), String>,
+}
+
+/// Cuts a message's records into pieces of at most [`SLICE_BYTES`] (a line longer than that is
+/// one piece), at line ends, for the line framings. A `json-records` document, and a Record
+/// whose metadata is refused (dead-lettered whole), stay whole.
+fn cut(source: &Source, framing: Framing, first: u64, records: Vec<Record>) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    for (i, record) in records.into_iter().enumerate() {
+        let partition = partition_values(source, &record);
+        let whole = framing == Framing::JsonRecords || partition.is_err();
+        let limit = if whole { usize::MAX } else { SLICE_BYTES };
+        let record = Arc::new(record);
+        for (range, lines_before) in line_pieces(&record.data, limit) {
+            pieces.push(Piece {
+                record: record.clone(),
+                index: first + i as u64,
+                range,
+                lines_before,
+                partition: partition.clone(),
+            });
+        }
+    }
+    pieces
+}
+
+/// `data` as runs of whole lines of at most `limit` bytes (a longer line is a run of its own),
+/// each with the number of lines before it. Empty data is one empty run.
+fn line_pieces(data: &[u8], limit: usize) -> Vec<(Range<usize>, u64)> {
+    let mut pieces = Vec::new();
+    let (mut start, mut lines_before) = (0, 0);
+    loop {
+        let end = if data.len() - start <= limit {
+            data.len()
+        } else {
+            let cap = start + limit;
+            match memchr::memrchr(b'\n', &data[start..cap]) {
+                Some(at) => start + at + 1,
+                None => memchr::memchr(b'\n', &data[cap..]).map_or(data.len(), |at| cap + at + 1),
+            }
+        };
+        pieces.push((start..end, lines_before));
+        if end == data.len() {
+            return pieces;
+        }
+        lines_before += memchr::memchr_iter(b'\n', &data[start..end]).count() as u64;
+        start = end;
+    }
+}
+
+/// Groups pieces into slices of at most `limit` bytes of input each (a larger piece is a slice
+/// of its own), in order.
+fn slices(pieces: Vec<Piece>, limit: usize) -> Vec<Vec<Piece>> {
+    let mut slices: Vec<Vec<Piece>> = Vec::new();
+    let mut bytes = 0;
+    for piece in pieces {
+        let len = piece.range.len();
+        match slices.last_mut() {
+            Some(slice) if bytes + len <= limit => {
+                bytes += len;
+                slice.push(piece);
+            }
+            _ => {
+                bytes = len;
+                slices.push(vec![piece]);
+            }
+        }
+    }
+    slices
 }
 
 #[derive(Default)]
@@ -144,13 +240,13 @@ struct Translated {
     tally: Tally,
 }
 
-/// Runs records through the source's plugin; every record ends up as events or dead letters.
+/// Runs pieces of records through the source's plugin; every log record ends up as events or
+/// dead letters.
 fn translate(
     source: &Source,
     framing: Framing,
     mut plugin: PluginStream,
-    first: u64,
-    records: Vec<Record>,
+    pieces: Vec<Piece>,
 ) -> Translated {
     let received_ms = now_ms();
     let options = RunOptions {
@@ -163,10 +259,13 @@ fn translate(
     let mut letters = Vec::new();
     let mut tally = Tally::default();
     source.with_runner(|runner| {
-        for (i, record) in records.into_iter().enumerate() {
-            let index = first + i as u64;
-            tally.records += 1;
-            tally.bytes += record.data.len() as u64;
+        for piece in pieces {
+            let (record, index) = (&piece.record, piece.index);
+            let data = &record.data[piece.range.clone()];
+            if piece.range.start == 0 {
+                tally.records += 1;
+                tally.bytes += record.data.len() as u64;
+            }
             let letter =
                 |line: u64, stage: &str, path: Option<String>, reason: String, raw: &[u8]| {
                     let plugin = Some((&source.manifest, &source.info));
@@ -180,19 +279,18 @@ fn translate(
                         ..DeadLetter::new(&source.name, plugin, stage, reason, raw)
                     }
                 };
-            let partition = partition_values(source, &record);
-            let (region, account) = match partition {
+            let (region, account) = match piece.partition {
                 Ok(values) => values,
                 Err(reason) => {
                     tally.read += 1;
                     tally
                         .rejections
                         .push(rejection(index, 0, "metadata", None, &reason));
-                    letters.push(letter(0, "metadata", None, reason, &record.data));
+                    letters.push(letter(0, "metadata", None, reason, data));
                     continue;
                 }
             };
-            let report: Report = match runner.run_continued(&record.data, &options, &mut plugin) {
+            let report: Report = match runner.run_continued(data, &options, &mut plugin) {
                 Ok(r) => r,
                 Err(e) => {
                     // The framing was checked when the stream opened; keep the record anyway.
@@ -200,7 +298,7 @@ fn translate(
                     tally
                         .rejections
                         .push(rejection(index, 0, "framing", None, &e.to_string()));
-                    letters.push(letter(0, "framing", None, e.to_string(), &record.data));
+                    letters.push(letter(0, "framing", None, e.to_string(), data));
                     continue;
                 }
             };
@@ -223,14 +321,15 @@ fn translate(
                 });
             }
             for r in report.rejected {
+                let line = piece.lines_before + r.record;
                 tally.rejections.push(rejection(
                     index,
-                    r.record,
+                    line,
                     r.stage.name(),
                     r.path.clone(),
                     &r.reason,
                 ));
-                let mut letter = letter(r.record, r.stage.name(), r.path, r.reason, &r.raw);
+                let mut letter = letter(line, r.stage.name(), r.path, r.reason, &r.raw);
                 letter.context = r.context.iter().map(|raw| Raw::new(raw)).collect();
                 letters.push(letter);
             }
@@ -309,5 +408,48 @@ impl Ingest for IngestService {
         let mut state = self.open(&message)?;
         self.ingest(&mut state, message.records).await?;
         Ok(Response::new(state.response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_cut_at_line_ends_and_lines_keep_their_numbers() {
+        let data = b"aaaa\nbb\n\ncccccccccc\nd";
+        let pieces = line_pieces(data, 8);
+        let text: Vec<(&str, u64)> = pieces
+            .iter()
+            .map(|(r, before)| (std::str::from_utf8(&data[r.clone()]).unwrap(), *before))
+            .collect();
+        // The 10-byte line is longer than the limit: a piece of its own.
+        assert_eq!(
+            text,
+            [("aaaa\nbb\n", 0), ("\n", 2), ("cccccccccc\n", 3), ("d", 4)]
+        );
+        assert_eq!(line_pieces(b"", 8), [(0..0, 0)]);
+        assert_eq!(line_pieces(data, usize::MAX), [(0..data.len(), 0)]);
+    }
+
+    #[test]
+    fn slices_hold_pieces_in_order_up_to_the_limit() {
+        let record = Arc::new(Record {
+            data: vec![b'x'; 10],
+            metadata: Default::default(),
+        });
+        let piece = |range: Range<usize>| Piece {
+            record: record.clone(),
+            index: 0,
+            range,
+            lines_before: 0,
+            partition: Ok(("r".into(), "a".into())),
+        };
+        let grouped = slices(vec![piece(0..3), piece(3..6), piece(6..10)], 6);
+        let ends: Vec<Vec<(usize, usize)>> = grouped
+            .iter()
+            .map(|slice| slice.iter().map(|p| (p.range.start, p.range.end)).collect())
+            .collect();
+        assert_eq!(ends, [vec![(0, 3), (3, 6)], vec![(6, 10)]]);
     }
 }
