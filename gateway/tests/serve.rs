@@ -861,6 +861,45 @@ fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
         "{response:?}"
     );
 
+    // The same for a 3 MiB `json-records` document: cut between its records, which keep their
+    // numbers in the document.
+    let ct_lines =
+        std::fs::read_to_string(golden("aws-cloudtrail", "aws-reference.input.jsonl")).unwrap();
+    let ct_records: Vec<&str> = ct_lines.lines().collect();
+    let copies = (3 << 20) / ct_lines.len() + 1;
+    let mut document = String::from("{\"Records\": [");
+    for record in std::iter::repeat_n(&ct_records, copies).flatten() {
+        document.push_str(record);
+        document.push(',');
+    }
+    document.push_str("\"not a record\"]}");
+    let total = (copies * ct_records.len()) as u64;
+    let response = runtime().block_on(async {
+        let mut client = IngestClient::connect(url.clone()).await.unwrap();
+        client
+            .send(IngestRequest {
+                source: "ct".into(),
+                records: vec![Record {
+                    data: document.into_bytes(),
+                    metadata: Default::default(),
+                }],
+                framing: "json-records".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    });
+    assert_eq!(
+        (
+            response.records,
+            response.read,
+            response.accepted,
+            response.dead_lettered
+        ),
+        (1, total + 1, total, 1)
+    );
+    assert_eq!(response.rejections[0].line, total + 1, "{response:?}");
+
     // A plugin that rejects everything, then one that traps.
     std::fs::write(dir.join("reject.log"), "reject\nreject\nreject\n").unwrap();
     let (ok, s, out) = gw.ingest("broken", &[dir.join("reject.log").to_str().unwrap()], &[]);

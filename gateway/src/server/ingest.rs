@@ -6,13 +6,17 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use lakegate_plugin_sdk::host::runner::{Report, RunOptions, StreamState as PluginStream};
+use lakegate_plugin_sdk::host::framing::{self, Framed, FramingError};
+use lakegate_plugin_sdk::host::runner::{
+    ManifestError, Report, RunOptions, Runner, StreamState as PluginStream,
+};
 use lakegate_plugin_sdk::Framing;
 use lakegate_proto::ingest::v1::ingest_server::Ingest;
 use lakegate_proto::ingest::v1::{IngestRequest, IngestResponse, Record, Rejection};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::{check_account, check_region};
+use crate::host::Plugin;
 use crate::lake::dead_letter::{DeadLetter, Raw};
 use crate::pipeline::{now_ms, Pipeline};
 use crate::sources::{Counters, Source, Sources};
@@ -21,11 +25,10 @@ use crate::wal::WalEvent;
 /// Rejections listed in a response; all are counted and dead-lettered.
 const MAX_LISTED_REJECTIONS: usize = 100;
 
-/// Input translated and made durable at a time. A message's records are cut, at line ends for
-/// the line framings, into slices of about this much, so the events of a large message never
-/// pile up in memory: a VPC flow line is ~9x larger as OCSF JSON, and one 32 MiB message held
-/// ~900 MiB before this cut. A `json-records` document is one piece whatever its size (at most
-/// `max_message_bytes`).
+/// Input translated and made durable at a time. A message's records are cut into slices of
+/// about this much, at line ends for the line framings and between records for a `json-records`
+/// document, so the events of a large message never pile up in memory: a VPC flow line is ~9x
+/// larger as OCSF JSON, and one 32 MiB message held ~900 MiB before this cut.
 const SLICE_BYTES: usize = 1 << 20;
 
 /// The ingest service.
@@ -141,39 +144,161 @@ impl StreamState {
     }
 }
 
-/// A part of one Record: all of it, or a run of whole lines of it.
+/// A part of one Record, translated and made durable with the other pieces of its slice.
 struct Piece {
     record: Arc<Record>,
     /// The Record's index in its stream.
     index: u64,
-    range: Range<usize>,
-    /// Lines of the Record before this piece: its log records are numbered after them.
-    lines_before: u64,
+    /// The Record's first piece, which counts the Record and its bytes.
+    first: bool,
+    part: Part,
     /// The Record's partition values, or why its metadata is refused.
     partition: Result<(Arc<str>, Arc<str>), String>,
 }
 
-/// Cuts a message's records into pieces of at most [`SLICE_BYTES`] (a line longer than that is
-/// one piece), at line ends, for the line framings. A `json-records` document, and a Record
-/// whose metadata is refused (dead-lettered whole), stay whole.
+/// What of its Record a piece holds.
+enum Part {
+    /// A run of whole lines (or the whole Record), with the Record's lines before it: its log
+    /// records are numbered after them.
+    Lines {
+        range: Range<usize>,
+        lines_before: u64,
+    },
+    /// Records framing has cut from a `json-records` document, numbered in the whole document.
+    Framed(Vec<FramedRange>),
+}
+
+/// A [`Framed`] record as ranges of its Record, so that it can go to a blocking thread.
+struct FramedRange {
+    number: u64,
+    record: Result<Range<usize>, FramingError>,
+    raw: Range<usize>,
+}
+
+impl Piece {
+    /// Input bytes in it.
+    fn len(&self) -> usize {
+        match &self.part {
+            Part::Lines { range, .. } => range.len(),
+            Part::Framed(records) => records.iter().map(|f| f.raw.len()).sum(),
+        }
+    }
+
+    /// The bytes it spans in its Record.
+    fn span(&self) -> &[u8] {
+        let data = &self.record.data;
+        match &self.part {
+            Part::Lines { range, .. } => &data[range.clone()],
+            Part::Framed(records) => match (records.first(), records.last()) {
+                (Some(first), Some(last)) => &data[first.raw.start..last.raw.end],
+                _ => &[],
+            },
+        }
+    }
+
+    /// The number of its log records in their Record, from their number in the piece.
+    fn number(&self, in_piece: u64) -> u64 {
+        match &self.part {
+            Part::Lines { lines_before, .. } => lines_before + in_piece,
+            Part::Framed(_) => in_piece,
+        }
+    }
+
+    /// Frames (unless framed already), translates and validates it.
+    fn run(
+        &self,
+        runner: &mut Runner<Plugin>,
+        options: &RunOptions,
+        stream: &mut PluginStream,
+    ) -> Result<Report, ManifestError> {
+        let data = &self.record.data;
+        match &self.part {
+            Part::Lines { range, .. } => {
+                runner.run_continued(&data[range.clone()], options, stream)
+            }
+            Part::Framed(records) => {
+                let framed = records
+                    .iter()
+                    .map(|f| Framed {
+                        number: f.number,
+                        record: f.record.clone().map(|r| &data[r]),
+                        raw: &data[f.raw.clone()],
+                    })
+                    .collect();
+                runner.run_framed(framed, options, stream)
+            }
+        }
+    }
+}
+
+/// Cuts a message's records into pieces of at most [`SLICE_BYTES`] of input: runs of whole
+/// lines for the line framings (a line longer than that is a piece of its own), runs of the
+/// records of a `json-records` document otherwise. A Record whose metadata is refused is one
+/// piece (it is dead-lettered whole).
 fn cut(source: &Source, framing: Framing, first: u64, records: Vec<Record>) -> Vec<Piece> {
     let mut pieces = Vec::new();
     for (i, record) in records.into_iter().enumerate() {
         let partition = partition_values(source, &record);
-        let whole = framing == Framing::JsonRecords || partition.is_err();
-        let limit = if whole { usize::MAX } else { SLICE_BYTES };
         let record = Arc::new(record);
-        for (range, lines_before) in line_pieces(&record.data, limit) {
+        let parts = match (&partition, framing) {
+            (Err(_), _) => vec![Part::Lines {
+                range: 0..record.data.len(),
+                lines_before: 0,
+            }],
+            (Ok(_), Framing::JsonRecords) => framed_pieces(&record.data, SLICE_BYTES),
+            (Ok(_), _) => line_pieces(&record.data, SLICE_BYTES)
+                .into_iter()
+                .map(|(range, lines_before)| Part::Lines {
+                    range,
+                    lines_before,
+                })
+                .collect(),
+        };
+        for (n, part) in parts.into_iter().enumerate() {
             pieces.push(Piece {
                 record: record.clone(),
                 index: first + i as u64,
-                range,
-                lines_before,
+                first: n == 0,
+                part,
                 partition: partition.clone(),
             });
         }
     }
     pieces
+}
+
+/// A `json-records` document framed, as runs of its records of at most `limit` bytes (a larger
+/// record is a run of its own); one empty run when it has no records.
+fn framed_pieces(data: &[u8], limit: usize) -> Vec<Part> {
+    let base = data.as_ptr() as usize;
+    let range_of = |bytes: &[u8]| {
+        let start = bytes.as_ptr() as usize - base;
+        start..start + bytes.len()
+    };
+    let mut parts: Vec<Vec<FramedRange>> = vec![Vec::new()];
+    let mut bytes = 0;
+    for f in framing::split(
+        data,
+        Framing::JsonRecords,
+        framing::DEFAULT_MAX_RECORD_BYTES,
+    ) {
+        let len = f.raw.len();
+        let current = parts.last_mut().expect("one run at least");
+        if !current.is_empty() && bytes + len > limit {
+            parts.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += len;
+        parts
+            .last_mut()
+            .expect("one run at least")
+            .push(FramedRange {
+                number: f.number,
+                record: f.record.map(range_of),
+                raw: range_of(f.raw),
+            });
+    }
+    parts.into_iter().map(Part::Framed).collect()
 }
 
 /// `data` as runs of whole lines of at most `limit` bytes (a longer line is a run of its own),
@@ -206,7 +331,7 @@ fn slices(pieces: Vec<Piece>, limit: usize) -> Vec<Vec<Piece>> {
     let mut slices: Vec<Vec<Piece>> = Vec::new();
     let mut bytes = 0;
     for piece in pieces {
-        let len = piece.range.len();
+        let len = piece.len();
         match slices.last_mut() {
             Some(slice) if bytes + len <= limit => {
                 bytes += len;
@@ -261,8 +386,8 @@ fn translate(
     source.with_runner(|runner| {
         for piece in pieces {
             let (record, index) = (&piece.record, piece.index);
-            let data = &record.data[piece.range.clone()];
-            if piece.range.start == 0 {
+            let data = piece.span();
+            if piece.first {
                 tally.records += 1;
                 tally.bytes += record.data.len() as u64;
             }
@@ -279,18 +404,18 @@ fn translate(
                         ..DeadLetter::new(&source.name, plugin, stage, reason, raw)
                     }
                 };
-            let (region, account) = match piece.partition {
+            let (region, account) = match &piece.partition {
                 Ok(values) => values,
                 Err(reason) => {
                     tally.read += 1;
                     tally
                         .rejections
-                        .push(rejection(index, 0, "metadata", None, &reason));
-                    letters.push(letter(0, "metadata", None, reason, data));
+                        .push(rejection(index, 0, "metadata", None, reason));
+                    letters.push(letter(0, "metadata", None, reason.clone(), data));
                     continue;
                 }
             };
-            let report: Report = match runner.run_continued(data, &options, &mut plugin) {
+            let report: Report = match piece.run(runner, &options, &mut plugin) {
                 Ok(r) => r,
                 Err(e) => {
                     // The framing was checked when the stream opened; keep the record anyway.
@@ -321,7 +446,7 @@ fn translate(
                 });
             }
             for r in report.rejected {
-                let line = piece.lines_before + r.record;
+                let line = piece.number(r.record);
                 tally.rejections.push(rejection(
                     index,
                     line,
@@ -433,6 +558,33 @@ mod tests {
     }
 
     #[test]
+    fn json_records_are_cut_between_records_and_keep_their_numbers() {
+        let data = br#"{"Records": [{"a": 1}, {"b": 22}, {"c": 333}, "x"]}"#;
+        let parts = framed_pieces(data, 20);
+        let runs: Vec<Vec<(u64, &str)>> = parts
+            .iter()
+            .map(|part| match part {
+                Part::Framed(records) => records
+                    .iter()
+                    .map(|f| (f.number, std::str::from_utf8(&data[f.raw.clone()]).unwrap()))
+                    .collect(),
+                Part::Lines { .. } => panic!("a json-records document is framed"),
+            })
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                vec![(1, r#"{"a": 1}"#), (2, r#"{"b": 22}"#)],
+                vec![(3, r#"{"c": 333}"#), (4, r#""x""#)]
+            ]
+        );
+        // A document framing refuses is one run holding the error; no records, one empty run.
+        let broken = framed_pieces(b"nope", 20);
+        assert!(matches!(&broken[..], [Part::Framed(r)] if r.len() == 1 && r[0].record.is_err()));
+        assert!(matches!(&framed_pieces(b"[]", 20)[..], [Part::Framed(r)] if r.is_empty()));
+    }
+
+    #[test]
     fn slices_hold_pieces_in_order_up_to_the_limit() {
         let record = Arc::new(Record {
             data: vec![b'x'; 10],
@@ -441,15 +593,18 @@ mod tests {
         let piece = |range: Range<usize>| Piece {
             record: record.clone(),
             index: 0,
-            range,
-            lines_before: 0,
+            first: range.start == 0,
+            part: Part::Lines {
+                range,
+                lines_before: 0,
+            },
             partition: Ok(("r".into(), "a".into())),
         };
         let grouped = slices(vec![piece(0..3), piece(3..6), piece(6..10)], 6);
-        let ends: Vec<Vec<(usize, usize)>> = grouped
+        let lens: Vec<Vec<usize>> = grouped
             .iter()
-            .map(|slice| slice.iter().map(|p| (p.range.start, p.range.end)).collect())
+            .map(|slice| slice.iter().map(Piece::len).collect())
             .collect();
-        assert_eq!(ends, [vec![(0, 3), (3, 6)], vec![(6, 10)]]);
+        assert_eq!(lens, [vec![3, 3], vec![4]]);
     }
 }

@@ -266,6 +266,15 @@ impl<T: Translator> Runner<T> {
         options: &RunOptions,
         stream: &mut StreamState,
     ) -> Result<Report, ManifestError> {
+        let framing = self.framing(options)?;
+        let framed = framing::split(input, framing, options.max_record_bytes);
+        let mut report = self.run_framed(framed, options, stream)?;
+        report.bytes = input.len() as u64;
+        Ok(report)
+    }
+
+    /// The framing `options` ask for, or the plugin's default, if the plugin accepts it.
+    fn framing(&self, options: &RunOptions) -> Result<Framing, ManifestError> {
         let manifest = self.translator.manifest();
         let framing = options
             .framing
@@ -283,12 +292,24 @@ impl<T: Translator> Runner<T> {
                     .join(", "),
             });
         }
+        Ok(framing)
+    }
+
+    /// Translates and validates records that framing has already cut, such as a part of a large
+    /// `json-records` document: each keeps its [`Framed::number`] in the whole input. `bytes`
+    /// of the report counts the records' raw bytes.
+    pub fn run_framed(
+        &mut self,
+        framed: Vec<Framed<'_>>,
+        options: &RunOptions,
+        stream: &mut StreamState,
+    ) -> Result<Report, ManifestError> {
+        let framing = self.framing(options)?;
         let mut report = Report {
-            bytes: input.len() as u64,
+            bytes: framed.iter().map(|f| f.raw.len() as u64).sum(),
+            read: framed.len() as u64,
             ..Report::default()
         };
-        let framed = framing::split(input, framing, options.max_record_bytes);
-        report.read = framed.len() as u64;
         let mut batch: Vec<(u64, &[u8])> = Vec::new();
         let mut batch_bytes = 0;
         for Framed {
