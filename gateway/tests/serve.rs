@@ -13,7 +13,7 @@ use std::time::Duration;
 use lakegate_proto::admin::v1::admin_client::AdminClient;
 use lakegate_proto::admin::v1::FlushRequest;
 use lakegate_proto::ingest::v1::ingest_client::IngestClient;
-use lakegate_proto::ingest::v1::{IngestRequest, Record};
+use lakegate_proto::ingest::v1::{IngestRequest, IngestResponse, Record};
 use serde_json::Value;
 use support::{golden, plugin, root, text};
 
@@ -163,6 +163,27 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One `Send` call of one Record.
+fn send_one(url: &str, source: &str, framing: &str, data: Vec<u8>) -> IngestResponse {
+    runtime().block_on(async {
+        let mut client = IngestClient::connect(url.to_string()).await.unwrap();
+        let request = IngestRequest {
+            source: source.into(),
+            records: vec![Record {
+                data,
+                metadata: Default::default(),
+            }],
+            framing: framing.into(),
+        };
+        client.send(request).await.unwrap().into_inner()
+    })
+}
+
+/// Records, log records read, accepted and dead-lettered.
+fn counts(r: &IngestResponse) -> (u64, u64, u64, u64) {
+    (r.records, r.read, r.accepted, r.dead_lettered)
 }
 
 /// The dead letters of one source not yet replayed (`lakegate dead-letters list --json`).
@@ -831,30 +852,8 @@ fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
     let lines = (3 << 20) / (line.len() + 1);
     let mut big = format!("{line}\n").repeat(lines);
     big.push_str("2 123456789012 eni-1 10.0.0.1 10.0.0.2 not-a-port 80 6 1 1 1 2 ACCEPT OK\n");
-    let response = runtime().block_on(async {
-        let mut client = IngestClient::connect(url.clone()).await.unwrap();
-        client
-            .send(IngestRequest {
-                source: "vpc".into(),
-                records: vec![Record {
-                    data: big.into_bytes(),
-                    metadata: Default::default(),
-                }],
-                framing: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-    });
-    assert_eq!(
-        (
-            response.records,
-            response.read,
-            response.accepted,
-            response.dead_lettered
-        ),
-        (1, lines as u64 + 1, lines as u64, 1)
-    );
+    let response = send_one(&url, "vpc", "", big.into_bytes());
+    assert_eq!(counts(&response), (1, lines as u64 + 1, lines as u64, 1));
     assert_eq!(response.rejections[0].line, lines as u64 + 1);
     assert!(
         response.rejections[0].reason.contains("not-a-port"),
@@ -874,30 +873,8 @@ fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
     }
     document.push_str("\"not a record\"]}");
     let total = (copies * ct_records.len()) as u64;
-    let response = runtime().block_on(async {
-        let mut client = IngestClient::connect(url.clone()).await.unwrap();
-        client
-            .send(IngestRequest {
-                source: "ct".into(),
-                records: vec![Record {
-                    data: document.into_bytes(),
-                    metadata: Default::default(),
-                }],
-                framing: "json-records".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-    });
-    assert_eq!(
-        (
-            response.records,
-            response.read,
-            response.accepted,
-            response.dead_lettered
-        ),
-        (1, total + 1, total, 1)
-    );
+    let response = send_one(&url, "ct", "json-records", document.into_bytes());
+    assert_eq!(counts(&response), (1, total + 1, total, 1));
     assert_eq!(response.rejections[0].line, total + 1, "{response:?}");
 
     // A plugin that rejects everything, then one that traps.
