@@ -100,15 +100,24 @@ impl IngestService {
     async fn ingest(&self, state: &mut StreamState, records: Vec<Record>) -> Result<(), Status> {
         let first = state.next_record;
         state.next_record += records.len() as u64;
-        let pieces = cut(&state.source, state.framing, first, records);
-        for slice in slices(pieces, SLICE_BYTES) {
+        // Cutting frames a `json-records` document whole: not on the async runtime's threads.
+        let (source, framing) = (state.source.clone(), state.framing);
+        let slices = tokio::task::spawn_blocking(move || {
+            runs(
+                cut(&source, framing, first, records),
+                Piece::len,
+                SLICE_BYTES,
+            )
+        })
+        .await
+        .map_err(task_failed)?;
+        for slice in slices {
             let source = state.source.clone();
-            let framing = state.framing;
             let plugin = std::mem::take(&mut state.plugin);
             let translated =
                 tokio::task::spawn_blocking(move || translate(&source, framing, plugin, slice))
                     .await
-                    .map_err(|e| Status::internal(format!("translation task failed: {e}")))?;
+                    .map_err(task_failed)?;
             state.plugin = translated.plugin;
             let c = &state.source.counters;
             Counters::add(&c.received_records, translated.tally.records);
@@ -142,6 +151,10 @@ impl StreamState {
         let room = MAX_LISTED_REJECTIONS.saturating_sub(r.rejections.len());
         r.rejections.extend(t.rejections.into_iter().take(room));
     }
+}
+
+fn task_failed(e: tokio::task::JoinError) -> Status {
+    Status::internal(format!("translation task failed: {e}"))
 }
 
 /// A part of one Record, translated and made durable with the other pieces of its slice.
@@ -275,28 +288,20 @@ fn framed_pieces(data: &[u8], limit: usize) -> Vec<Part> {
         let start = bytes.as_ptr() as usize - base;
         start..start + bytes.len()
     };
-    let mut parts: Vec<Vec<FramedRange>> = vec![Vec::new()];
-    let mut bytes = 0;
-    for f in framing::split(
+    let framed = framing::split(
         data,
         Framing::JsonRecords,
         framing::DEFAULT_MAX_RECORD_BYTES,
-    ) {
-        let len = f.raw.len();
-        let current = parts.last_mut().expect("one run at least");
-        if !current.is_empty() && bytes + len > limit {
-            parts.push(Vec::new());
-            bytes = 0;
-        }
-        bytes += len;
-        parts
-            .last_mut()
-            .expect("one run at least")
-            .push(FramedRange {
-                number: f.number,
-                record: f.record.map(range_of),
-                raw: range_of(f.raw),
-            });
+    )
+    .into_iter()
+    .map(|f| FramedRange {
+        number: f.number,
+        record: f.record.map(range_of),
+        raw: range_of(f.raw),
+    });
+    let mut parts = runs(framed, |f| f.raw.len(), limit);
+    if parts.is_empty() {
+        parts.push(Vec::new());
     }
     parts.into_iter().map(Part::Framed).collect()
 }
@@ -325,25 +330,29 @@ fn line_pieces(data: &[u8], limit: usize) -> Vec<(Range<usize>, u64)> {
     }
 }
 
-/// Groups pieces into slices of at most `limit` bytes of input each (a larger piece is a slice
-/// of its own), in order.
-fn slices(pieces: Vec<Piece>, limit: usize) -> Vec<Vec<Piece>> {
-    let mut slices: Vec<Vec<Piece>> = Vec::new();
+/// `items` in order, grouped into runs of at most `limit` bytes by `len` (an item larger than
+/// that is a run of its own): a document's records into pieces, pieces into slices.
+fn runs<T>(
+    items: impl IntoIterator<Item = T>,
+    len: impl Fn(&T) -> usize,
+    limit: usize,
+) -> Vec<Vec<T>> {
+    let mut runs: Vec<Vec<T>> = Vec::new();
     let mut bytes = 0;
-    for piece in pieces {
-        let len = piece.len();
-        match slices.last_mut() {
-            Some(slice) if bytes + len <= limit => {
-                bytes += len;
-                slice.push(piece);
+    for item in items {
+        let n = len(&item);
+        match runs.last_mut() {
+            Some(run) if bytes + n <= limit => {
+                bytes += n;
+                run.push(item);
             }
             _ => {
-                bytes = len;
-                slices.push(vec![piece]);
+                bytes = n;
+                runs.push(vec![item]);
             }
         }
     }
-    slices
+    runs
 }
 
 #[derive(Default)]
@@ -600,7 +609,7 @@ mod tests {
             },
             partition: Ok(("r".into(), "a".into())),
         };
-        let grouped = slices(vec![piece(0..3), piece(3..6), piece(6..10)], 6);
+        let grouped = runs(vec![piece(0..3), piece(3..6), piece(6..10)], Piece::len, 6);
         let lens: Vec<Vec<usize>> = grouped
             .iter()
             .map(|slice| slice.iter().map(Piece::len).collect())

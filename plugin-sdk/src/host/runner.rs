@@ -95,11 +95,10 @@ impl StreamState {
     /// Remembers a record that produced nothing, forgetting the oldest beyond the limits.
     fn consumed(&mut self, raw: &[u8]) {
         self.context.push(raw.to_vec());
-        let mut bytes: usize = self.context.iter().map(Vec::len).sum();
-        let mut excess = self.context.len().saturating_sub(MAX_CONTEXT_RECORDS);
-        while excess > 0 || (bytes > MAX_CONTEXT_BYTES && !self.context.is_empty()) {
-            bytes -= self.context.remove(0).len();
-            excess = excess.saturating_sub(1);
+        while self.context.len() > MAX_CONTEXT_RECORDS
+            || self.context.iter().map(Vec::len).sum::<usize>() > MAX_CONTEXT_BYTES
+        {
+            self.context.remove(0);
         }
     }
 }
