@@ -16,6 +16,14 @@ pub mod host;
 #[doc(hidden)]
 pub mod guest;
 
+#[cfg(any(target_arch = "wasm32", test))]
+mod heap;
+
+/// A component's allocator: size-class free lists in front of the standard one (see `heap.rs`).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static HEAP: heap::SizeClasses<std::alloc::System> = heap::SizeClasses::new(std::alloc::System);
+
 pub use batch::{translate_batch, Output, Reject};
 pub use manifest::{BatchContext, ClassDeclaration, Diagnostic, Framing, Manifest, Translation};
 
