@@ -545,6 +545,68 @@ mod tests {
     }
 
     #[test]
+    fn escapes_nesting_numbers_and_whitespace_are_read_as_json_means_them() {
+        let (schema, columns) = table();
+        let records = [
+            // Escaped quotes, backslashes and \u escapes in keys and values; braces, brackets and
+            // quotes inside strings of a JSON column; whitespace everywhere JSON allows it.
+            r#" { "api" : { "operation" : "say \"hi\" \\ \u00e9" , "request" : {"s": "}]\"[{", "n": [-1.5e3, true, null]} } , "time" : -7 , "unmapped" : { "k\"ey" : "v\nw" , "f" : 2.5 } } "#,
+            r#"{"time":9007199254740993,"ports":[ ],"api":{"request":"a\"b"}}"#,
+            r#"{"time":-9223372036854775808}"#,
+            r#"{"time":9223372036854775807}"#,
+        ];
+        let batch = build(&schema, &columns, records.iter().copied()).unwrap();
+        let api = batch.column(0).as_struct();
+        assert_eq!(
+            api.column(0).as_string::<i32>().value(0),
+            "say \"hi\" \\ \u{e9}"
+        );
+        let request = api.column(1).as_string::<i32>();
+        assert_eq!(
+            request.value(0),
+            r#"{"s": "}]\"[{", "n": [-1.5e3, true, null]}"#
+        );
+        assert_eq!(request.value(1), r#""a\"b""#);
+        let time = batch.column(2).as_primitive::<Int64Type>();
+        assert_eq!(
+            time.values(),
+            &[-7, 9_007_199_254_740_993, i64::MIN, i64::MAX]
+        );
+        let ports = batch.column(1).as_list::<i32>();
+        assert!(ports.is_null(0) && ports.is_valid(1) && ports.value(1).is_empty());
+        let unmapped = batch.column(4).as_map();
+        let entry = unmapped.value(0);
+        let keys = entry.column(0).as_string::<i32>();
+        let values = entry.column(1).as_string::<i32>();
+        assert_eq!((keys.value(0), values.value(0)), ("k\"ey", "v\nw"));
+        assert_eq!((keys.value(1), values.value(1)), ("f", "2.5"));
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_an_error_not_a_panic() {
+        let (schema, columns) = table();
+        for text in [
+            "",
+            "{",
+            r#"{"time": 1"#,
+            r#"{"time": 1,"#,
+            r#"{"time" 1}"#,
+            r#"{"api": {"operation": "x}"#,
+            r#"{"api": {"request": {"a": [1, 2}"#,
+            r#"{"ports": [1, 2"#,
+            r#"{"time": 1} x"#,
+            r#"{"time": 1.5}"#,
+            r#"{time: 1}"#,
+            "[1]",
+        ] {
+            assert!(
+                build(&schema, &columns, [text].into_iter()).is_err(),
+                "{text:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
     fn records_that_do_not_fit_are_named() {
         let (schema, columns) = table();
         let err = |records: &[&str]| build(&schema, &columns, records.iter().copied()).unwrap_err();
