@@ -407,7 +407,7 @@ impl<'s> Root<'s> {
                 profiles: 0,
                 root: RootValues::default(),
                 violations: Vec::new(),
-                path: String::with_capacity(64),
+                path: Vec::with_capacity(2 * MAX_OBJECT_DEPTH),
                 objects: Vec::with_capacity(MAX_OBJECT_DEPTH),
             },
             present: Present::default(),
@@ -659,10 +659,18 @@ struct Walk<'a> {
     profiles: u64,
     root: RootValues,
     violations: Vec<Violation>,
-    /// The current attribute path with array indexes, for messages.
-    path: String,
+    /// The current attribute path, for messages: the schema's names and array indexes, joined
+    /// into text only when a rule is broken.
+    path: Vec<Segment<'a>>,
     /// Object types on the current path, for the lake's depth and cycle cut.
     objects: Vec<&'a str>,
+}
+
+/// One step of an attribute path.
+#[derive(Clone, Copy)]
+enum Segment<'a> {
+    Name(&'a str),
+    Index(usize),
 }
 
 fn join(prefix: &str, name: &str) -> String {
@@ -676,7 +684,26 @@ fn join(prefix: &str, name: &str) -> String {
 impl<'a> Walk<'a> {
     /// Records a broken rule at the current path.
     fn violation(&mut self, rule: impl Into<String>) {
-        self.violation_at(self.path.clone(), rule);
+        self.violation_at(self.path_text(), rule);
+    }
+
+    /// The current path as text: `a.b[2].c`.
+    fn path_text(&self) -> String {
+        use std::fmt::Write;
+        let mut text = String::new();
+        for segment in &self.path {
+            match segment {
+                Segment::Name(name) if text.is_empty() => text.push_str(name),
+                Segment::Name(name) => {
+                    text.push('.');
+                    text.push_str(name);
+                }
+                Segment::Index(i) => {
+                    let _ = write!(text, "[{i}]");
+                }
+            }
+        }
+        text
     }
 
     fn violation_at(&mut self, path: String, rule: impl Into<String>) {
@@ -686,22 +713,9 @@ impl<'a> Walk<'a> {
         });
     }
 
-    /// Descends into attribute `name`: the message path grows.
-    fn enter(&mut self, name: &str) -> usize {
-        let mark = self.path.len();
-        if !self.path.is_empty() {
-            self.path.push('.');
-        }
-        self.path.push_str(name);
-        mark
-    }
-
-    fn leave(&mut self, mark: usize) {
-        self.path.truncate(mark);
-    }
-
     /// Checks one object at the current path as it is parsed, its members against `scope`.
-    /// The path is kept in one reused buffer, so a valid record costs no allocation for it.
+    /// The path is a reused stack of borrowed names, so a valid record costs no allocation or
+    /// copy for it.
     fn object<'de, M: MapAccess<'de>>(
         &mut self,
         def: &'a Definition,
@@ -728,7 +742,7 @@ impl<'a> Walk<'a> {
         present: &mut Present,
         read: impl FnOnce(Seed<'_, 'a>) -> Result<bool, E>,
     ) -> Result<(), E> {
-        let mark = self.enter(name);
+        let mark = self.path.len();
         let (attr, is_set) = match self.member(def, name, scope) {
             Some((attr, Some(scope))) => (
                 Some(attr),
@@ -745,7 +759,7 @@ impl<'a> Walk<'a> {
         if let Some(attr) = attr.filter(|_| is_set) {
             present.set(attr.index);
         }
-        self.leave(mark);
+        self.path.truncate(mark);
         Ok(())
     }
 
@@ -757,7 +771,10 @@ impl<'a> Walk<'a> {
                 _ => true,
             };
             if required && !present.has(*index) {
-                self.violation_at(join(&self.path, name), "required attribute is missing");
+                self.violation_at(
+                    join(&self.path_text(), name),
+                    "required attribute is missing",
+                );
             }
         }
         let count =
@@ -776,21 +793,23 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// The attribute member `name` of `def` names, if it is one, and, if the plugin declared
-    /// it, what is declared beneath it; the path already points at it.
+    /// The attribute member `name` of `def` names, if it is one (the path then points at it),
+    /// and, if the plugin declared it, what is declared beneath it.
     fn member(
         &mut self,
         def: &'a Definition,
         name: &str,
         scope: Scope<'a>,
     ) -> Option<(&'a Attribute, Option<Scope<'a>>)> {
-        let Some(attr) = def.attributes.get(name) else {
-            self.violation(format!(
+        let Some((known, attr)) = def.attributes.get_key_value(name) else {
+            let rule = format!(
                 "`{name}` is not an attribute of OCSF {} `{}`",
                 self.schema.version, def.name
-            ));
+            );
+            self.violation_at(join(&self.path_text(), name), rule);
             return None;
         };
+        self.path.push(Segment::Name(known));
         let Some(scope) = scope.member(attr) else {
             self.violation("the plugin did not declare this attribute in its manifest");
             return Some((attr, None));
@@ -945,8 +964,7 @@ impl<'de> Visitor<'de> for Member<'_, '_> {
         let mark = self.walk.path.len();
         let mut i = 0usize;
         loop {
-            use std::fmt::Write;
-            let _ = write!(self.walk.path, "[{i}]");
+            self.walk.path.push(Segment::Index(i));
             let more = seq
                 .next_element_seed(One(Member {
                     walk: &mut *self.walk,
@@ -1355,6 +1373,36 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    #[test]
+    fn violations_name_their_path_with_array_indexes() {
+        let mut r = valid();
+        r["resources"] = json!([{"uid": "a"}, {"uid": 7, "colour": "red"}]);
+        r["metadata"]["profiles"] = json!(["cloud", 3]);
+        r["api"]["nope"] = json!(1);
+        let paths = [
+            "time",
+            "severity_id",
+            "metadata",
+            "actor.user",
+            "api.operation",
+            "src_endpoint",
+            "cloud",
+            "resources.uid",
+        ];
+        let mut found = rules(&r, &paths);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "api.nope: `nope` is not an attribute of OCSF 1.1.0 `api`",
+                "cloud: required attribute is missing",
+                "metadata.profiles[1]: expected a string, found number 3",
+                "resources[1].colour: `colour` is not an attribute of OCSF 1.1.0 `resource_details`",
+                "resources[1].uid: expected a string, found number 7",
+            ]
+        );
     }
 
     #[test]
