@@ -160,13 +160,15 @@ impl Pipeline {
         Ok((Pipeline { tx, stats }, lake_thread))
     }
 
-    /// Makes a translated batch durable; returns once it is (or why it could not be).
-    pub async fn append(
+    /// Hands a translated batch to the log, in order with the caller's earlier batches; the
+    /// returned [`Durability`] resolves once it is durable (or says why it could not be). Waits
+    /// while the log's queue is full.
+    pub async fn submit(
         &self,
         source: Arc<Source>,
         events: Vec<WalEvent>,
         letters: Vec<DeadLetter>,
-    ) -> Result<(), String> {
+    ) -> Result<Durability, String> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Append(Append {
@@ -177,8 +179,7 @@ impl Pipeline {
             }))
             .await
             .map_err(|_| "the gateway is shutting down".to_string())?;
-        rx.await
-            .map_err(|_| "the gateway is shutting down".to_string())?
+        Ok(Durability(rx))
     }
 
     /// Writes every buffered partition now.
@@ -195,6 +196,18 @@ impl Pipeline {
     /// Gauges.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+}
+
+/// A submitted batch on its way into the log.
+pub struct Durability(oneshot::Receiver<Result<(), String>>);
+
+impl Durability {
+    /// Returns once the batch is durable, or why it could not be made so.
+    pub async fn wait(self) -> Result<(), String> {
+        self.0
+            .await
+            .map_err(|_| "the gateway is shutting down".to_string())?
     }
 }
 

@@ -846,7 +846,7 @@ fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
         "{status:?}"
     );
 
-    // One message of one 3 MiB record is translated and logged in slices of about 1 MiB; every
+    // One message of one 3 MiB record is translated and logged in slices of about 512 KiB; every
     // line keeps its number in the record, and the counts add up across the slices.
     let line = good.lines().nth(1).unwrap();
     let lines = (3 << 20) / (line.len() + 1);

@@ -1,6 +1,7 @@
 //! `lakegate.ingest.v1.Ingest`: frames, translates and validates each message's records on a
-//! blocking thread with a pooled plugin instance, a slice of about 1 MiB at a time, hands each
-//! result to the pipeline, and answers once the pipeline says all of it is durable.
+//! blocking thread with a pooled plugin instance, a slice of about 512 KiB at a time, hands each
+//! result to the pipeline (translating a stream's next slice while the last one is made
+//! durable), and answers once the pipeline says all of it is durable.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -18,7 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::config::{check_account, check_region};
 use crate::host::Plugin;
 use crate::lake::dead_letter::{DeadLetter, Raw};
-use crate::pipeline::{now_ms, Pipeline};
+use crate::pipeline::{now_ms, Durability, Pipeline};
 use crate::sources::{Counters, Source, Sources};
 use crate::wal::WalEvent;
 
@@ -28,8 +29,10 @@ const MAX_LISTED_REJECTIONS: usize = 100;
 /// Input translated and made durable at a time. A message's records are cut into slices of
 /// about this much, at line ends for the line framings and between records for a `json-records`
 /// document, so the events of a large message never pile up in memory: a VPC flow line is ~9x
-/// larger as OCSF JSON, and one 32 MiB message held ~900 MiB before this cut.
-const SLICE_BYTES: usize = 1 << 20;
+/// larger as OCSF JSON, and one 32 MiB message held ~900 MiB before this cut. A stream has two
+/// slices in memory at most (one translated while the other is made durable); with 1 MiB
+/// slices four VPC streams peaked at 263 MiB, with 512 KiB at 203 MiB.
+const SLICE_BYTES: usize = 512 << 10;
 
 /// The ingest service.
 pub struct IngestService {
@@ -44,6 +47,9 @@ struct StreamState {
     plugin: PluginStream,
     next_record: u64,
     response: IngestResponse,
+    /// The last slice handed to the log, not yet known to be durable: the stream's next slice
+    /// is translated meanwhile, and the slice is counted in the response once it is durable.
+    pending: Option<(Durability, Tally)>,
 }
 
 impl IngestService {
@@ -93,6 +99,7 @@ impl IngestService {
             framing,
             plugin: PluginStream::default(),
             next_record: 0,
+            pending: None,
         })
     }
 
@@ -124,17 +131,40 @@ impl IngestService {
             Counters::add(&c.received_bytes, translated.tally.bytes);
             Counters::add(&c.read, translated.tally.read);
             Counters::add(&c.rejected, translated.letters.len() as u64);
-            self.pipeline
-                .append(state.source.clone(), translated.events, translated.letters)
+            let durability = self
+                .pipeline
+                .submit(state.source.clone(), translated.events, translated.letters)
                 .await
-                .map_err(|e| Status::unavailable(format!("not acknowledged: {e}")))?;
-            state.add(translated.tally);
+                .map_err(not_acknowledged)?;
+            // One slice per stream waits for the log while the next one is translated.
+            if let Some(previous) = state.pending.replace((durability, translated.tally)) {
+                state.settle(previous).await?;
+            }
         }
         Ok(())
     }
 }
 
+fn not_acknowledged(e: String) -> Status {
+    Status::unavailable(format!("not acknowledged: {e}"))
+}
+
 impl StreamState {
+    /// Waits for a submitted slice to be durable and counts it in the response.
+    async fn settle(&mut self, (durability, tally): (Durability, Tally)) -> Result<(), Status> {
+        durability.wait().await.map_err(not_acknowledged)?;
+        self.add(tally);
+        Ok(())
+    }
+
+    /// The response, once every slice of the stream is durable.
+    async fn finish(mut self) -> Result<IngestResponse, Status> {
+        if let Some(pending) = self.pending.take() {
+            self.settle(pending).await?;
+        }
+        Ok(self.response)
+    }
+
     /// Adds what a slice came to to the response.
     fn add(&mut self, t: Tally) {
         let r = &mut self.response;
@@ -531,7 +561,7 @@ impl Ingest for IngestService {
         }
         let state =
             state.ok_or_else(|| Status::invalid_argument("empty stream: no source named"))?;
-        Ok(Response::new(state.response))
+        Ok(Response::new(state.finish().await?))
     }
 
     async fn send(
@@ -541,7 +571,7 @@ impl Ingest for IngestService {
         let message = request.into_inner();
         let mut state = self.open(&message)?;
         self.ingest(&mut state, message.records).await?;
-        Ok(Response::new(state.response))
+        Ok(Response::new(state.finish().await?))
     }
 }
 
