@@ -138,7 +138,7 @@ impl Pipeline {
         let wal = Arc::new(Mutex::new(wal));
         let (tx, rx) = mpsc::channel(64);
         // One batch waiting for the lake thread, the slowest stage: each batch is megabytes of
-        // events (a 1 MiB message of VPC lines is ~9 MiB of OCSF JSON), and a deeper queue only
+        // events (a 512 KiB slice of VPC lines is ~4.5 MiB of OCSF JSON), and a deeper queue only
         // holds more of them in memory (four held up to ~40 MiB more at the peak with two
         // streams) without making the lake thread any faster.
         let (to_lake, from_wal) = sync_channel(1);

@@ -267,7 +267,7 @@ impl<T: Translator> Runner<T> {
     ) -> Result<Report, ManifestError> {
         let framing = self.framing(options)?;
         let framed = framing::split(input, framing, options.max_record_bytes);
-        let mut report = self.run_framed(framed, options, stream)?;
+        let mut report = self.translate_framed(framed, framing, options, stream);
         report.bytes = input.len() as u64;
         Ok(report)
     }
@@ -304,6 +304,17 @@ impl<T: Translator> Runner<T> {
         stream: &mut StreamState,
     ) -> Result<Report, ManifestError> {
         let framing = self.framing(options)?;
+        Ok(self.translate_framed(framed, framing, options, stream))
+    }
+
+    /// Translates and validates framed records, in batches; `framing` is accepted by the plugin.
+    fn translate_framed(
+        &mut self,
+        framed: Vec<Framed<'_>>,
+        framing: Framing,
+        options: &RunOptions,
+        stream: &mut StreamState,
+    ) -> Report {
         let mut report = Report {
             bytes: framed.iter().map(|f| f.raw.len() as u64).sum(),
             read: framed.len() as u64,
@@ -342,7 +353,7 @@ impl<T: Translator> Runner<T> {
         }
         // Framing rejections are found before the batch around them runs: restore input order.
         report.rejected.sort_by_key(|r| r.record);
-        Ok(report)
+        report
     }
 
     /// Runs one batch, updating `stream` with the plugin's new state and context.

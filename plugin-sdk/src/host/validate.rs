@@ -24,8 +24,8 @@ pub const SCHEMA_1_1_0: &str = include_str!("../../schema/ocsf-schema-1.1.0.json
 
 /// A word-at-a-time multiply-fold hash. The validator's maps are keyed by attribute names and
 /// paths from the schema, which a record can only look up, never add to, so SipHash's flooding
-/// resistance buys nothing here, and it was most of the cost of each lookup; FNV-1a, which
-/// its first replacement, spent a multiply per byte.
+/// resistance buys nothing here, and it was most of the cost of each lookup; FNV-1a, used before
+/// this, spent a multiply per byte.
 #[derive(Default)]
 pub(super) struct WordHash(u64);
 
@@ -235,6 +235,12 @@ impl Schema {
             objects,
             profiles,
         })
+    }
+
+    /// The bit of profile `name` in a record's set of profiles, if the schema defines it.
+    fn profile_bit(&self, name: &str) -> Option<u64> {
+        let position = self.profiles.iter().position(|p| p == name)?;
+        Some(1 << position)
     }
 
     /// The OCSF version, e.g. `1.1.0`.
@@ -551,14 +557,19 @@ impl Declared {
         let Some(attr) = def.attributes.get(name) else {
             return;
         };
-        if self.children.len() <= attr.index {
-            self.children.resize_with(attr.index + 1, || None);
-        }
-        let child = self.children[attr.index].get_or_insert_with(Declared::default);
+        let child = self.child(attr.index);
         match &attr.kind {
             Kind::Object(o) => child.insert(schema, &schema.objects[o], segments),
             _ => child.covered = true,
         }
+    }
+
+    /// The child for attribute `index`, added (empty) if it is not there.
+    fn child(&mut self, index: usize) -> &mut Declared {
+        if self.children.len() <= index {
+            self.children.resize_with(index + 1, || None);
+        }
+        self.children[index].get_or_insert_with(Declared::default)
     }
 
     /// Allows the companion string of every enum allowed below this node (`status` with
@@ -570,13 +581,7 @@ impl Declared {
                 continue;
             };
             if self.children.get(e.index).is_some_and(Option::is_some) {
-                if self.children.len() <= s.index {
-                    self.children.resize_with(s.index + 1, || None);
-                }
-                self.children[s.index].get_or_insert_with(|| Declared {
-                    covered: true,
-                    children: Vec::new(),
-                });
+                self.child(s.index).covered = true;
             }
         }
         for attr in def.attributes.values() {
@@ -827,10 +832,8 @@ impl<'a> Walk<'a> {
             name
         };
         self.schema
-            .profiles
-            .iter()
-            .position(|p| p == profile)
-            .is_some_and(|bit| self.profiles & (1 << bit) != 0)
+            .profile_bit(profile)
+            .is_some_and(|bit| self.profiles & bit != 0)
     }
 
     /// Records that the value at the current path is not of `attr`'s type.
@@ -896,9 +899,7 @@ impl<'a> Walk<'a> {
             _ => false,
         };
         if attr.role == Role::Profiles {
-            if let Some(bit) = self.schema.profiles.iter().position(|p| p == s) {
-                self.profiles |= 1 << bit;
-            }
+            self.profiles |= self.schema.profile_bit(s).unwrap_or(0);
         }
         if !ok {
             self.mismatch(attr, &Value::from(s));
