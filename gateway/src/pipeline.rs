@@ -19,9 +19,10 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::lake::catalog::Catalog;
 use crate::lake::dead_letter::{DeadLetter, DeadLetterWriter};
-use crate::lake::{self, Buffers, LakeTable, Misfit, PartitionKey};
+use crate::lake::{self, Buffers, Chunk, LakeTable, PartitionKey, Partitioned};
 use crate::sources::{Counters, Source, Sources};
 use crate::wal::{CommitEntry, DataEntry, Recovery, Wal, WalEvent};
+use lakegate_plugin_sdk::host::validate::schema_1_1_0;
 
 /// What a flush wrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +34,10 @@ pub struct Flushed {
 /// A translated batch waiting to be made durable.
 struct Append {
     source: Arc<Source>,
+    /// What the log keeps: the events as JSON.
     events: Vec<WalEvent>,
+    /// What the lake buffers: the same events as Arrow columns.
+    chunks: Vec<Chunk>,
     letters: Vec<DeadLetter>,
     reply: oneshot::Sender<Result<(), String>>,
 }
@@ -45,14 +49,8 @@ enum Command {
 
 /// What the WAL thread hands the lake thread, in log order.
 enum Durable {
-    Batch {
-        source: Arc<Source>,
-        seq: u64,
-        events: Vec<WalEvent>,
-    },
-    Flush {
-        reply: oneshot::Sender<Flushed>,
-    },
+    Batch { seq: u64, chunks: Vec<Chunk> },
+    Flush { reply: oneshot::Sender<Flushed> },
 }
 
 /// The handle ingest handlers use.
@@ -137,10 +135,8 @@ impl Pipeline {
         state.received_seq = wal.next_seq().saturating_sub(1);
         let wal = Arc::new(Mutex::new(wal));
         let (tx, rx) = mpsc::channel(64);
-        // One batch waiting for the lake thread, the slowest stage: each batch is megabytes of
-        // events (a 512 KiB slice of VPC lines is ~4.5 MiB of OCSF JSON), and a deeper queue only
-        // holds more of them in memory (four held up to ~40 MiB more at the peak with two
-        // streams) without making the lake thread any faster.
+        // One batch waiting for the lake thread: each batch is megabytes of columns, and a deeper
+        // queue only holds more of them in memory without making the lake thread any faster.
         let (to_lake, from_wal) = sync_channel(1);
         let logger = Logger {
             wal: wal.clone(),
@@ -167,6 +163,7 @@ impl Pipeline {
         &self,
         source: Arc<Source>,
         events: Vec<WalEvent>,
+        chunks: Vec<Chunk>,
         letters: Vec<DeadLetter>,
     ) -> Result<Durability, String> {
         let (reply, rx) = oneshot::channel();
@@ -174,6 +171,7 @@ impl Pipeline {
             .send(Command::Append(Append {
                 source,
                 events,
+                chunks,
                 letters,
                 reply,
             }))
@@ -229,7 +227,7 @@ fn report_recovery(recovery: &Recovery, temporaries: usize, orphans: usize, buff
     if orphans > 0 {
         warn!(
             events = orphans,
-            "events of sources no longer configured went to the dead-letter area"
+            "recovered events the lake can no longer take (their source, class or declarations changed) went to the dead-letter area"
         );
     }
 }
@@ -262,56 +260,10 @@ struct Logger {
 const TICK: Duration = Duration::from_millis(200);
 
 impl State {
-    fn key(table: &LakeTable, event: &WalEvent) -> PartitionKey {
-        PartitionKey {
-            lake_source: table.lake_source.clone(),
-            region: event.region.clone(),
-            account: event.account.clone(),
-            day: event.time.div_euclid(86_400_000),
-        }
-    }
-
-    /// Routes one acknowledged event to its partition buffer.
-    fn buffer(&mut self, source: &Source, seq: u64, event: WalEvent) -> Result<(), String> {
-        let table = source.tables.get(&event.class_uid).ok_or_else(|| {
-            format!(
-                "source `{}` has no table for class {}",
-                source.name, event.class_uid
-            )
-        })?;
-        let key = State::key(table, &event);
-        let mut misfits = Vec::new();
-        self.buffers
-            .insert(table, &key, seq, event.json, &mut misfits);
-        self.dead_letter(table, misfits)
-    }
-
-    /// Writes records their table cannot hold to the dead-letter area, synced.
-    fn dead_letter(&mut self, table: &LakeTable, misfits: Vec<Misfit>) -> Result<(), String> {
-        if misfits.is_empty() {
-            return Ok(());
-        }
-        let source = self.sources.by_name.get(&table.source).cloned();
-        let letters: Vec<DeadLetter> = misfits
-            .iter()
-            .map(|m| lake_letter(&table.source, source.as_deref(), &m.json, m.reason.clone()))
-            .collect();
-        if let Err(e) = self
-            .dead_letters
-            .append(&letters)
-            .and_then(|()| self.dead_letters.sync())
-        {
-            for m in &misfits {
-                error!(record = %m.json, reason = %m.reason, "record lost: it fits no table and the dead-letter area cannot be written");
-            }
-            return Err(format!("dead-letter area: {e}"));
-        }
-        if let Some(source) = &source {
-            Counters::add(&source.counters.dead_lettered, misfits.len() as u64);
-        }
-        Ok(())
-    }
-
+    /// Buffers the events of a logged entry that no committed file holds: validated again,
+    /// which writes their rows, since the log keeps them as JSON. Events that cannot go back
+    /// into the lake (their source or class is gone, or they no longer pass) become
+    /// `orphans`, for the dead-letter area.
     fn replay(
         &mut self,
         entry: DataEntry,
@@ -319,27 +271,55 @@ impl State {
         orphans: &mut Vec<DeadLetter>,
     ) {
         let source = self.sources.by_name.get(&entry.source).cloned();
+        let orphan = |json: &str, reason: String| {
+            lake_letter(&entry.source, source.as_deref(), json, reason)
+        };
+        let mut partitioned = Partitioned::default();
+        let mut kept = Vec::new();
+        let mut row = Vec::new();
         for event in entry.events {
-            let placed = source.as_ref().and_then(|s| {
-                let table = s.tables.get(&event.class_uid)?;
-                Some((s.clone(), State::key(table, &event)))
-            });
-            match placed {
-                Some((source, key)) => {
-                    if !committed(&key.dir(), entry.seq) {
-                        let _ = self.buffer(&source, entry.seq, event);
-                    }
-                }
-                None => orphans.push(lake_letter(
-                    &entry.source,
-                    source.as_deref(),
+            let Some((source, table)) = source
+                .as_ref()
+                .and_then(|s| Some((s, s.tables.get(&event.class_uid)?)))
+            else {
+                orphans.push(orphan(
                     &event.json,
                     format!(
                         "recovered from the write-ahead log, but source `{}` no longer has a table for class {}",
                         entry.source, event.class_uid
                     ),
-                )),
+                ));
+                continue;
+            };
+            let key = PartitionKey::new(table, &event.region, &event.account, event.time);
+            if committed(&key.dir(), entry.seq) {
+                continue;
             }
+            match schema_1_1_0().validate_row(&event.json, &source.declarations, &mut row) {
+                Ok(_) => {
+                    partitioned.add(table, key, kept.len(), row.clone());
+                    kept.push(event.json);
+                }
+                Err(violations) => {
+                    let reasons: Vec<String> = violations.iter().map(ToString::to_string).collect();
+                    orphans.push(orphan(
+                        &event.json,
+                        format!(
+                            "recovered from the write-ahead log, but source `{}` no longer accepts it: {}",
+                            entry.source,
+                            reasons.join("; ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let (chunks, misfits) = partitioned.build();
+        for chunk in chunks {
+            self.buffers
+                .insert(&chunk.table, &chunk.key, entry.seq, chunk.batch);
+        }
+        for misfit in misfits {
+            orphans.push(orphan(&kept[misfit.member], misfit.reason));
         }
     }
 
@@ -351,16 +331,11 @@ impl State {
                     let mut next = Some(first);
                     while let Some(d) = next {
                         match d {
-                            Durable::Batch {
-                                source,
-                                seq,
-                                events,
-                            } => {
+                            Durable::Batch { seq, chunks } => {
                                 self.received_seq = self.received_seq.max(seq);
-                                for event in events {
-                                    if let Err(e) = self.buffer(&source, seq, event) {
-                                        error!(error = %e, "unroutable event");
-                                    }
+                                for chunk in chunks {
+                                    self.buffers
+                                        .insert(&chunk.table, &chunk.key, seq, chunk.batch);
                                 }
                             }
                             Durable::Flush { reply } => flushes.push(reply),
@@ -433,15 +408,7 @@ impl State {
         key: &PartitionKey,
     ) -> Result<Option<u64>, String> {
         let table = self.tables[&*key.lake_source].clone();
-        let mut misfits = Vec::new();
-        let sealed = self.buffers.seal(key, &mut misfits);
-        if let Err(e) = self.dead_letter(&table, misfits) {
-            if let Some(sealed) = sealed {
-                self.buffers.restore(sealed);
-            }
-            return Err(e);
-        }
-        let Some(sealed) = sealed else {
+        let Some(sealed) = self.buffers.seal(key) else {
             return Ok(None);
         };
         let source = self.sources.by_name.get(&table.source).cloned();
@@ -524,6 +491,7 @@ impl Logger {
         for Append {
             source,
             events,
+            chunks,
             letters,
             reply,
         } in appends
@@ -540,8 +508,9 @@ impl Logger {
                     .map(|()| seq)
                     .map_err(|e| format!("dead-letter area: {e}"))
             });
+            // The log has the events now; the lake takes their columns.
             match written {
-                Ok(seq) => logged.push((source, seq, events, letters.len(), reply)),
+                Ok(seq) => logged.push((source, seq, events.len(), chunks, letters.len(), reply)),
                 Err(e) => {
                     error!(error = %e, "cannot log a batch");
                     let _ = reply.send(Err(e));
@@ -560,22 +529,18 @@ impl Logger {
         if let Err(e) = &synced {
             error!(error = %e, "cannot sync the write-ahead log");
         }
-        for (source, seq, events, letters, reply) in logged {
+        for (source, seq, events, chunks, letters, reply) in logged {
             if let Err(e) = &synced {
                 // Not durable: not acknowledged. The client sends it again.
                 let _ = reply.send(Err(e.clone()));
                 continue;
             }
-            Counters::add(&source.counters.events_acknowledged, events.len() as u64);
+            Counters::add(&source.counters.events_acknowledged, events as u64);
             Counters::add(&source.counters.dead_lettered, letters as u64);
             let _ = reply.send(Ok(()));
-            if !events.is_empty() {
+            if !chunks.is_empty() {
                 // Blocks while the lake thread is behind: that is the backpressure.
-                let _ = self.to_lake.send(Durable::Batch {
-                    source,
-                    seq,
-                    events,
-                });
+                let _ = self.to_lake.send(Durable::Batch { seq, chunks });
             }
         }
     }

@@ -50,6 +50,8 @@ pub struct Source {
     pub framing: Framing,
     /// Lake tables by class_uid.
     pub tables: BTreeMap<u32, Arc<LakeTable>>,
+    /// The plugin's declarations, to validate events recovered from the write-ahead log.
+    pub declarations: Declarations,
     pub counters: Counters,
     template: Plugin,
     idle: Mutex<Vec<Runner<Plugin>>>,
@@ -132,9 +134,10 @@ impl Sources {
                     .cloned()
                     .unwrap_or_else(|| format!("{name}-{}", class.class_uid));
                 check_lake_source(&lake_source).map_err(anyhow::Error::msg)?;
-                let columns = schema
-                    .lake_columns(class.class_uid, &declarations)
-                    .expect("declared classes were checked at load");
+                let columns = declarations
+                    .columns(class.class_uid)
+                    .expect("declared classes were checked at load")
+                    .to_vec();
                 tables.insert(
                     class.class_uid,
                     Arc::new(LakeTable::new(
@@ -171,6 +174,7 @@ impl Sources {
                     account: source.account_id,
                     framing,
                     tables,
+                    declarations,
                     counters: Counters::default(),
                     idle: Mutex::new(Vec::new()),
                     template: plugin,

@@ -125,6 +125,16 @@ pub struct PartitionKey {
 }
 
 impl PartitionKey {
+    /// The partition of a record of `table` with these values and `time` (epoch milliseconds).
+    pub fn new(table: &LakeTable, region: &Arc<str>, account: &Arc<str>, time: i64) -> Self {
+        PartitionKey {
+            lake_source: table.lake_source.clone(),
+            region: region.clone(),
+            account: account.clone(),
+            day: time.div_euclid(86_400_000),
+        }
+    }
+
     /// The lake-relative partition directory.
     pub fn dir(&self) -> String {
         format!(
@@ -137,20 +147,101 @@ impl PartitionKey {
     }
 }
 
-/// How many records a partition stages as JSON before they are parsed into Arrow columns:
-/// enough that a chunk's per-column overhead is small, few enough that staging stays small.
+/// Rows of accepted records grouped by partition, to become one chunk of Arrow columns per
+/// partition ([`Partitioned::build`]). Each row is known by a caller's number (its `member`),
+/// so a row that does not fit can be traced back to its record.
+#[derive(Default)]
+pub struct Partitioned {
+    groups: HashMap<PartitionKey, Group>,
+}
+
+struct Group {
+    table: Arc<LakeTable>,
+    rows: Vec<Vec<u8>>,
+    members: Vec<usize>,
+}
+
+/// One partition's records of a call, as columns of its table.
+#[derive(Debug)]
+pub struct Chunk {
+    pub table: Arc<LakeTable>,
+    pub key: PartitionKey,
+    pub batch: RecordBatch,
+}
+
+/// A row its table cannot hold: the validator wrote it for that table, so this is a gateway
+/// bug. Its record goes to the dead-letter area rather than into the lake.
+#[derive(Debug)]
+pub struct Misfit {
+    pub member: usize,
+    pub reason: String,
+}
+
+impl Partitioned {
+    /// Adds the row of record `member` of `table` to partition `key`.
+    pub fn add(&mut self, table: &Arc<LakeTable>, key: PartitionKey, member: usize, row: Vec<u8>) {
+        let group = self.groups.entry(key).or_insert_with(|| Group {
+            table: table.clone(),
+            rows: Vec::new(),
+            members: Vec::new(),
+        });
+        group.rows.push(row);
+        group.members.push(member);
+    }
+
+    /// One chunk per partition, and the rows that did not fit (the rest of their partition is
+    /// built without them).
+    pub fn build(self) -> (Vec<Chunk>, Vec<Misfit>) {
+        let mut chunks = Vec::with_capacity(self.groups.len());
+        let mut misfits = Vec::new();
+        for (key, mut group) in self.groups {
+            while !group.rows.is_empty() {
+                let table = &group.table;
+                match rows::build(
+                    &table.schema,
+                    &table.columns,
+                    group.rows.iter().map(|r| &r[..]),
+                ) {
+                    Ok(batch) => {
+                        chunks.push(Chunk {
+                            table: group.table,
+                            key,
+                            batch,
+                        });
+                        break;
+                    }
+                    Err(e) => {
+                        group.rows.remove(e.index);
+                        misfits.push(Misfit {
+                            member: group.members.remove(e.index),
+                            reason: format!(
+                                "does not fit table {}: {}",
+                                table.lake_source, e.reason
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        (chunks, misfits)
+    }
+}
+
+/// How many rows a partition gathers in small chunks (a call's share of it may be a few
+/// records) before they are concatenated into one: enough that a chunk's per-column overhead
+/// is small.
 const CHUNK_ROWS: usize = 4096;
 
-/// The records buffered for one partition: parsed chunks of Arrow columns, and the latest
-/// records still as JSON. Columns take a fraction of the JSON's memory, so the same caps hold
-/// several times more records and files come out that much larger.
+/// The records buffered for one partition, as chunks of Arrow columns.
 struct Buffer {
     table: Arc<LakeTable>,
-    /// Records not yet parsed into columns.
-    staged: Vec<Box<str>>,
-    staged_bytes: usize,
+    /// Chunks of at least [`CHUNK_ROWS`] rows.
     chunks: Vec<RecordBatch>,
-    /// Staged JSON plus the chunks' Arrow memory.
+    /// Smaller chunks, concatenated once they hold [`CHUNK_ROWS`] rows together.
+    small: Vec<RecordBatch>,
+    small_rows: usize,
+    small_bytes: usize,
+    /// The Arrow memory of all chunks.
     bytes: usize,
     opened: Instant,
     /// WAL sequence numbers with rows here, ascending.
@@ -158,47 +249,20 @@ struct Buffer {
 }
 
 impl Buffer {
-    /// Parses the staged records into a chunk.
-    fn parse_staged(&mut self, misfits: &mut Vec<Misfit>) {
-        let staged = std::mem::take(&mut self.staged);
-        self.bytes -= std::mem::take(&mut self.staged_bytes);
-        if let Some(chunk) = parse(&self.table, staged, misfits) {
-            self.bytes += chunk.get_array_memory_size();
-            self.chunks.push(chunk);
-        }
+    /// Concatenates the small chunks into one.
+    fn gather_small(&mut self) {
+        let small = std::mem::take(&mut self.small);
+        self.small_rows = 0;
+        self.bytes -= std::mem::take(&mut self.small_bytes);
+        let chunk = match small.len() {
+            0 => return,
+            1 => small.into_iter().next().expect("one chunk"),
+            _ => arrow_select::concat::concat_batches(&self.table.schema, &small)
+                .expect("chunks of one table share its schema"),
+        };
+        self.bytes += chunk.get_array_memory_size();
+        self.chunks.push(chunk);
     }
-}
-
-/// Parses records into one batch of the table's columns; a record that does not fit is taken
-/// out (a misfit, for the dead-letter area) and the rest parsed again.
-fn parse(
-    table: &LakeTable,
-    mut rows: Vec<Box<str>>,
-    misfits: &mut Vec<Misfit>,
-) -> Option<RecordBatch> {
-    loop {
-        if rows.is_empty() {
-            return None;
-        }
-        match rows::build(&table.schema, &table.columns, rows.iter().map(|r| &**r)) {
-            Ok(batch) => return Some(batch),
-            Err(e) => {
-                let row = rows.remove(e.index);
-                misfits.push(Misfit {
-                    json: row.into(),
-                    reason: format!("does not fit table {}: {}", table.lake_source, e.reason),
-                });
-            }
-        }
-    }
-}
-
-/// A record its table cannot hold (it passed validation, so this is a gateway bug or a schema
-/// edge case): it goes to the dead-letter area rather than block its partition.
-#[derive(Debug)]
-pub struct Misfit {
-    pub json: String,
-    pub reason: String,
 }
 
 /// A partition's records, taken from the buffers to be written: one batch sorted by time.
@@ -236,24 +300,23 @@ impl Buffers {
     fn open(&mut self, key: &PartitionKey, table: &Arc<LakeTable>) -> &mut Buffer {
         self.open.entry(key.clone()).or_insert_with(|| Buffer {
             table: table.clone(),
-            staged: Vec::new(),
-            staged_bytes: 0,
             chunks: Vec::new(),
+            small: Vec::new(),
+            small_rows: 0,
+            small_bytes: 0,
             bytes: 0,
             opened: Instant::now(),
             seqs: Vec::new(),
         })
     }
 
-    /// Buffers one record of WAL entry `seq` for `table`. Records that do not fit the table
-    /// come back as misfits when their chunk is parsed.
+    /// Buffers a chunk of WAL entry `seq` for `table`.
     pub fn insert(
         &mut self,
         table: &Arc<LakeTable>,
         key: &PartitionKey,
         seq: u64,
-        json: String,
-        misfits: &mut Vec<Misfit>,
+        chunk: RecordBatch,
     ) {
         // One lookup, and no key clone, for a partition that is open already.
         let buffer = match self.open.get_mut(key) {
@@ -261,15 +324,20 @@ impl Buffers {
             None => self.open(key, table),
         };
         let before = buffer.bytes;
-        let size = json.len() + std::mem::size_of::<Box<str>>();
-        buffer.staged.push(json.into_boxed_str());
-        buffer.staged_bytes += size;
+        let size = chunk.get_array_memory_size();
         buffer.bytes += size;
+        if chunk.num_rows() >= CHUNK_ROWS {
+            buffer.chunks.push(chunk);
+        } else {
+            buffer.small_rows += chunk.num_rows();
+            buffer.small_bytes += size;
+            buffer.small.push(chunk);
+            if buffer.small_rows >= CHUNK_ROWS {
+                buffer.gather_small();
+            }
+        }
         if buffer.seqs.last() != Some(&seq) {
             buffer.seqs.push(seq);
-        }
-        if buffer.staged.len() >= CHUNK_ROWS {
-            buffer.parse_staged(misfits);
         }
         let after = buffer.bytes;
         self.bytes = self.bytes + after - before;
@@ -328,12 +396,11 @@ impl Buffers {
         self.bytes += size;
     }
 
-    /// Takes a partition's records out as one batch sorted by time; `None` when none of them
-    /// fit its table (they are all misfits).
-    pub fn seal(&mut self, key: &PartitionKey, misfits: &mut Vec<Misfit>) -> Option<Sealed> {
+    /// Takes a partition's records out as one batch sorted by time.
+    pub fn seal(&mut self, key: &PartitionKey) -> Option<Sealed> {
         let mut buffer = self.open.remove(key)?;
         self.bytes -= buffer.bytes;
-        buffer.parse_staged(misfits);
+        buffer.gather_small();
         // Each step lets go of its input, so sealing holds at most two copies of the records.
         let chunks = std::mem::take(&mut buffer.chunks);
         let batch = match chunks.len() {
@@ -508,12 +575,16 @@ mod tests {
         ))
     }
 
-    /// A record of about `len` bytes.
-    fn record(time: i64, len: usize) -> String {
-        format!(
-            r#"{{"time":{time},"msg":"{}"}}"#,
-            "x".repeat(len.saturating_sub(22))
-        )
+    /// A chunk of `table()` with these `(time, msg)` rows.
+    fn chunk(rows: &[(i64, String)]) -> RecordBatch {
+        let msg: arrow_array::StringArray = rows.iter().map(|(_, m)| Some(m.as_str())).collect();
+        let time = arrow_array::Int64Array::from_iter_values(rows.iter().map(|(t, _)| *t));
+        RecordBatch::try_new(table().schema.clone(), vec![Arc::new(msg), Arc::new(time)]).unwrap()
+    }
+
+    /// One row at `time` with a message of `len` bytes.
+    fn record(time: i64, len: usize) -> RecordBatch {
+        chunk(&[(time, "x".repeat(len))])
     }
 
     fn times(sealed: &Sealed) -> Vec<i64> {
@@ -525,106 +596,100 @@ mod tests {
 
     #[test]
     fn caps_flush_the_largest_or_oldest_early() {
+        let (a, b_, c) = (record(5, 900), record(5, 100), record(5, 5000));
+        let size = |r: &RecordBatch| r.get_array_memory_size();
         let mut b = Buffers::new(FlushConfig {
             max_age: Duration::from_secs(3600),
             max_partition_bytes: 1 << 20,
-            max_buffered_bytes: 2000,
+            max_buffered_bytes: (size(&a) + size(&b_) + size(&c) - 1) as u64,
             max_open_partitions: 3,
             zstd_level: 3,
         });
-        let (t, now, mut misfits) = (table(), Instant::now(), Vec::new());
-        b.insert(&t, &key(1), 1, record(5, 900), &mut misfits);
-        b.insert(&t, &key(2), 1, record(5, 100), &mut misfits);
+        let (t, now) = (table(), Instant::now());
+        b.insert(&t, &key(1), 1, a);
+        b.insert(&t, &key(2), 1, b_);
         assert!(b.due(now, false).is_empty());
-        b.insert(&t, &key(3), 2, record(5, 1200), &mut misfits);
-        // Over 2,000 bytes: the largest (day 3) goes first, and that is enough.
+        b.insert(&t, &key(3), 2, c);
+        // Over the cap by a byte: the largest (day 3) goes first, and that is enough.
         assert_eq!(b.due(now, false), vec![key(3)]);
-        b.seal(&key(3), &mut misfits);
+        b.seal(&key(3));
         for d in 4..=5 {
-            b.insert(&t, &key(d), 3, record(5, 30), &mut misfits);
+            b.insert(&t, &key(d), 3, record(5, 30));
         }
         // Four open partitions, cap three: the oldest goes.
         assert_eq!(b.due(now, false), vec![key(1)]);
         assert_eq!(b.min_seq(), Some(1));
-        let sealed = b.seal(&key(1), &mut misfits).unwrap();
+        let sealed = b.seal(&key(1)).unwrap();
         assert_eq!(sealed.seqs, vec![1]);
         assert_eq!(b.due(now, true).len(), 3);
-        assert!(misfits.is_empty());
     }
 
     #[test]
     fn rows_of_many_chunks_are_sealed_in_time_order_stably() {
-        let (t, mut b, mut misfits) = (table(), Buffers::new(FlushConfig::default()), Vec::new());
+        let (t, mut b) = (table(), Buffers::new(FlushConfig::default()));
         // Three chunks; every time appears three times, once per chunk, with its chunk in `msg`.
-        let rows = 3 * CHUNK_ROWS;
-        for i in 0..rows {
-            let time = (rows - i) as i64 % CHUNK_ROWS as i64;
-            let msg = format!(r#"{{"time":{time},"msg":"{}"}}"#, i / CHUNK_ROWS);
-            b.insert(&t, &key(0), 1, msg, &mut misfits);
+        for c in 0..3 {
+            let rows: Vec<(i64, String)> = (0..CHUNK_ROWS)
+                .map(|i| ((CHUNK_ROWS - i) as i64, c.to_string()))
+                .collect();
+            b.insert(&t, &key(0), 1, chunk(&rows));
         }
-        let s = b.seal(&key(0), &mut misfits).unwrap();
-        assert_eq!(s.rows(), rows);
+        let s = b.seal(&key(0)).unwrap();
+        assert_eq!(s.rows(), 3 * CHUNK_ROWS);
         let times = times(&s);
         assert!(times.is_sorted(), "sorted by time");
         let msgs = s.batch["msg"].as_string::<i32>();
         let first_time: Vec<&str> = (0..3).map(|r| msgs.value(r)).collect();
-        assert_eq!((times[0], first_time), (0, vec!["0", "1", "2"]), "stable");
-        assert!(misfits.is_empty());
+        assert_eq!((times[0], first_time), (1, vec!["0", "1", "2"]), "stable");
     }
 
     #[test]
     fn sealed_rows_are_sorted_by_time() {
-        let (t, mut b, mut misfits) = (table(), Buffers::new(FlushConfig::default()), Vec::new());
+        let (t, mut b) = (table(), Buffers::new(FlushConfig::default()));
         for (seq, time) in [(1, 30), (1, 10), (2, 20)] {
-            b.insert(&t, &key(0), seq, record(time, 0), &mut misfits);
+            b.insert(&t, &key(0), seq, record(time, 0));
         }
-        let s = b.seal(&key(0), &mut misfits).unwrap();
+        let s = b.seal(&key(0)).unwrap();
         assert_eq!(times(&s), [10, 20, 30]);
         assert_eq!(s.seqs, [1, 2]);
         assert_eq!(b.usage(), (0, 0));
     }
 
     #[test]
-    fn records_are_held_as_columns_and_misfits_come_back() {
-        let (t, mut b, mut misfits) = (table(), Buffers::new(FlushConfig::default()), Vec::new());
-        let n = CHUNK_ROWS + 10;
-        let mut json_bytes = 0;
-        for i in 0..n {
-            let r = record((n - i) as i64, 0);
-            json_bytes += r.len();
-            b.insert(&t, &key(0), 1, r, &mut misfits);
+    fn small_chunks_are_gathered_and_a_failed_write_goes_back_whole() {
+        let (t, mut b) = (table(), Buffers::new(FlushConfig::default()));
+        let per_chunk = 100;
+        let chunks = CHUNK_ROWS / per_chunk + 2;
+        let mut added = 0;
+        for c in 0..chunks {
+            let rows: Vec<(i64, String)> = (0..per_chunk)
+                .map(|i| (-((c * per_chunk + i) as i64), "m".into()))
+                .collect();
+            let chunk = chunk(&rows);
+            added += chunk.get_array_memory_size();
+            b.insert(&t, &key(0), c as u64 + 1, chunk);
         }
-        b.insert(
-            &t,
-            &key(0),
-            2,
-            r#"{"time":7,"nope":1}"#.into(),
-            &mut misfits,
-        );
-        // The first chunk is parsed: its columns take less than its JSON did (no keys, numbers
-        // in eight bytes).
+        // Gathered into one chunk once they held CHUNK_ROWS rows, then two more small ones;
+        // the buffer counts what it holds, which one concatenated chunk makes smaller.
+        let buffer = &b.open[&key(0)];
+        assert_eq!((buffer.chunks.len(), buffer.small.len()), (1, 1));
+        assert_eq!(buffer.chunks[0].num_rows(), (chunks - 1) * per_chunk);
         let (bytes, open) = b.usage();
         assert_eq!(open, 1);
-        assert!(
-            bytes < json_bytes * 3 / 4,
-            "{bytes} bytes for {json_bytes} of JSON"
+        assert!(bytes < added, "{bytes} bytes held for {added} inserted");
+        assert_eq!(
+            bytes,
+            buffer.chunks[0].get_array_memory_size() + buffer.small[0].get_array_memory_size()
         );
-        let sealed = b.seal(&key(0), &mut misfits).unwrap();
-        assert_eq!(sealed.rows(), n);
-        assert_eq!(times(&sealed), (1..=n as i64).collect::<Vec<_>>());
-        assert_eq!(misfits.len(), 1);
-        assert!(misfits[0].json.contains("nope"), "{misfits:?}");
-        assert!(
-            misfits[0].reason.contains("`nope`"),
-            "{}",
-            misfits[0].reason
-        );
+        let sealed = b.seal(&key(0)).unwrap();
+        let n = (chunks * per_chunk) as i64;
+        assert_eq!(times(&sealed), (1 - n..=0).collect::<Vec<_>>());
+        assert_eq!(sealed.seqs, (1..=chunks as u64).collect::<Vec<_>>());
         // A failed write puts it back whole.
-        let seqs = sealed.seqs.clone();
         b.restore(sealed);
         assert!(b.usage().0 > 0);
-        let again = b.seal(&key(0), &mut misfits).unwrap();
-        assert_eq!((again.rows(), again.seqs.clone()), (n, seqs));
+        let again = b.seal(&key(0)).unwrap();
+        assert_eq!(again.rows(), n as usize);
         assert_eq!(b.usage(), (0, 0));
     }
 
@@ -632,11 +697,10 @@ mod tests {
     fn strings_are_dictionary_encoded_and_numbers_plain() {
         use parquet::basic::Encoding;
         use parquet::file::reader::{FileReader, SerializedFileReader};
-        let (t, mut b, mut misfits) = (table(), Buffers::new(FlushConfig::default()), Vec::new());
-        for i in 0..100 {
-            b.insert(&t, &key(0), 1, record(i, 40), &mut misfits);
-        }
-        let sealed = b.seal(&key(0), &mut misfits).unwrap();
+        let (t, mut b) = (table(), Buffers::new(FlushConfig::default()));
+        let rows: Vec<(i64, String)> = (0..100).map(|i| (i, "x".repeat(40))).collect();
+        b.insert(&t, &key(0), 1, chunk(&rows));
+        let sealed = b.seal(&key(0)).unwrap();
         let lake = std::env::temp_dir().join(format!("lakegate-dict-{}", std::process::id()));
         let (tmp, _) = write_parquet(&lake, &sealed, 3).unwrap();
         let reader = SerializedFileReader::new(std::fs::File::open(&tmp).unwrap()).unwrap();

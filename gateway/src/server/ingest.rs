@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::config::{check_account, check_region};
 use crate::host::Plugin;
 use crate::lake::dead_letter::{DeadLetter, Raw};
+use crate::lake::{Chunk, PartitionKey, Partitioned};
 use crate::pipeline::{now_ms, Durability, Pipeline};
 use crate::sources::{Counters, Source, Sources};
 use crate::wal::WalEvent;
@@ -133,7 +134,12 @@ impl IngestService {
             Counters::add(&c.rejected, translated.letters.len() as u64);
             let durability = self
                 .pipeline
-                .submit(state.source.clone(), translated.events, translated.letters)
+                .submit(
+                    state.source.clone(),
+                    translated.events,
+                    translated.chunks,
+                    translated.letters,
+                )
                 .await
                 .map_err(not_acknowledged)?;
             // One slice per stream waits for the log while the next one is translated.
@@ -399,13 +405,17 @@ struct Tally {
 
 struct Translated {
     events: Vec<WalEvent>,
+    /// The events as Arrow columns, one chunk per partition.
+    chunks: Vec<Chunk>,
     letters: Vec<DeadLetter>,
     plugin: PluginStream,
     tally: Tally,
 }
 
 /// Runs pieces of records through the source's plugin; every log record ends up as events or
-/// dead letters.
+/// dead letters. The validator writes each event as a row of its table as it checks it, and the
+/// rows become Arrow chunks here, on the caller's (blocking, parallel) thread, so the lake
+/// thread only gathers and encodes them.
 fn translate(
     source: &Source,
     framing: Framing,
@@ -417,9 +427,13 @@ fn translate(
         source: source.name.clone(),
         framing: Some(framing),
         received_ms,
+        rows: true,
         ..RunOptions::default()
     };
     let mut events = Vec::new();
+    let mut partitioned = Partitioned::default();
+    // The input record and line of each event, to name a misfit.
+    let mut origins = Vec::new();
     let mut letters = Vec::new();
     let mut tally = Tally::default();
     source.with_runner(|runner| {
@@ -476,6 +490,13 @@ fn translate(
                 }
                 tally.events += 1;
                 *tally.per_class.entry(a.class_uid).or_default() += 1;
+                let table = source
+                    .tables
+                    .get(&a.class_uid)
+                    .expect("validation accepts declared classes only, and each has a table");
+                let key = PartitionKey::new(table, region, account, a.time);
+                partitioned.add(table, key, events.len(), a.row);
+                origins.push((index, piece.number(a.record)));
                 events.push(WalEvent {
                     class_uid: a.class_uid,
                     time: a.time,
@@ -499,8 +520,42 @@ fn translate(
             }
         }
     });
+    let (chunks, misfits) = partitioned.build();
+    if !misfits.is_empty() {
+        let mut misfit = vec![false; events.len()];
+        for m in misfits {
+            let event = &events[m.member];
+            let (record, line) = origins[m.member];
+            misfit[m.member] = true;
+            tally.events -= 1;
+            *tally.per_class.entry(event.class_uid).or_default() -= 1;
+            tally
+                .rejections
+                .push(rejection(record, line, "lake", None, &m.reason));
+            let plugin = Some((&source.manifest, &source.info));
+            letters.push(DeadLetter {
+                received_ms,
+                framing: framing.name().into(),
+                record,
+                line,
+                ..DeadLetter::new(
+                    &source.name,
+                    plugin,
+                    "lake",
+                    m.reason,
+                    event.json.as_bytes(),
+                )
+            });
+        }
+        let mut index = 0;
+        events.retain(|_| {
+            index += 1;
+            !misfit[index - 1]
+        });
+    }
     Translated {
         events,
+        chunks,
         letters,
         plugin,
         tally,

@@ -57,17 +57,50 @@ pub enum ColumnKind {
     Datetime,
 }
 
+/// Where the members of one object go in its table: by the attribute's index in the object's
+/// definition, the position of the member's column among the object's columns. The validator
+/// walks it along with the record to write the record as a row of the table ([`super::row`]).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Layout {
+    slots: Vec<Option<Slot>>,
+}
+
+/// One member's column.
+#[derive(Debug, Clone)]
+pub(super) struct Slot {
+    pub(super) position: u16,
+    /// `unmapped`: a map of texts, not JSON text.
+    pub(super) is_map: bool,
+    /// The members' columns, for an object expanded into a struct.
+    pub(super) nested: Layout,
+}
+
+impl Layout {
+    /// The column of the attribute at `index`, if it has one.
+    pub(super) fn slot(&self, index: usize) -> Option<&Slot> {
+        self.slots.get(index)?.as_ref()
+    }
+}
+
+/// A class's columns, and where each attribute goes among them.
+#[derive(Debug, Clone)]
+pub(super) struct Table {
+    pub(super) columns: Vec<Column>,
+    pub(super) layout: Layout,
+}
+
 impl Schema {
     /// The columns of `class_uid` that the plugin's declarations allow, sorted by name at every
-    /// level; `None` when the plugin did not declare the class.
-    pub fn lake_columns(&self, class_uid: u32, declarations: &Declarations) -> Option<Vec<Column>> {
+    /// level, and their layout; `None` when the plugin did not declare the class.
+    pub(super) fn lake_table(&self, class_uid: u32, declarations: &Declarations) -> Option<Table> {
         let class = self.classes.get(&class_uid)?;
         let declared = declarations.get(class_uid)?;
         let mut walk = ColumnWalk {
             schema: self,
             types: Vec::new(),
         };
-        Some(walk.members(class, true, Scope::Within(declared)))
+        let (columns, layout) = walk.members(class, true, Scope::Within(declared));
+        Some(Table { columns, layout })
     }
 }
 
@@ -79,15 +112,22 @@ struct ColumnWalk<'a> {
 
 impl<'a> ColumnWalk<'a> {
     /// The columns of an object of `def` (the class itself at the `top`) that `scope` allows.
-    fn members(&mut self, def: &'a Definition, top: bool, scope: Scope<'a>) -> Vec<Column> {
+    fn members(
+        &mut self,
+        def: &'a Definition,
+        top: bool,
+        scope: Scope<'a>,
+    ) -> (Vec<Column>, Layout) {
         let mut names: Vec<&String> = def.attributes.keys().collect();
         names.sort();
         let mut columns = Vec::new();
+        let mut layout = Layout::default();
         for name in names {
             let attr = &def.attributes[name];
             let Some(scope) = scope.member(attr) else {
                 continue;
             };
+            let mut nested = Layout::default();
             let kind = match &attr.kind {
                 Kind::Object(object) => {
                     if self.types.len() + 1 >= MAX_OBJECT_DEPTH
@@ -97,11 +137,12 @@ impl<'a> ColumnWalk<'a> {
                     } else {
                         let def = &self.schema.objects[object];
                         self.types.push(object);
-                        let members = self.members(def, false, scope);
+                        let (members, members_layout) = self.members(def, false, scope);
                         self.types.pop();
                         if members.is_empty() {
                             continue;
                         }
+                        nested = members_layout;
                         ColumnKind::Struct(members)
                     }
                 }
@@ -114,6 +155,14 @@ impl<'a> ColumnWalk<'a> {
                 Kind::Float => ColumnKind::Float,
                 Kind::Boolean => ColumnKind::Boolean,
             };
+            if layout.slots.len() <= attr.index {
+                layout.slots.resize_with(attr.index + 1, || None);
+            }
+            layout.slots[attr.index] = Some(Slot {
+                position: u16::try_from(columns.len()).expect("an object has few attributes"),
+                is_map: kind == ColumnKind::Map,
+                nested,
+            });
             columns.push(Column {
                 name: name.clone(),
                 kind,
@@ -121,7 +170,7 @@ impl<'a> ColumnWalk<'a> {
                 required: top && BASE_REQUIRED.contains(&name.as_str()),
             });
         }
-        columns
+        (columns, layout)
     }
 }
 
@@ -139,7 +188,7 @@ mod tests {
                 attributes: paths.iter().map(|p| p.to_string()).collect(),
             }],
         );
-        schema_1_1_0().lake_columns(4001, &declarations).unwrap()
+        declarations.columns(4001).unwrap().to_vec()
     }
 
     fn find<'a>(columns: &'a [Column], path: &str) -> Option<&'a Column> {

@@ -4,5 +4,6 @@
 pub mod columns;
 pub mod framing;
 pub mod harness;
+pub mod row;
 pub mod runner;
 pub mod validate;

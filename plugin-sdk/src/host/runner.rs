@@ -114,6 +114,9 @@ pub struct Accepted {
     pub time: i64,
     /// The record as the plugin wrote it: one line of JSON.
     pub json: String,
+    /// The record as a row of its class's lake table ([`super::row`]) when
+    /// [`RunOptions::rows`] asked for it; empty otherwise.
+    pub row: Vec<u8>,
 }
 
 impl Accepted {
@@ -169,6 +172,9 @@ pub struct RunOptions {
     pub max_record_bytes: usize,
     /// The clock value handed to the plugin.
     pub received_ms: i64,
+    /// Also write each accepted record as a row of its lake table ([`Accepted::row`]), in the
+    /// validator's pass.
+    pub rows: bool,
 }
 
 impl Default for RunOptions {
@@ -180,6 +186,7 @@ impl Default for RunOptions {
             batch_bytes: 4 << 20,
             max_record_bytes: framing::DEFAULT_MAX_RECORD_BYTES,
             received_ms: 0,
+            rows: false,
         }
     }
 }
@@ -405,7 +412,8 @@ impl<T: Translator> Runner<T> {
             outcome[d.record as usize] =
                 Outcome::Rejected(Stage::Translation, d.path.clone(), d.reason.clone());
         }
-        let mut events: Vec<Vec<(Valid, String)>> = vec![Vec::new(); batch.len()];
+        let mut events: Vec<Vec<(Valid, String, Vec<u8>)>> = vec![Vec::new(); batch.len()];
+        let mut row = Vec::new();
         for (line, &origin) in framing::split_lines(&translation.events).zip(&translation.origins) {
             let i = origin as usize;
             if matches!(outcome[i], Outcome::Rejected(..)) {
@@ -419,9 +427,15 @@ impl<T: Translator> Runner<T> {
                 );
                 continue;
             };
-            match self.schema.validate_json(line, &self.declarations) {
+            let checked = if options.rows {
+                self.schema.validate_row(line, &self.declarations, &mut row)
+            } else {
+                self.schema.validate_json(line, &self.declarations)
+            };
+            match checked {
                 Ok(valid) => {
-                    events[i].push((valid, line.to_string()));
+                    // An exact copy: the buffer keeps its capacity for the next record.
+                    events[i].push((valid, line.to_string(), row.clone()));
                     outcome[i] = Outcome::Translated;
                 }
                 Err(violations) => {
@@ -448,11 +462,12 @@ impl<T: Translator> Runner<T> {
                 Outcome::Translated => {
                     report
                         .accepted
-                        .extend(events[i].drain(..).map(|(valid, json)| Accepted {
+                        .extend(events[i].drain(..).map(|(valid, json, row)| Accepted {
                             record: number,
                             class_uid: valid.class_uid,
                             time: valid.time,
                             json,
+                            row,
                         }));
                 }
                 Outcome::Rejected(stage, path, reason) => report.rejected.push(Rejection {

@@ -13,7 +13,8 @@ use serde::de::{
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::columns::MAX_OBJECT_DEPTH;
+use super::columns::{Column, Layout, Slot, Table, MAX_OBJECT_DEPTH};
+use super::row::RowWrite;
 use crate::input::Key;
 
 use crate::ocsf::time::parse_rfc3339_ms;
@@ -124,7 +125,7 @@ const MAX_ATTRIBUTES: usize = 256;
 #[derive(Debug)]
 pub(super) struct Attribute {
     /// The attribute's position in its definition, below [`MAX_ATTRIBUTES`].
-    index: usize,
+    pub(super) index: usize,
     pub(super) kind: Kind,
     pub(super) is_array: bool,
     requirement: Requirement,
@@ -306,23 +307,52 @@ impl Schema {
         text: &str,
         declarations: &Declarations,
     ) -> Result<Valid, Vec<Violation>> {
+        self.check(text, declarations, None).0
+    }
+
+    /// Validates one record like [`Schema::validate_json`] and writes it into `row` as a row of
+    /// its class's lake table ([`super::row`]), in the same pass: the lake then needs no parse
+    /// of its own. `row` is cleared first; after a violation its content means nothing. A value
+    /// the table has no column for (an object whose members all lie beyond the lake's depth) is
+    /// a violation here.
+    pub fn validate_row(
+        &self,
+        text: &str,
+        declarations: &Declarations,
+        row: &mut Vec<u8>,
+    ) -> Result<Valid, Vec<Violation>> {
+        row.clear();
+        let (outcome, back) = self.check(text, declarations, Some(std::mem::take(row)));
+        *row = back.unwrap_or_default();
+        outcome
+    }
+
+    /// The walk behind both: with `row`, it writes the record's row there and hands it back.
+    fn check(
+        &self,
+        text: &str,
+        declarations: &Declarations,
+        row: Option<Vec<u8>>,
+    ) -> (Result<Valid, Vec<Violation>>, Option<Vec<u8>>) {
         let mut root = Root {
             schema: self,
             declarations,
             outcome: None,
+            row,
         };
         let mut parser = serde_json::Deserializer::from_str(text);
         let parsed = parser
             .deserialize_any(&mut root)
             .and_then(|()| parser.end());
-        match (parsed, root.outcome) {
+        let outcome = match (parsed, root.outcome) {
             (Err(e), _) if e.is_data() => {
                 failure("", "an OCSF record must be a JSON object".into())
             }
             (Err(e), _) => failure("", format!("plugin emitted invalid JSON: {e}")),
             (Ok(()), Some(outcome)) => outcome,
             (Ok(()), None) => failure("", "an OCSF record must be a JSON object".into()),
-        }
+        };
+        (outcome, root.row)
     }
 }
 
@@ -352,6 +382,8 @@ struct Root<'s> {
     schema: &'s Schema,
     declarations: &'s Declarations,
     outcome: Option<Result<Valid, Vec<Violation>>>,
+    /// The row being written, when one is asked for; the class's walk has it meanwhile.
+    row: Option<Vec<u8>>,
 }
 
 /// The class a record names, once its `class_uid` has been read.
@@ -360,6 +392,8 @@ struct Class<'s> {
     def: &'s Definition,
     /// What the plugin declared for the class.
     declared: &'s Declared,
+    /// Where its members go in the row, when one is written.
+    layout: Option<&'s Layout>,
     walk: Walk<'s>,
     present: Present,
 }
@@ -372,6 +406,7 @@ impl<'s> Class<'s> {
                 self.def,
                 name,
                 Scope::Within(self.declared),
+                self.layout,
                 &mut self.present,
                 |seed| seed.deserialize(&mut serde_json::Deserializer::from_str(raw.get())),
             )
@@ -381,7 +416,10 @@ impl<'s> Class<'s> {
 
 impl<'s> Root<'s> {
     /// The class `class_uid` names, or why it cannot be checked.
-    fn class(&self, class_uid: Option<i64>) -> Result<Class<'s>, Result<Valid, Vec<Violation>>> {
+    fn class(
+        &mut self,
+        class_uid: Option<i64>,
+    ) -> Result<Class<'s>, Result<Valid, Vec<Violation>>> {
         let schema = self.schema;
         let Some(class_uid) = class_uid else {
             return Err(no_class_uid());
@@ -404,10 +442,12 @@ impl<'s> Root<'s> {
                 ),
             ));
         };
+        let row = self.row.take();
         Ok(Class {
             uid,
             def,
             declared,
+            layout: row.as_ref().and(self.declarations.layout(uid)),
             walk: Walk {
                 schema,
                 profiles: 0,
@@ -415,6 +455,7 @@ impl<'s> Root<'s> {
                 violations: Vec::new(),
                 path: Vec::with_capacity(2 * MAX_OBJECT_DEPTH),
                 objects: Vec::with_capacity(MAX_OBJECT_DEPTH),
+                row,
             },
             present: Present::default(),
         })
@@ -444,11 +485,14 @@ impl<'de> Visitor<'de> for &mut Root<'_> {
         while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
             if let Some(class) = class.as_mut() {
                 let scope = Scope::Within(class.declared);
-                class
-                    .walk
-                    .entry(class.def, &name, scope, &mut class.present, |seed| {
-                        map.next_value_seed(seed)
-                    })?;
+                class.walk.entry(
+                    class.def,
+                    &name,
+                    scope,
+                    class.layout,
+                    &mut class.present,
+                    |seed| map.next_value_seed(seed),
+                )?;
                 continue;
             }
             let raw: &'de RawValue = map.next_value()?;
@@ -472,7 +516,7 @@ impl<'de> Visitor<'de> for &mut Root<'_> {
             }
         }
         self.outcome = Some(match class {
-            Some(class) => class.finish(),
+            Some(class) => class.finish(&mut self.row),
             None => no_class_uid(),
         });
         Ok(())
@@ -480,10 +524,14 @@ impl<'de> Visitor<'de> for &mut Root<'_> {
 }
 
 impl Class<'_> {
-    /// The record-level rules, once every member has been read.
-    fn finish(mut self) -> Result<Valid, Vec<Violation>> {
+    /// The record-level rules, once every member has been read; hands the row back.
+    fn finish(mut self, row: &mut Option<Vec<u8>>) -> Result<Valid, Vec<Violation>> {
         let walk = &mut self.walk;
         walk.finish(self.def, &self.present);
+        if let Some(mut written) = walk.row.take() {
+            written.end();
+            *row = Some(written);
+        }
         let values = std::mem::take(&mut walk.root);
         let class_uid = i64::from(self.uid);
         if let (Some(activity), Some(type_uid)) = (values.activity_id, values.type_uid) {
@@ -524,6 +572,8 @@ impl Class<'_> {
 #[derive(Debug, Clone, Default)]
 pub struct Declarations {
     classes: FastMap<u32, Declared>,
+    /// Each declared class's lake columns and their layout.
+    tables: FastMap<u32, Table>,
 }
 
 /// The paths of one class as a tree: the root's children are the attributes the plugin may
@@ -622,11 +672,31 @@ impl Declarations {
                 Some((c.class_uid, root))
             })
             .collect();
-        Declarations { classes }
+        let mut declarations = Declarations {
+            classes,
+            tables: FastMap::default(),
+        };
+        declarations.tables = declarations
+            .classes
+            .keys()
+            .filter_map(|&uid| Some((uid, schema.lake_table(uid, &declarations)?)))
+            .collect();
+        declarations
     }
 
     pub(super) fn get(&self, class_uid: u32) -> Option<&Declared> {
         self.classes.get(&class_uid)
+    }
+
+    /// The lake columns of a declared class: the OCSF schema cut down to the declared
+    /// attribute paths, sorted by name at every level ([`super::columns`]). The lake writer
+    /// turns them into the class's one fixed Arrow schema.
+    pub fn columns(&self, class_uid: u32) -> Option<&[Column]> {
+        Some(&self.tables.get(&class_uid)?.columns)
+    }
+
+    fn layout(&self, class_uid: u32) -> Option<&Layout> {
+        Some(&self.tables.get(&class_uid)?.layout)
     }
 }
 
@@ -669,6 +739,8 @@ struct Walk<'a> {
     path: Vec<Segment<'a>>,
     /// Object types on the current path, for the lake's depth and cycle cut.
     objects: Vec<&'a str>,
+    /// The record as a row of its lake table, when one is asked for.
+    row: Option<Vec<u8>>,
 }
 
 /// One step of an attribute path.
@@ -726,14 +798,67 @@ impl<'a> Walk<'a> {
         def: &'a Definition,
         mut map: M,
         scope: Scope<'a>,
+        layout: Option<&'a Layout>,
     ) -> Result<(), M::Error> {
         let mut present = Present::default();
         while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
-            self.entry(def, &name, scope, &mut present, |seed| {
+            self.entry(def, &name, scope, layout, &mut present, |seed| {
                 map.next_value_seed(seed)
             })?;
         }
         self.finish(def, &present);
+        if let Some(row) = &mut self.row {
+            row.end();
+        }
+        Ok(())
+    }
+
+    /// Writes a value into the row, if one is being written and the value has a column.
+    fn put(&mut self, slot: Option<&Slot>, write: impl FnOnce(&mut Vec<u8>)) {
+        if let (Some(row), Some(_)) = (&mut self.row, slot) {
+            write(row);
+        }
+    }
+
+    /// Reserves a count in the row (see [`Walk::put`]); returns where.
+    fn count_at(&mut self, slot: Option<&Slot>) -> Option<usize> {
+        slot.and(self.row.as_mut()).map(RowWrite::count_at)
+    }
+
+    fn set_count(&mut self, at: Option<usize>, count: usize) {
+        if let (Some(row), Some(at)) = (&mut self.row, at) {
+            row.set_count(at, u32::try_from(count).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// Reads `unmapped`, writing it into the row as a map of texts: string values as they are,
+    /// other values as JSON text, null values left out.
+    fn unmapped<'de, M: MapAccess<'de>>(
+        &mut self,
+        mut map: M,
+        slot: Option<&Slot>,
+    ) -> Result<(), M::Error> {
+        let at = self.count_at(slot);
+        let mut count = 0;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            let text = value.get();
+            if text == "null" {
+                continue;
+            }
+            let Some(row) = self.row.as_mut().filter(|_| at.is_some()) else {
+                continue;
+            };
+            row.text(&key);
+            if text.starts_with('"') {
+                let Key(s) = serde_json::from_str(text).map_err(de::Error::custom)?;
+                row.text(&s);
+            } else {
+                row.text(text);
+            }
+            count += 1;
+        }
+        self.set_count(at, count);
         Ok(())
     }
 
@@ -744,24 +869,47 @@ impl<'a> Walk<'a> {
         def: &'a Definition,
         name: &str,
         scope: Scope<'a>,
+        layout: Option<&'a Layout>,
         present: &mut Present,
         read: impl FnOnce(Seed<'_, 'a>) -> Result<bool, E>,
     ) -> Result<(), E> {
         let mark = self.path.len();
         let (attr, is_set) = match self.member(def, name, scope) {
-            Some((attr, Some(scope))) => (
-                Some(attr),
-                read(Seed::Check(Member {
+            Some((attr, Some(scope))) => {
+                let slot = layout.and_then(|l| l.slot(attr.index));
+                let start = self.row.as_ref().map(Vec::len);
+                if let (Some(row), Some(slot)) = (&mut self.row, slot) {
+                    row.position(slot.position);
+                }
+                let is_set = read(Seed::Check(Member {
                     walk: self,
                     attr,
                     scope,
-                }))?,
-            ),
+                    slot,
+                }))?;
+                let unplaced = match (&mut self.row, start) {
+                    (Some(row), Some(start)) if !is_set => {
+                        row.truncate(start);
+                        false
+                    }
+                    (Some(_), _) => slot.is_none(),
+                    _ => false,
+                };
+                if unplaced {
+                    self.violation(
+                        "the lake's table has no column for this value (an object with nothing within the lake's depth): put it in `unmapped`",
+                    );
+                }
+                (Some(attr), is_set)
+            }
             // Undeclared: reported, and still counted for the constraints.
             Some((attr, None)) => (Some(attr), read(Seed::Skip)?),
             None => (None, read(Seed::Skip)?),
         };
         if let Some(attr) = attr.filter(|_| is_set) {
+            if present.has(attr.index) {
+                self.violation("appears more than once in its object");
+            }
             present.set(attr.index);
         }
         self.path.truncate(mark);
@@ -875,8 +1023,9 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Checks a string against `attr`'s type.
-    fn string(&mut self, attr: &Attribute, s: &str) {
+    /// Checks a string against `attr`'s type; returns a `datetime_t`'s epoch milliseconds.
+    fn string(&mut self, attr: &Attribute, s: &str) -> Option<i64> {
+        let mut datetime = None;
         let ok = match &attr.kind {
             Kind::String { max_len } => {
                 if let Some(max) = max_len.filter(|m| s.len() > *m) {
@@ -895,7 +1044,10 @@ impl<'a> Walk<'a> {
                         .is_ok_and(|b| b <= if ip.is_ipv4() { 32 } else { 128 })
                 })
             }),
-            Kind::Datetime => parse_rfc3339_ms(s).is_some(),
+            Kind::Datetime => {
+                datetime = parse_rfc3339_ms(s);
+                datetime.is_some()
+            }
             _ => false,
         };
         if attr.role == Role::Profiles {
@@ -904,6 +1056,7 @@ impl<'a> Walk<'a> {
         if !ok {
             self.mismatch(attr, &Value::from(s));
         }
+        datetime
     }
 }
 
@@ -937,12 +1090,31 @@ struct Member<'w, 'a> {
     walk: &'w mut Walk<'a>,
     attr: &'a Attribute,
     scope: Scope<'a>,
+    /// The attribute's column, when a row is written and it has one.
+    slot: Option<&'a Slot>,
+}
+
+impl Member<'_, '_> {
+    /// Whether the attribute's values are taken as JSON text (`json_t`, free-form objects other
+    /// than `unmapped` in a row).
+    fn takes_text(&self) -> bool {
+        matches!(self.attr.kind, Kind::Json | Kind::AnyObject)
+            && !self.slot.is_some_and(|s| s.is_map)
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Member<'_, '_> {
     type Value = bool;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        if self.takes_text() && !self.attr.is_array {
+            let raw = <&RawValue>::deserialize(d)?;
+            if raw.get() == "null" {
+                return Ok(false);
+            }
+            One(self).text(raw);
+            return Ok(true);
+        }
         d.deserialize_any(self)
     }
 }
@@ -963,6 +1135,7 @@ impl<'de> Visitor<'de> for Member<'_, '_> {
             return One(self).visit_seq(seq).map(|()| true);
         }
         let mark = self.walk.path.len();
+        let at = self.walk.count_at(self.slot);
         let mut i = 0usize;
         loop {
             self.walk.path.push(Segment::Index(i));
@@ -971,10 +1144,12 @@ impl<'de> Visitor<'de> for Member<'_, '_> {
                     walk: &mut *self.walk,
                     attr: self.attr,
                     scope: self.scope,
+                    slot: self.slot,
                 }))?
                 .is_some();
             self.walk.path.truncate(mark);
             if !more {
+                self.walk.set_count(at, i);
                 return Ok(true);
             }
             i += 1;
@@ -1026,17 +1201,20 @@ impl Member<'_, '_> {
 struct One<'w, 'a>(Member<'w, 'a>);
 
 impl One<'_, '_> {
-    /// Records a mismatch, with the value `found` builds, unless the attribute's kind takes it.
-    fn accept_if<E>(
-        self,
-        takes: impl FnOnce(&Kind) -> bool,
-        found: impl FnOnce() -> Value,
-    ) -> Result<(), E> {
-        let Member { walk, attr, .. } = self.0;
-        if !takes(&attr.kind) {
-            walk.mismatch(attr, &found());
+    /// Checks a value of an attribute that takes JSON text and writes the text into the row.
+    fn text(self, raw: &RawValue) {
+        let Member {
+            walk, attr, slot, ..
+        } = self.0;
+        let text = raw.get();
+        if attr.kind == Kind::AnyObject && !text.starts_with('{') {
+            let found = serde_json::from_str(text).unwrap_or(Value::Null);
+            return walk.mismatch(attr, &found);
         }
-        Ok(())
+        walk.put(slot, |row| match text {
+            "null" => row.null_text(),
+            text => row.text(text),
+        });
     }
 }
 
@@ -1044,6 +1222,11 @@ impl<'de> DeserializeSeed<'de> for One<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if self.0.takes_text() {
+            let raw = <&RawValue>::deserialize(d)?;
+            self.text(raw);
+            return Ok(());
+        }
         d.deserialize_any(self)
     }
 }
@@ -1055,57 +1238,93 @@ impl<'de> Visitor<'de> for One<'_, '_> {
         f.write_str("an OCSF attribute value")
     }
 
+    // JSON text (`json_t`, free-form objects) never reaches the visitor: `deserialize` takes it
+    // whole. So null, a boolean, a float or an array is a mismatch unless the type is that.
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.accept_if(|kind| *kind == Kind::Json, || Value::Null)
+        let Member { walk, attr, .. } = self.0;
+        walk.mismatch(attr, &Value::Null);
+        Ok(())
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.accept_if(
-            |kind| matches!(kind, Kind::Boolean | Kind::Json),
-            || Value::Bool(v),
-        )
+        let Member {
+            walk, attr, slot, ..
+        } = self.0;
+        if attr.kind == Kind::Boolean {
+            walk.put(slot, |row| row.boolean(v));
+        } else {
+            walk.mismatch(attr, &Value::Bool(v));
+        }
+        Ok(())
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        let Member { walk, attr, .. } = self.0;
+        let Member {
+            walk, attr, slot, ..
+        } = self.0;
         walk.integer(attr, v);
+        match attr.kind {
+            // Out of range was reported by `integer`: the row is not used.
+            Kind::Integer | Kind::Port => walk.put(slot, |row| row.integer(v as i32)),
+            Kind::Long => walk.put(slot, |row| row.long(v)),
+            Kind::Float => walk.put(slot, |row| row.float(v as f64)),
+            _ => {}
+        }
         Ok(())
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        let Member { walk, attr, .. } = self.0;
-        match i64::try_from(v) {
-            Ok(n) => walk.integer(attr, n),
-            Err(_) if matches!(attr.kind, Kind::Float | Kind::Json) => {}
-            Err(_) => walk.mismatch(attr, &Value::from(v)),
+        if let Ok(n) = i64::try_from(v) {
+            return self.visit_i64(n);
+        }
+        let Member {
+            walk, attr, slot, ..
+        } = self.0;
+        if attr.kind == Kind::Float {
+            walk.put(slot, |row| row.float(v as f64));
+        } else {
+            walk.mismatch(attr, &Value::from(v));
         }
         Ok(())
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.accept_if(
-            |kind| matches!(kind, Kind::Float | Kind::Json),
-            || Value::from(v),
-        )
+        let Member {
+            walk, attr, slot, ..
+        } = self.0;
+        if attr.kind == Kind::Float {
+            walk.put(slot, |row| row.float(v));
+        } else {
+            walk.mismatch(attr, &Value::from(v));
+        }
+        Ok(())
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        let Member { walk, attr, .. } = self.0;
-        walk.string(attr, v);
+        let Member {
+            walk, attr, slot, ..
+        } = self.0;
+        match walk.string(attr, v) {
+            Some(ms) => walk.put(slot, |row| row.long(ms)),
+            None => walk.put(slot, |row| row.text(v)),
+        }
         Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         let Member { walk, attr, .. } = self.0;
         let found = Value::deserialize(SeqAccessDeserializer::new(seq))?;
-        if attr.kind != Kind::Json {
-            walk.mismatch(attr, &found);
-        }
+        walk.mismatch(attr, &found);
         Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let Member { walk, attr, scope } = self.0;
+        let Member {
+            walk,
+            attr,
+            scope,
+            slot,
+        } = self.0;
         match &attr.kind {
             Kind::Object(o) => {
                 let schema: &Schema = walk.schema;
@@ -1121,10 +1340,11 @@ impl<'de> Visitor<'de> for One<'_, '_> {
                     return ignore_map(map);
                 }
                 walk.objects.push(&def.name);
-                walk.object(def, map, scope)?;
+                walk.object(def, map, scope, slot.map(|s| &s.nested))?;
                 walk.objects.pop();
             }
-            Kind::AnyObject | Kind::Json => ignore_map(map)?,
+            // `unmapped` in a row; other JSON text is taken whole by `deserialize`.
+            Kind::AnyObject | Kind::Json => walk.unmapped(map, slot)?,
             _ => {
                 let found = map_into_value(map)?;
                 walk.mismatch(attr, &found);
@@ -1464,6 +1684,70 @@ mod tests {
             found[0].starts_with("actor.user.ldap_person.manager:"),
             "{found:?}"
         );
+    }
+
+    /// Validates `text` with and without a row; both must agree. Returns the sorted rules.
+    fn both_ways(text: &str, declared: &Declarations) -> (Vec<String>, Vec<String>) {
+        let schema = schema_1_1_0();
+        let sorted = |outcome: Result<Valid, Vec<Violation>>| {
+            let mut rules: Vec<String> = outcome
+                .err()
+                .unwrap_or_default()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            rules.sort();
+            rules
+        };
+        let mut row = vec![1, 2, 3];
+        let json = sorted(schema.validate_json(text, declared));
+        let with_row = sorted(schema.validate_row(text, declared, &mut row));
+        (json, with_row)
+    }
+
+    #[test]
+    fn rows_are_written_for_valid_records_with_the_same_verdicts() {
+        let declared = declarations(ALL);
+        let mut row = Vec::new();
+        let outcome = schema_1_1_0().validate_row(&valid().to_string(), &declared, &mut row);
+        assert_eq!(outcome.map(|v| v.time), Ok(1));
+        assert_eq!(&row[row.len() - 2..], &super::super::row::END.to_le_bytes());
+        // A member twice is refused, with or without a row.
+        let twice = valid()
+            .to_string()
+            .replacen("\"time\":1", "\"time\":1,\"time\":2", 1);
+        let (json, with_row) = both_ways(&twice, &declared);
+        assert_eq!(json, ["time: appears more than once in its object"]);
+        assert_eq!(with_row, json);
+        let (json, with_row) = both_ways(r#"{"class_uid":6003,"time":"x"}"#, &declared);
+        assert!(json.len() > 3 && with_row == json, "{json:?}");
+    }
+
+    #[test]
+    fn rows_refuse_an_object_the_table_has_no_column_for() {
+        // `actor.user.ldap_person` is declared only for its `location`, a fourth object level,
+        // which the lake cuts: the table has no `actor.user.ldap_person` column.
+        let declared = declarations(&[
+            "time",
+            "severity_id",
+            "metadata",
+            "api.operation",
+            "src_endpoint",
+            "actor.user.name",
+            "actor.user.ldap_person.location.city",
+        ]);
+        let mut r = valid();
+        r["actor"]["user"]["ldap_person"] = json!({});
+        let (json, with_row) = both_ways(&r.to_string(), &declared);
+        assert_eq!(json, Vec::<String>::new());
+        assert_eq!(with_row.len(), 1, "{with_row:?}");
+        assert!(
+            with_row[0].starts_with("actor.user.ldap_person: the lake's table has no column"),
+            "{with_row:?}"
+        );
+        // Null is absent, so it needs no column.
+        r["actor"]["user"]["ldap_person"] = Value::Null;
+        assert_eq!(both_ways(&r.to_string(), &declared), (vec![], vec![]));
     }
 
     const ALL: &[&str] = &[
