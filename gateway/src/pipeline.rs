@@ -21,7 +21,7 @@ use crate::lake::catalog::Catalog;
 use crate::lake::dead_letter::{DeadLetter, DeadLetterWriter};
 use crate::lake::{self, Buffers, Chunk, LakeTable, PartitionKey, Partitioned};
 use crate::sources::{Counters, Source, Sources};
-use crate::wal::{CommitEntry, DataEntry, Recovery, Wal, WalEvent};
+use crate::wal::{CommitEntry, DataEntry, Logged, Recovery, Wal, WalEvent};
 use lakegate_plugin_sdk::host::validate::schema_1_1_0;
 
 /// What a flush wrote.
@@ -271,11 +271,11 @@ impl State {
         orphans: &mut Vec<DeadLetter>,
     ) {
         let source = self.sources.by_name.get(&entry.source).cloned();
-        let orphan = |json: &str, reason: String| {
-            lake_letter(&entry.source, source.as_deref(), json, reason)
+        let orphan = |record: &Logged, reason: String| {
+            lake_letter(&entry.source, source.as_deref(), record, reason)
         };
         let mut partitioned = Partitioned::default();
-        let mut kept = Vec::new();
+        let mut kept: Vec<Vec<u8>> = Vec::new();
         let mut row = Vec::new();
         for event in entry.events {
             let Some((source, table)) = source
@@ -283,7 +283,7 @@ impl State {
                 .and_then(|s| Some((s, s.tables.get(&event.class_uid)?)))
             else {
                 orphans.push(orphan(
-                    &event.json,
+                    &event.record,
                     format!(
                         "recovered from the write-ahead log, but source `{}` no longer has a table for class {}",
                         entry.source, event.class_uid
@@ -295,15 +295,23 @@ impl State {
             if committed(&key.dir(), entry.seq) {
                 continue;
             }
-            match schema_1_1_0().validate_row(&event.json, &source.declarations, &mut row) {
+            let schema = schema_1_1_0();
+            let checked = match &event.record {
+                Logged::Row(logged) => schema.validate_row_bytes(logged, &source.declarations),
+                Logged::Json(json) => schema.validate_row(json, &source.declarations, &mut row),
+            };
+            match checked {
                 Ok(_) => {
-                    partitioned.add(table, key, kept.len(), row.clone());
-                    kept.push(event.json);
+                    partitioned.add(table, key, kept.len());
+                    kept.push(match event.record {
+                        Logged::Row(logged) => logged,
+                        Logged::Json(_) => row.clone(),
+                    });
                 }
                 Err(violations) => {
                     let reasons: Vec<String> = violations.iter().map(ToString::to_string).collect();
                     orphans.push(orphan(
-                        &event.json,
+                        &event.record,
                         format!(
                             "recovered from the write-ahead log, but source `{}` no longer accepts it: {}",
                             entry.source,
@@ -313,13 +321,14 @@ impl State {
                 }
             }
         }
-        let (chunks, misfits) = partitioned.build();
+        let (chunks, misfits) = partitioned.build(|i| &kept[i]);
         for chunk in chunks {
             self.buffers
                 .insert(&chunk.table, &chunk.key, entry.seq, chunk.batch);
         }
         for misfit in misfits {
-            orphans.push(orphan(&kept[misfit.member], misfit.reason));
+            let record = Logged::Row(kept[misfit.member].clone());
+            orphans.push(orphan(&record, misfit.reason));
         }
     }
 
@@ -563,12 +572,13 @@ pub fn now_ms() -> i64 {
 fn lake_letter(
     source_name: &str,
     source: Option<&Source>,
-    json: &str,
+    record: &Logged,
     reason: String,
 ) -> DeadLetter {
     let plugin = source.map(|s| (&s.manifest, &s.info));
+    let (framing, raw) = record.readable();
     DeadLetter {
-        framing: "ocsf-json".into(),
-        ..DeadLetter::new(source_name, plugin, "lake", reason, json.as_bytes())
+        framing: framing.into(),
+        ..DeadLetter::new(source_name, plugin, "lake", reason, &raw)
     }
 }

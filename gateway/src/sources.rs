@@ -134,10 +134,10 @@ impl Sources {
                     .cloned()
                     .unwrap_or_else(|| format!("{name}-{}", class.class_uid));
                 check_lake_source(&lake_source).map_err(anyhow::Error::msg)?;
-                let columns = declarations
-                    .columns(class.class_uid)
+                let table = declarations
+                    .table(class.class_uid)
                     .expect("declared classes were checked at load")
-                    .to_vec();
+                    .clone();
                 tables.insert(
                     class.class_uid,
                     Arc::new(LakeTable::new(
@@ -149,7 +149,7 @@ impl Sources {
                             .unwrap_or_default()
                             .to_string(),
                         manifest.ocsf_version.clone(),
-                        columns,
+                        table,
                         max_age,
                     )),
                 );

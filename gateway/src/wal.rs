@@ -3,13 +3,15 @@
 //! deleted once every event in it is in a committed Parquet file.
 //!
 //! Frame: `len: u32 LE | crc32(payload): u32 LE | payload`. Payload kinds:
-//! - data (1): `seq u64 | source | n u32 | n x (class_uid u32 | time i64 | region | account | json)`
+//! - data (3): `seq u64 | source | n u32 | n x (class_uid u32 | time i64 | region | account |
+//!   kind u8 | record)`: each event as its row (kind 1) or its JSON (kind 0).
+//! - data (1), written before rows: the same, every event as JSON with no `kind`; still read.
 //! - commit (2): `file | partition | n u32 | n x seq u64` — written and synced *before* the
 //!   Parquet file is renamed into place. After a crash, a commit whose file exists means the
 //!   events of those sequence numbers in that partition are in the lake and are not replayed;
 //!   one whose file is missing never happened.
 //!
-//! Strings are `len u16 | bytes` except `json` (`len u32 | bytes`).
+//! Strings are `len u16 | bytes` except a `record` (`len u32 | bytes`).
 //!
 //! A frame that is cut short or fails its checksum at the end of the last segment is a torn write
 //! from a crash: the segment is truncated there, and nothing in it was acknowledged. Anywhere
@@ -21,8 +23,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const DATA: u8 = 1;
+use lakegate_plugin_sdk::host::validate::schema_1_1_0;
+
+/// Data written before events were logged as rows: JSON only.
+const DATA_JSON: u8 = 1;
 const COMMIT: u8 = 2;
+const DATA: u8 = 3;
 const HEADER: usize = 8;
 
 /// One accepted OCSF event as the log keeps it.
@@ -32,7 +38,30 @@ pub struct WalEvent {
     pub time: i64,
     pub region: Arc<str>,
     pub account: Arc<str>,
-    pub json: String,
+    pub record: Logged,
+}
+
+/// An event as the log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Logged {
+    /// Its row ([`lakegate_plugin_sdk::row`]), validated when it was logged.
+    Row(Vec<u8>),
+    /// Its JSON: only in entries written before the log kept rows.
+    Json(String),
+}
+
+impl Logged {
+    /// The event for a person (and the dead-letter area): its framing name and bytes, JSON
+    /// unless a row cannot be rendered.
+    pub fn readable(&self) -> (&'static str, Vec<u8>) {
+        match self {
+            Logged::Json(json) => ("ocsf-json", json.as_bytes().to_vec()),
+            Logged::Row(row) => match schema_1_1_0().render_row(row) {
+                Ok(json) => ("ocsf-json", json.into_bytes()),
+                Err(_) => ("ocsf-row", row.clone()),
+            },
+        }
+    }
 }
 
 /// A batch of events of one source, under one sequence number.
@@ -176,7 +205,7 @@ impl Wal {
             let bytes = std::fs::read(&path).map_err(io(&path))?;
             let mut max_seq = None;
             for payload in frames(&bytes).0 {
-                if payload[0] == DATA {
+                if payload[0] == DATA || payload[0] == DATA_JSON {
                     let entry = decode_data(payload).ok_or_else(|| bad_frame(&path))?;
                     recovery.data_entries += 1;
                     max_seq = Some(entry.seq);
@@ -232,8 +261,13 @@ impl Wal {
             buf.extend_from_slice(&e.time.to_le_bytes());
             put_str(&mut buf, &e.region);
             put_str(&mut buf, &e.account);
-            buf.extend_from_slice(&(e.json.len() as u32).to_le_bytes());
-            buf.extend_from_slice(e.json.as_bytes());
+            let (kind, bytes) = match &e.record {
+                Logged::Json(json) => (0, json.as_bytes()),
+                Logged::Row(row) => (1, &row[..]),
+            };
+            buf.push(kind);
+            buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            buf.extend_from_slice(bytes);
         }
         let written = self.write_frame(&buf);
         self.buf = buf;
@@ -385,6 +419,9 @@ impl<'a> Reader<'a> {
         self.0 = tail;
         Some(head)
     }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
     fn u16(&mut self) -> Option<u16> {
         Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
     }
@@ -414,14 +451,19 @@ fn decode_data(payload: &[u8]) -> Option<DataEntry> {
         let time = r.u64()? as i64;
         let region = r.short_str()?;
         let account = r.short_str()?;
+        let kind = if payload[0] == DATA_JSON { 0 } else { r.u8()? };
         let len = r.u32()? as usize;
-        let json = r.str(len)?;
+        let record = match kind {
+            0 => Logged::Json(r.str(len)?),
+            1 => Logged::Row(r.take(len)?.to_vec()),
+            _ => return None,
+        };
         events.push(WalEvent {
             class_uid,
             time,
             region: region.into(),
             account: account.into(),
-            json,
+            record,
         });
     }
     Some(DataEntry {
@@ -454,7 +496,7 @@ mod tests {
             time: n,
             region: "us-east-1".into(),
             account: "external".into(),
-            json: format!("{{\"time\":{n}}}"),
+            record: Logged::Row(n.to_le_bytes().to_vec()),
         }
     }
 
@@ -488,6 +530,39 @@ mod tests {
         assert_eq!(rec.data_entries, 2);
         assert_eq!(got[0].events, vec![event(1), event(2)]);
         assert_eq!(got[1].seq, 2);
+        assert_eq!(wal.next_seq(), 3);
+    }
+
+    #[test]
+    fn json_events_and_entries_written_before_rows_are_read() {
+        let d = temp("json");
+        let (_, _, mut wal) = replay(&d.join("wal"), &d);
+        let json = WalEvent {
+            record: Logged::Json(r#"{"time":5}"#.into()),
+            ..event(5)
+        };
+        wal.append_data("s", &[json.clone(), event(6)]).unwrap();
+        // A data entry as lakegate wrote it before it logged rows: every event as JSON.
+        let mut old = vec![DATA_JSON];
+        old.extend_from_slice(&2u64.to_le_bytes());
+        put_str(&mut old, "s");
+        old.extend_from_slice(&1u32.to_le_bytes());
+        old.extend_from_slice(&4001u32.to_le_bytes());
+        old.extend_from_slice(&7i64.to_le_bytes());
+        put_str(&mut old, "us-east-1");
+        put_str(&mut old, "external");
+        old.extend_from_slice(&10u32.to_le_bytes());
+        old.extend_from_slice(br#"{"time":7}"#);
+        wal.write_frame(&old).unwrap();
+        wal.sync().unwrap();
+        drop(wal);
+        let (got, _, wal) = replay(&d.join("wal"), &d);
+        assert_eq!(got[0].events, vec![json, event(6)]);
+        let old_event = WalEvent {
+            record: Logged::Json(r#"{"time":7}"#.into()),
+            ..event(7)
+        };
+        assert_eq!((got[1].seq, &got[1].events), (2, &vec![old_event]));
         assert_eq!(wal.next_seq(), 3);
     }
 

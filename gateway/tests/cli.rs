@@ -149,7 +149,7 @@ fn inspect_prints_the_manifest() {
     assert!(o.status.success(), "{shown}");
     for expected in [
         "okta-system-log",
-        "lakegate:plugin@0.1.0",
+        "lakegate:plugin@0.2.0",
         "ocsf        1.1.0",
         "3002 Authentication",
         "3001 Account Change",

@@ -1,7 +1,7 @@
 //! Drives a [`Source`] over one batch: the loop that runs inside the component, and natively in tests.
 
 use crate::ocsf::Event;
-use crate::{BatchContext, Diagnostic, Framing, Source, Translation};
+use crate::{BatchContext, Diagnostic, EventFormat, Framing, Source, Translation};
 
 /// Why a record was not translated. Becomes a diagnostic and a dead letter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +41,13 @@ pub struct Output<'a> {
 impl Output<'_> {
     /// Emits one OCSF record for the current input record.
     pub fn emit<E: Event>(&mut self, event: &E) {
-        event.write_json(&mut self.translation.events);
-        self.translation.events.push(b'\n');
+        let events = &mut self.translation.events;
+        let start = events.len();
+        events.extend_from_slice(&[0; 4]);
+        event.write_row(events);
+        // The row's length goes before it (see `row::split_rows`).
+        let len = (events.len() - start - 4) as u32;
+        events[start..start + 4].copy_from_slice(&len.to_le_bytes());
         self.translation.origins.push(self.record);
     }
 
@@ -83,6 +88,7 @@ pub fn translate_batch<P: Source>(
         carry: context.carry.clone(),
         translation: Translation {
             events: Vec::with_capacity(data.len() * 2),
+            format: EventFormat::Rows,
             ..Translation::default()
         },
         record: 0,

@@ -5,7 +5,7 @@ use crate::{translate_batch, BatchContext, Framing, Manifest, Source};
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "wit/since_v0.1.0",
+        path: "wit/since_v0.2.0",
         world: "source-plugin",
         pub_export_macro: true,
         export_macro_name: "export_source_world",

@@ -8,6 +8,7 @@ mod batch;
 pub mod input;
 mod manifest;
 pub mod ocsf;
+pub mod row;
 
 #[cfg(feature = "host")]
 pub mod host;
@@ -25,12 +26,14 @@ mod heap;
 static HEAP: heap::SizeClasses<std::alloc::System> = heap::SizeClasses::new(std::alloc::System);
 
 pub use batch::{translate_batch, Output, Reject};
-pub use manifest::{BatchContext, ClassDeclaration, Diagnostic, Framing, Manifest, Translation};
+pub use manifest::{
+    BatchContext, ClassDeclaration, Diagnostic, EventFormat, Framing, Manifest, Translation,
+};
 
 /// The version of this SDK, embedded in every plugin's manifest.
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The WIT package version of the interface this SDK exports.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// A source plugin: translates one raw record at a time into OCSF records.
 ///

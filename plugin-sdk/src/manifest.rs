@@ -149,12 +149,24 @@ pub struct Diagnostic {
     pub reason: String,
 }
 
+/// How a translation's `events` hold its OCSF records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EventFormat {
+    /// JSON, one object per line, each followed by `\n` (interface 0.1).
+    #[default]
+    JsonLines,
+    /// Rows ([`crate::row`]), each preceded by its length (interface 0.2, what this SDK emits).
+    Rows,
+}
+
 /// The result of one batch (WIT `translation`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Translation {
-    /// OCSF records as JSON lines.
+    /// OCSF records, in `format`.
     pub events: Vec<u8>,
-    /// The input record index of each line of `events`.
+    /// How `events` holds them: set by the interface version the plugin exports.
+    pub format: EventFormat,
+    /// The input record index of each record of `events`.
     pub origins: Vec<u32>,
     /// Rejected input records.
     pub diagnostics: Vec<Diagnostic>,

@@ -134,7 +134,7 @@ impl<'a> Generator<'a> {
         writeln!(out)?;
         writeln!(
             out,
-            "use super::{{Event, Json, JsonObject, Unmapped, WriteJson}};"
+            "use super::{{Event, Json, RowObject, Unmapped, WriteRow}};"
         )?;
         writeln!(out)?;
         writeln!(out, "/// The OCSF version these types follow.")?;
@@ -304,11 +304,14 @@ impl<'a> Generator<'a> {
             });
         }
         writeln!(out, "}}\n")?;
-        self.render_write_json(out, &type_name, def, is_class, &fields)?;
+        self.render_write_row(out, &type_name, def, is_class, &fields)?;
         Ok(())
     }
 
-    fn render_write_json(
+    /// The `WriteRow` impl of a class or object: each member as its attribute's index, which is
+    /// its position among the definition's attribute names in order (the host numbers them the
+    /// same way), in the order a person reading the rendered JSON expects.
+    fn render_write_row(
         &self,
         out: &mut String,
         type_name: &str,
@@ -316,30 +319,56 @@ impl<'a> Generator<'a> {
         is_class: bool,
         fields: &[Field],
     ) -> Result<()> {
+        let mut names: Vec<&String> = attributes(def)?.keys().collect();
+        names.sort();
+        let index = |name: &str| -> Result<usize> {
+            names
+                .iter()
+                .position(|n| n.as_str() == name)
+                .with_context(|| format!("{type_name} has no attribute {name}"))
+        };
         let siblings: BTreeSet<&str> = fields.iter().filter_map(|f| f.sibling.as_deref()).collect();
-        writeln!(out, "impl WriteJson for {type_name} {{")?;
-        writeln!(out, "    fn write_json(&self, out: &mut Vec<u8>) {{")?;
-        writeln!(out, "        let mut map = JsonObject::new(out);")?;
+        writeln!(out, "impl WriteRow for {type_name} {{")?;
+        writeln!(out, "    fn write_row(&self, out: &mut Vec<u8>) {{")?;
         if is_class {
             let uid = def["uid"].as_u64().context("class without uid")?;
-            writeln!(out, "        map.entry(\"class_uid\", &{uid}i32);")?;
+            writeln!(out, "        let mut map = RowObject::record(out, {uid});")?;
             writeln!(
                 out,
-                "        map.entry(\"class_name\", {:?});",
+                "        map.entry({}, &{uid}i32);",
+                index("class_uid")?
+            )?;
+            writeln!(
+                out,
+                "        map.entry({}, {:?});",
+                index("class_name")?,
                 def["caption"].as_str().unwrap_or_default()
             )?;
             writeln!(
                 out,
-                "        map.entry(\"category_uid\", &{}i32);",
+                "        map.entry({}, &{}i32);",
+                index("category_uid")?,
                 def["category_uid"]
             )?;
             writeln!(
                 out,
-                "        map.entry(\"category_name\", {:?});",
+                "        map.entry({}, {:?});",
+                index("category_name")?,
                 def["category_name"].as_str().unwrap_or_default()
             )?;
-            writeln!(out, "        map.entry(\"type_uid\", &self.type_uid());")?;
-            writeln!(out, "        map.entry_joined(\"type_name\", &[{:?}, \": \", self.activity_id.caption()]);", def["caption"].as_str().unwrap_or_default())?;
+            writeln!(
+                out,
+                "        map.entry({}, &self.type_uid());",
+                index("type_uid")?
+            )?;
+            writeln!(
+                out,
+                "        map.entry_joined({}, &[{:?}, \": \", self.activity_id.caption()]);",
+                index("type_name")?,
+                def["caption"].as_str().unwrap_or_default()
+            )?;
+        } else {
+            writeln!(out, "        let mut map = RowObject::new(out);")?;
         }
         for field in fields {
             let ident = field_ident(&field.name);
@@ -348,18 +377,20 @@ impl<'a> Generator<'a> {
                 // Written together with its enum below.
                 continue;
             }
+            let i = index(key)?;
             match field.shape {
-                Shape::Plain => writeln!(out, "        map.entry({key:?}, &self.{ident});")?,
-                Shape::Array => writeln!(out, "        if !self.{ident}.is_empty() {{ map.entry({key:?}, &self.{ident}); }}")?,
-                Shape::Optional if key == "unmapped" => writeln!(out, "        if let Some(v) = self.{ident}.as_ref().filter(|v| !v.is_empty()) {{ map.entry({key:?}, v); }}")?,
-                Shape::Optional => writeln!(out, "        if let Some(v) = &self.{ident} {{ map.entry({key:?}, v); }}")?,
+                Shape::Plain => writeln!(out, "        map.entry({i}, &self.{ident});")?,
+                Shape::Array => writeln!(out, "        if !self.{ident}.is_empty() {{ map.entry({i}, &self.{ident}); }}")?,
+                Shape::Optional if key == "unmapped" => writeln!(out, "        if let Some(v) = self.{ident}.as_ref().filter(|v| !v.is_empty()) {{ map.entry({i}, v); }}")?,
+                Shape::Optional => writeln!(out, "        if let Some(v) = &self.{ident} {{ map.entry({i}, v); }}")?,
             }
             if let Some(sibling) = &field.sibling {
                 // The caption of the enum value, unless the plugin gave the source's own label.
                 let sib = field_ident(sibling);
+                let s = index(sibling)?;
                 match field.shape {
-                    Shape::Plain => writeln!(out, "        map.entry({sibling:?}, self.{sib}.as_deref().unwrap_or(self.{ident}.caption()));")?,
-                    _ => writeln!(out, "        if let Some(v) = self.{sib}.as_deref().or(self.{ident}.map(|e| e.caption())) {{ map.entry({sibling:?}, v); }}")?,
+                    Shape::Plain => writeln!(out, "        map.entry({s}, self.{sib}.as_deref().unwrap_or(self.{ident}.caption()));")?,
+                    _ => writeln!(out, "        if let Some(v) = self.{sib}.as_deref().or(self.{ident}.map(|e| e.caption())) {{ map.entry({s}, v); }}")?,
                 }
             }
         }
@@ -482,10 +513,10 @@ fn render_enum(out: &mut String, name: &str, attr: &Value) -> Result<()> {
             .collect::<String>()
     )?;
     writeln!(out, "}}\n")?;
-    writeln!(out, "impl WriteJson for {name} {{")?;
+    writeln!(out, "impl WriteRow for {name} {{")?;
     writeln!(
         out,
-        "    fn write_json(&self, out: &mut Vec<u8>) {{ self.id().write_json(out) }}"
+        "    fn write_row(&self, out: &mut Vec<u8>) {{ self.id().write_row(out) }}"
     )?;
     writeln!(out, "}}\n")?;
     Ok(())

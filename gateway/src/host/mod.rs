@@ -4,7 +4,132 @@
 mod cache;
 mod limits;
 mod plugin;
-mod v0_1_0;
+
+/// The bindings of one version of the WIT package `lakegate:plugin` (the folder `$path`) and
+/// their conversions to the version-independent SDK types. The versions differ in what their
+/// types mean (`translation.events` is JSON in 0.1.0 and rows in 0.2.0, given as `$format`),
+/// not in their shape, so one body serves both.
+macro_rules! interface {
+    ($path:tt, $format:expr) => {
+        use lakegate_plugin_sdk as sdk;
+        use wasmtime::Store;
+
+        use crate::host::limits::MemoryCap;
+
+        wasmtime::component::bindgen!({
+            path: $path,
+            world: "source-plugin",
+        });
+
+        use self::lakegate::plugin::types::{Batch, BatchContext, Framing, Manifest, Translation};
+
+        pub(crate) use SourcePlugin as Bindings;
+        pub(crate) use SourcePluginPre as BindingsPre;
+
+        /// Calls `describe`.
+        pub(crate) fn describe(
+            store: &mut Store<MemoryCap>,
+            bindings: &Bindings,
+        ) -> wasmtime::Result<sdk::Manifest> {
+            let m = bindings.lakegate_plugin_source().call_describe(store)?;
+            Ok(manifest(m))
+        }
+
+        /// Calls `translate`.
+        pub(crate) fn translate(
+            store: &mut Store<MemoryCap>,
+            bindings: &Bindings,
+            context: &sdk::BatchContext,
+            data: &[u8],
+            ends: &[u32],
+        ) -> wasmtime::Result<sdk::Translation> {
+            let context = BatchContext {
+                received_ms: context.received_ms,
+                source: context.source.clone(),
+                framing: to_framing(context.framing),
+                carry: context.carry.clone(),
+            };
+            let batch = Batch {
+                data: data.to_vec(),
+                ends: ends.to_vec(),
+            };
+            let t = bindings
+                .lakegate_plugin_source()
+                .call_translate(store, &context, &batch)?;
+            Ok(translation(t))
+        }
+
+        fn manifest(m: Manifest) -> sdk::Manifest {
+            sdk::Manifest {
+                name: m.name,
+                version: m.version,
+                vendor: m.vendor,
+                product: m.product,
+                description: m.description,
+                sdk_version: m.sdk_version,
+                ocsf_version: m.ocsf_version,
+                framings: m.framings.into_iter().map(framing).collect(),
+                classes: m
+                    .classes
+                    .into_iter()
+                    .map(|c| sdk::ClassDeclaration {
+                        class_uid: c.class_uid,
+                        attributes: c.attributes,
+                    })
+                    .collect(),
+            }
+        }
+
+        fn framing(f: Framing) -> sdk::Framing {
+            match f {
+                Framing::JsonLines => sdk::Framing::JsonLines,
+                Framing::JsonRecords => sdk::Framing::JsonRecords,
+                Framing::TextLines => sdk::Framing::TextLines,
+                Framing::Syslog => sdk::Framing::Syslog,
+            }
+        }
+
+        fn to_framing(f: sdk::Framing) -> Framing {
+            match f {
+                sdk::Framing::JsonLines => Framing::JsonLines,
+                sdk::Framing::JsonRecords => Framing::JsonRecords,
+                sdk::Framing::TextLines => Framing::TextLines,
+                sdk::Framing::Syslog => Framing::Syslog,
+            }
+        }
+
+        fn translation(t: Translation) -> sdk::Translation {
+            sdk::Translation {
+                events: t.events,
+                format: $format,
+                origins: t.origins,
+                diagnostics: t
+                    .diagnostics
+                    .into_iter()
+                    .map(|d| sdk::Diagnostic {
+                        record: d.record,
+                        path: d.path,
+                        reason: d.reason,
+                    })
+                    .collect(),
+                carry: t.carry,
+            }
+        }
+    };
+}
+
+/// `lakegate:plugin@0.1.0`: records as JSON lines.
+mod v0_1_0 {
+    interface!(
+        "../plugin-sdk/wit/since_v0.1.0",
+        sdk::EventFormat::JsonLines
+    );
+}
+
+/// `lakegate:plugin@0.2.0`: records as rows.
+mod v0_2_0 {
+    interface!("../plugin-sdk/wit/since_v0.2.0", sdk::EventFormat::Rows);
+}
 
 pub use limits::Limits;
 pub use plugin::{Plugin, PluginInfo};

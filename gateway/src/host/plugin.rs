@@ -10,7 +10,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::Store;
 
 use super::limits::MemoryCap;
-use super::{v0_1_0, Host, HostError, Limits};
+use super::{v0_1_0, v0_2_0, Host, HostError, Limits};
 
 /// The component-model layer and version bytes (4..8) of a component.
 const COMPONENT_MAGIC: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
@@ -30,11 +30,21 @@ pub struct PluginInfo {
 #[derive(Clone)]
 enum Pre {
     V0_1_0(v0_1_0::BindingsPre<MemoryCap>),
+    V0_2_0(v0_2_0::BindingsPre<MemoryCap>),
 }
 
 /// A live instance with its store.
 enum Live {
     V0_1_0(Store<MemoryCap>, v0_1_0::Bindings),
+    V0_2_0(Store<MemoryCap>, v0_2_0::Bindings),
+}
+
+impl Live {
+    fn store(&mut self) -> &mut Store<MemoryCap> {
+        match self {
+            Live::V0_1_0(store, _) | Live::V0_2_0(store, _) => store,
+        }
+    }
 }
 
 /// A loaded source plugin.
@@ -81,17 +91,26 @@ impl Plugin {
                 "imports something lakegate does not provide (plugins have no I/O): {e}"
             ))
         })?;
-        let pre = v0_1_0::BindingsPre::new(instance_pre).map_err(|e| {
-            load_error(format!("does not export lakegate:plugin/source@0.1.0: {e}"))
-        })?;
+        // The newest interface first; a component exports one.
+        let (pre, interface) = match v0_2_0::BindingsPre::new(instance_pre.clone()) {
+            Ok(pre) => (Pre::V0_2_0(pre), "lakegate:plugin@0.2.0"),
+            Err(newest) => match v0_1_0::BindingsPre::new(instance_pre) {
+                Ok(pre) => (Pre::V0_1_0(pre), "lakegate:plugin@0.1.0"),
+                Err(_) => {
+                    return Err(load_error(format!(
+                        "does not export lakegate:plugin/source@0.2.0 (nor @0.1.0): {newest}"
+                    )))
+                }
+            },
+        };
         let mut plugin = Plugin {
             engine: host.engine.clone(),
-            pre: Pre::V0_1_0(pre),
+            pre,
             limits: host.limits,
             manifest: Manifest::new("", ""),
             info: PluginInfo {
                 sha256,
-                interface: "lakegate:plugin@0.1.0",
+                interface,
                 size: bytes.len(),
             },
             live: None,
@@ -143,12 +162,17 @@ impl Plugin {
             store.limiter(|cap| cap as &mut dyn wasmtime::ResourceLimiter);
             store.set_epoch_deadline(self.limits.deadline_ticks());
             store.epoch_deadline_trap();
+            let failed = |e: wasmtime::Error| PluginFailure {
+                reason: format!("cannot instantiate plugin: {e}"),
+            };
             let live = match &self.pre {
                 Pre::V0_1_0(pre) => {
-                    let bindings = pre.instantiate(&mut store).map_err(|e| PluginFailure {
-                        reason: format!("cannot instantiate plugin: {e}"),
-                    })?;
+                    let bindings = pre.instantiate(&mut store).map_err(failed)?;
                     Live::V0_1_0(store, bindings)
+                }
+                Pre::V0_2_0(pre) => {
+                    let bindings = pre.instantiate(&mut store).map_err(failed)?;
+                    Live::V0_2_0(store, bindings)
                 }
             };
             self.instantiations += 1;
@@ -158,23 +182,22 @@ impl Plugin {
     }
 
     fn call_manifest(&mut self) -> Result<Manifest, PluginFailure> {
-        self.call(|store, bindings| bindings.lakegate_plugin_source().call_describe(store))
-            .map(v0_1_0::manifest)
+        self.call(|live| match live {
+            Live::V0_1_0(store, bindings) => v0_1_0::describe(store, bindings),
+            Live::V0_2_0(store, bindings) => v0_2_0::describe(store, bindings),
+        })
     }
 
     /// Calls into the live instance (created if needed) under the deadline. A failure drops the
     /// instance: a trapped instance cannot be entered again, and the next call gets a fresh one.
     fn call<T>(
         &mut self,
-        f: impl FnOnce(&mut Store<MemoryCap>, &v0_1_0::Bindings) -> wasmtime::Result<T>,
+        f: impl FnOnce(&mut Live) -> wasmtime::Result<T>,
     ) -> Result<T, PluginFailure> {
         let limits = self.limits;
-        let result = match self.instance()? {
-            Live::V0_1_0(store, bindings) => {
-                store.set_epoch_deadline(limits.deadline_ticks());
-                f(store, bindings).map_err(|e| classify(e, store.data(), limits))
-            }
-        };
+        let live = self.instance()?;
+        live.store().set_epoch_deadline(limits.deadline_ticks());
+        let result = f(live).map_err(|e| classify(e, live.store().data(), limits));
         if result.is_err() {
             self.live = None;
         }
@@ -193,13 +216,10 @@ impl Translator for Plugin {
         data: &[u8],
         ends: &[u32],
     ) -> Result<Translation, PluginFailure> {
-        let (context, batch) = (v0_1_0::context(context), v0_1_0::batch(data, ends));
-        self.call(|store, bindings| {
-            bindings
-                .lakegate_plugin_source()
-                .call_translate(store, &context, &batch)
+        self.call(|live| match live {
+            Live::V0_1_0(store, b) => v0_1_0::translate(store, b, context, data, ends),
+            Live::V0_2_0(store, b) => v0_2_0::translate(store, b, context, data, ends),
         })
-        .map(v0_1_0::translation)
     }
 }
 

@@ -17,7 +17,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{RecordBatch, UInt32Array};
 use arrow_schema::SchemaRef;
-use lakegate_plugin_sdk::host::columns::Column;
+use lakegate_plugin_sdk::host::columns::{Column, Layout, Table};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Type as PhysicalType, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -36,6 +36,8 @@ pub struct LakeTable {
     pub class_name: String,
     pub ocsf_version: String,
     pub columns: Vec<Column>,
+    /// Where rows' members go among the columns.
+    pub layout: Layout,
     pub schema: SchemaRef,
     /// Flush age for this table's partitions.
     pub max_age: Duration,
@@ -52,7 +54,7 @@ impl LakeTable {
         class_uid: u32,
         class_name: String,
         ocsf_version: String,
-        columns: Vec<Column>,
+        Table { columns, layout }: Table,
         max_age: Duration,
     ) -> LakeTable {
         let schema = schema::arrow_schema(
@@ -80,6 +82,7 @@ impl LakeTable {
             class_name,
             ocsf_version,
             columns,
+            layout,
             schema,
             max_age,
             plain_columns,
@@ -147,9 +150,9 @@ impl PartitionKey {
     }
 }
 
-/// Rows of accepted records grouped by partition, to become one chunk of Arrow columns per
-/// partition ([`Partitioned::build`]). Each row is known by a caller's number (its `member`),
-/// so a row that does not fit can be traced back to its record.
+/// Accepted records grouped by partition, to become one chunk of Arrow columns per partition
+/// ([`Partitioned::build`]). Each record is known by a caller's number (its `member`), which
+/// finds its row, and traces a row that does not fit back to its record.
 #[derive(Default)]
 pub struct Partitioned {
     groups: HashMap<PartitionKey, Group>,
@@ -157,7 +160,6 @@ pub struct Partitioned {
 
 struct Group {
     table: Arc<LakeTable>,
-    rows: Vec<Vec<u8>>,
     members: Vec<usize>,
 }
 
@@ -178,30 +180,25 @@ pub struct Misfit {
 }
 
 impl Partitioned {
-    /// Adds the row of record `member` of `table` to partition `key`.
-    pub fn add(&mut self, table: &Arc<LakeTable>, key: PartitionKey, member: usize, row: Vec<u8>) {
+    /// Adds record `member` of `table` to partition `key`.
+    pub fn add(&mut self, table: &Arc<LakeTable>, key: PartitionKey, member: usize) {
         let group = self.groups.entry(key).or_insert_with(|| Group {
             table: table.clone(),
-            rows: Vec::new(),
             members: Vec::new(),
         });
-        group.rows.push(row);
         group.members.push(member);
     }
 
-    /// One chunk per partition, and the rows that did not fit (the rest of their partition is
-    /// built without them).
-    pub fn build(self) -> (Vec<Chunk>, Vec<Misfit>) {
+    /// One chunk per partition from the records' rows (`row` finds a member's), and the rows
+    /// that did not fit (the rest of their partition is built without them).
+    pub fn build<'r>(self, row: impl Fn(usize) -> &'r [u8]) -> (Vec<Chunk>, Vec<Misfit>) {
         let mut chunks = Vec::with_capacity(self.groups.len());
         let mut misfits = Vec::new();
         for (key, mut group) in self.groups {
-            while !group.rows.is_empty() {
+            while !group.members.is_empty() {
                 let table = &group.table;
-                match rows::build(
-                    &table.schema,
-                    &table.columns,
-                    group.rows.iter().map(|r| &r[..]),
-                ) {
+                let rows = group.members.iter().map(|&m| row(m));
+                match rows::build(&table.schema, &table.columns, &table.layout, rows) {
                     Ok(batch) => {
                         chunks.push(Chunk {
                             table: group.table,
@@ -211,7 +208,6 @@ impl Partitioned {
                         break;
                     }
                     Err(e) => {
-                        group.rows.remove(e.index);
                         misfits.push(Misfit {
                             member: group.members.remove(e.index),
                             reason: format!(
@@ -567,10 +563,13 @@ mod tests {
             1,
             "c".into(),
             "1.1.0".into(),
-            vec![
-                col("msg", ColumnKind::String),
-                col("time", ColumnKind::Long),
-            ],
+            Table {
+                columns: vec![
+                    col("msg", ColumnKind::String),
+                    col("time", ColumnKind::Long),
+                ],
+                layout: Layout::default(),
+            },
             Duration::from_secs(3600),
         ))
     }

@@ -14,8 +14,9 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
 use arrow_buffer::{NullBufferBuilder, OffsetBuffer};
 use arrow_schema::{DataType, FieldRef, Fields, SchemaRef};
-use lakegate_plugin_sdk::host::columns::{Column, ColumnKind};
-use lakegate_plugin_sdk::host::row::{Malformed, RowReader};
+use lakegate_plugin_sdk::host::columns::{Column, ColumnKind, Layout};
+use lakegate_plugin_sdk::ocsf::time::parse_rfc3339_ms;
+use lakegate_plugin_sdk::row::{Malformed, RowReader, Tag};
 
 /// A row that does not fit its table (a gateway bug: the validator wrote it for this table):
 /// which one and why.
@@ -27,11 +28,12 @@ pub struct RowError {
     pub reason: String,
 }
 
-/// Builds a batch from rows in order. `columns` are the ones `schema` was made from, and the
-/// ones the rows were written for.
+/// Builds a batch from rows in order. `columns` are the ones `schema` was made from, and
+/// `layout` places the rows' members among them.
 pub fn build<'a>(
     schema: &SchemaRef,
     columns: &[Column],
+    layout: &Layout,
     rows: impl ExactSizeIterator<Item = &'a [u8]>,
 ) -> Result<RecordBatch, RowError> {
     let count = rows.len();
@@ -41,7 +43,9 @@ pub fn build<'a>(
     };
     for (index, row) in rows.enumerate() {
         let mut reader = RowReader::new(row);
-        object(children, index, &mut reader)
+        reader
+            .class()
+            .and_then(|_| object(children, index, &mut reader, layout))
             .and_then(|()| {
                 if reader.is_done() {
                     Ok(())
@@ -51,7 +55,7 @@ pub fn build<'a>(
             })
             .map_err(|e| RowError {
                 index,
-                reason: e.to_string(),
+                reason: format!("{e}: a gateway bug, as the validator wrote it for this table"),
             })?;
     }
     let arrays: Vec<ArrayRef> = children
@@ -234,58 +238,87 @@ impl Builder {
 }
 
 impl Builder {
-    /// Appends one value of this column from `row` (see [`lakegate_plugin_sdk::host::row`]).
-    fn append(&mut self, row: &mut RowReader<'_>) -> Result<(), Malformed> {
-        match self {
-            Builder::Boolean(b) => b.append_value(row.boolean()?),
-            Builder::Integer(b) => b.append_value(row.integer()?),
-            Builder::Long(b) => b.append_value(row.long()?),
-            Builder::Datetime(b) => b.append_value(row.long()?),
-            Builder::Float(b) => b.append_value(row.float()?),
-            Builder::String(b) => b.append_value(row.text()?.ok_or(Malformed)?),
-            Builder::Json(b) => b.append_option(row.text()?),
-            Builder::Map(b) => {
+    /// Appends one value of this column from `row`, whose tag has been read; `layout` places
+    /// the members of a struct's objects.
+    fn append(
+        &mut self,
+        row: &mut RowReader<'_>,
+        tag: Tag,
+        layout: &Layout,
+    ) -> Result<(), Malformed> {
+        match (self, tag) {
+            (Builder::Boolean(b), Tag::Bool) => b.append_value(row.boolean()?),
+            (Builder::Integer(b), Tag::Int) => {
+                b.append_value(i32::try_from(row.int()?).map_err(|_| Malformed)?)
+            }
+            (Builder::Long(b), Tag::Int) => b.append_value(row.int()?),
+            (Builder::Float(b), Tag::Float) => b.append_value(row.float()?),
+            (Builder::Float(b), Tag::Int) => b.append_value(row.int()? as f64),
+            (Builder::String(b), Tag::String) => b.append_value(row.text()?),
+            (Builder::Datetime(b), Tag::String) => {
+                b.append_value(parse_rfc3339_ms(row.text()?).ok_or(Malformed)?)
+            }
+            (Builder::Json(b), Tag::Json) => b.append_value(row.text()?),
+            (Builder::Json(b), Tag::Null) => b.append_null(),
+            (Builder::Map(b), Tag::Map) => {
                 for _ in 0..row.count()? {
-                    b.keys().append_value(row.text()?.ok_or(Malformed)?);
-                    b.values().append_value(row.text()?.ok_or(Malformed)?);
+                    b.keys().append_value(row.text()?);
+                    b.values().append_value(row.text()?);
                 }
                 b.append(true).map_err(|_| Malformed)?;
             }
-            Builder::Struct {
-                children, validity, ..
-            } => {
-                object(children, validity.len(), row)?;
+            (
+                Builder::Struct {
+                    children, validity, ..
+                },
+                Tag::Object,
+            ) => {
+                object(children, validity.len(), row, layout)?;
                 validity.append_non_null();
             }
-            Builder::List {
-                child,
-                offsets,
-                validity,
-                ..
-            } => {
+            (
+                Builder::List {
+                    child,
+                    offsets,
+                    validity,
+                    ..
+                },
+                Tag::Array,
+            ) => {
                 let items = row.count()?;
                 for _ in 0..items {
-                    child.append(row)?;
+                    let tag = row.tag()?;
+                    child.append(row, tag, layout)?;
                 }
                 let end = offsets.last().expect("offsets start at 0");
                 offsets.push(end + i32::try_from(items).map_err(|_| Malformed)?);
                 validity.append_non_null();
             }
+            _ => return Err(Malformed),
         }
         Ok(())
     }
 }
 
 /// Appends the members of one object from `row` to `children`, as entry `at` of each: the
-/// columns it leaves out are null there.
-fn object(children: &mut [Builder], at: usize, row: &mut RowReader<'_>) -> Result<(), Malformed> {
-    while let Some(position) = row.position()? {
-        let child = children.get_mut(position).ok_or(Malformed)?;
+/// columns it leaves out are null there. `layout` gives each member's column.
+fn object(
+    children: &mut [Builder],
+    at: usize,
+    row: &mut RowReader<'_>,
+    layout: &Layout,
+) -> Result<(), Malformed> {
+    while let Some(index) = row.member()? {
+        let slot = layout.slot(index).ok_or(Malformed)?;
+        let child = children
+            .get_mut(usize::from(slot.position))
+            .ok_or(Malformed)?;
         if child.len() > at {
             return Err(Malformed);
         }
         child.pad_to(at);
-        child.append(row)?;
+        let tag = row.tag()?;
+        child.append(row, tag, &slot.nested)?;
     }
     Ok(())
 }
@@ -296,12 +329,13 @@ mod tests {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
     use arrow_array::Array;
+    use lakegate_plugin_sdk::host::columns::Table;
     use lakegate_plugin_sdk::host::validate::{schema_1_1_0, Declarations};
     use lakegate_plugin_sdk::ClassDeclaration;
 
     /// A Network Activity table with scalars, nested objects, lists of strings and of objects,
     /// JSON text and `unmapped`.
-    fn table() -> (Declarations, SchemaRef, Vec<Column>) {
+    fn table() -> (Declarations, SchemaRef, Vec<Column>, Layout) {
         let paths = [
             "time",
             "time_dt",
@@ -325,9 +359,9 @@ mod tests {
                 attributes: paths.iter().map(|p| p.to_string()).collect(),
             }],
         );
-        let columns = declarations.columns(4001).unwrap().to_vec();
+        let Table { columns, layout } = declarations.table(4001).unwrap().clone();
         let schema = crate::lake::schema::arrow_schema(&columns, vec![]);
-        (declarations, schema, columns)
+        (declarations, schema, columns, layout)
     }
 
     const METADATA: &str =
@@ -346,7 +380,7 @@ mod tests {
     }
 
     fn batch(records: &[String]) -> RecordBatch {
-        let (declarations, schema, columns) = table();
+        let (declarations, schema, columns, layout) = table();
         let mut rows = Vec::new();
         for text in records {
             let mut row = Vec::new();
@@ -355,7 +389,7 @@ mod tests {
                 .unwrap_or_else(|v| panic!("{text}: {v:?}"));
             rows.push(row);
         }
-        build(&schema, &columns, rows.iter().map(|r| &r[..])).unwrap()
+        build(&schema, &columns, &layout, rows.iter().map(|r| &r[..])).unwrap()
     }
 
     fn strings(array: &dyn Array) -> Vec<Option<&str>> {
@@ -497,7 +531,7 @@ mod tests {
 
     #[test]
     fn rows_that_do_not_fit_are_errors_not_panics() {
-        let (declarations, schema, columns) = table();
+        let (declarations, schema, columns, layout) = table();
         let mut good = Vec::new();
         schema_1_1_0()
             .validate_row(&record(1, ""), &declarations, &mut good)
@@ -516,10 +550,10 @@ mod tests {
             ("no such column", &beyond[..]),
             ("garbage", &[0xff, 0x00, 0x01][..]),
         ] {
-            let e = build(&schema, &columns, [&good[..], row].into_iter()).unwrap_err();
+            let e = build(&schema, &columns, &layout, [&good[..], row].into_iter()).unwrap_err();
             assert_eq!(e.index, 1, "{what}");
             assert!(e.reason.contains("gateway bug"), "{what}: {e:?}");
         }
-        assert!(build(&schema, &columns, [&good[..]].into_iter()).is_ok());
+        assert!(build(&schema, &columns, &layout, [&good[..]].into_iter()).is_ok());
     }
 }

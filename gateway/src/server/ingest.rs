@@ -22,7 +22,7 @@ use crate::lake::dead_letter::{DeadLetter, Raw};
 use crate::lake::{Chunk, PartitionKey, Partitioned};
 use crate::pipeline::{now_ms, Durability, Pipeline};
 use crate::sources::{Counters, Source, Sources};
-use crate::wal::WalEvent;
+use crate::wal::{Logged, WalEvent};
 
 /// Rejections listed in a response; all are counted and dead-lettered.
 const MAX_LISTED_REJECTIONS: usize = 100;
@@ -427,7 +427,7 @@ fn translate(
         source: source.name.clone(),
         framing: Some(framing),
         received_ms,
-        rows: true,
+        json: false,
         ..RunOptions::default()
     };
     let mut events = Vec::new();
@@ -495,14 +495,14 @@ fn translate(
                     .get(&a.class_uid)
                     .expect("validation accepts declared classes only, and each has a table");
                 let key = PartitionKey::new(table, region, account, a.time);
-                partitioned.add(table, key, events.len(), a.row);
+                partitioned.add(table, key, events.len());
                 origins.push((index, piece.number(a.record)));
                 events.push(WalEvent {
                     class_uid: a.class_uid,
                     time: a.time,
                     region: region.clone(),
                     account: account.clone(),
-                    json: a.json,
+                    record: Logged::Row(a.row),
                 });
             }
             for r in report.rejected {
@@ -520,7 +520,10 @@ fn translate(
             }
         }
     });
-    let (chunks, misfits) = partitioned.build();
+    let (chunks, misfits) = partitioned.build(|i| match &events[i].record {
+        Logged::Row(row) => row,
+        Logged::Json(_) => &[],
+    });
     if !misfits.is_empty() {
         let mut misfit = vec![false; events.len()];
         for m in misfits {
@@ -533,18 +536,13 @@ fn translate(
                 .rejections
                 .push(rejection(record, line, "lake", None, &m.reason));
             let plugin = Some((&source.manifest, &source.info));
+            let (_, raw) = event.record.readable();
             letters.push(DeadLetter {
                 received_ms,
                 framing: framing.name().into(),
                 record,
                 line,
-                ..DeadLetter::new(
-                    &source.name,
-                    plugin,
-                    "lake",
-                    m.reason,
-                    event.json.as_bytes(),
-                )
+                ..DeadLetter::new(&source.name, plugin, "lake", m.reason, &raw)
             });
         }
         let mut index = 0;

@@ -61,32 +61,31 @@ pub enum ColumnKind {
 /// definition, the position of the member's column among the object's columns. The validator
 /// walks it along with the record to write the record as a row of the table ([`super::row`]).
 #[derive(Debug, Clone, Default)]
-pub(super) struct Layout {
+pub struct Layout {
     slots: Vec<Option<Slot>>,
 }
 
 /// One member's column.
 #[derive(Debug, Clone)]
-pub(super) struct Slot {
-    pub(super) position: u16,
-    /// `unmapped`: a map of texts, not JSON text.
-    pub(super) is_map: bool,
+pub struct Slot {
+    pub position: u16,
     /// The members' columns, for an object expanded into a struct.
-    pub(super) nested: Layout,
+    pub nested: Layout,
 }
 
 impl Layout {
     /// The column of the attribute at `index`, if it has one.
-    pub(super) fn slot(&self, index: usize) -> Option<&Slot> {
+    pub fn slot(&self, index: usize) -> Option<&Slot> {
         self.slots.get(index)?.as_ref()
     }
 }
 
-/// A class's columns, and where each attribute goes among them.
+/// A class's lake columns, and where each attribute goes among them.
 #[derive(Debug, Clone)]
-pub(super) struct Table {
-    pub(super) columns: Vec<Column>,
-    pub(super) layout: Layout,
+pub struct Table {
+    pub columns: Vec<Column>,
+    /// By attribute index, the index rows name members by.
+    pub layout: Layout,
 }
 
 impl Schema {
@@ -146,7 +145,7 @@ impl<'a> ColumnWalk<'a> {
                         ColumnKind::Struct(members)
                     }
                 }
-                Kind::AnyObject if name == "unmapped" => ColumnKind::Map,
+                Kind::Unmapped => ColumnKind::Map,
                 Kind::AnyObject | Kind::Json => ColumnKind::Json,
                 Kind::String { .. } | Kind::Ip | Kind::Subnet => ColumnKind::String,
                 Kind::Datetime => ColumnKind::Datetime,
@@ -160,7 +159,6 @@ impl<'a> ColumnWalk<'a> {
             }
             layout.slots[attr.index] = Some(Slot {
                 position: u16::try_from(columns.len()).expect("an object has few attributes"),
-                is_map: kind == ColumnKind::Map,
                 nested,
             });
             columns.push(Column {
@@ -188,7 +186,7 @@ mod tests {
                 attributes: paths.iter().map(|p| p.to_string()).collect(),
             }],
         );
-        declarations.columns(4001).unwrap().to_vec()
+        declarations.table(4001).unwrap().columns.clone()
     }
 
     fn find<'a>(columns: &'a [Column], path: &str) -> Option<&'a Column> {

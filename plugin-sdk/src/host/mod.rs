@@ -4,6 +4,5 @@
 pub mod columns;
 pub mod framing;
 pub mod harness;
-pub mod row;
 pub mod runner;
 pub mod validate;

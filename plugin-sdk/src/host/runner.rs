@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::framing::{self, Framed};
-use super::validate::{schema_1_1_0, Declarations, Schema, Valid};
-use crate::{BatchContext, Framing, Manifest, Translation};
+use super::validate::{schema_1_1_0, Declarations, Schema, Valid, Violation};
+use crate::row::split_rows;
+use crate::{BatchContext, EventFormat, Framing, Manifest, Translation};
 
 /// Something that translates batches: a WebAssembly component in the gateway, or a plugin's
 /// Rust code called directly in native tests.
@@ -112,10 +113,11 @@ pub struct Accepted {
     pub class_uid: u32,
     /// Its `time`, epoch milliseconds.
     pub time: i64,
-    /// The record as the plugin wrote it: one line of JSON.
+    /// The record as JSON on one line: the plugin's own (interface 0.1) or its row rendered
+    /// (0.2); empty when [`RunOptions::json`] is off.
     pub json: String,
-    /// The record as a row of its class's lake table ([`super::row`]) when
-    /// [`RunOptions::rows`] asked for it; empty otherwise.
+    /// The record as a row ([`crate::row`]): the plugin's own (0.2), or written by the validator
+    /// from its JSON (0.1). What the gateway logs and the lake's columns are built from.
     pub row: Vec<u8>,
 }
 
@@ -172,9 +174,9 @@ pub struct RunOptions {
     pub max_record_bytes: usize,
     /// The clock value handed to the plugin.
     pub received_ms: i64,
-    /// Also write each accepted record as a row of its lake table ([`Accepted::row`]), in the
-    /// validator's pass.
-    pub rows: bool,
+    /// Keep each accepted record as JSON ([`Accepted::json`]): the plugin's own line, or its
+    /// row rendered. The gateway, which needs only rows, turns it off.
+    pub json: bool,
 }
 
 impl Default for RunOptions {
@@ -186,7 +188,7 @@ impl Default for RunOptions {
             batch_bytes: 4 << 20,
             max_record_bytes: framing::DEFAULT_MAX_RECORD_BYTES,
             received_ms: 0,
-            rows: false,
+            json: true,
         }
     }
 }
@@ -363,6 +365,24 @@ impl<T: Translator> Runner<T> {
         report
     }
 
+    /// The records of a translation, in order, however they are held.
+    fn records<'t>(&self, t: &'t Translation) -> Box<dyn Iterator<Item = Emitted<'t>> + 't> {
+        match t.format {
+            EventFormat::JsonLines => Box::new(framing::split_lines(&t.events).map(|line| {
+                std::str::from_utf8(line).map_or(
+                    Emitted::Bad("plugin emitted a record that is not UTF-8"),
+                    Emitted::Line,
+                )
+            })),
+            EventFormat::Rows => Box::new(split_rows(&t.events).map(|row| {
+                row.map_or(
+                    Emitted::Bad("plugin emitted a row whose length overruns its batch"),
+                    Emitted::Row,
+                )
+            })),
+        }
+    }
+
     /// Runs one batch, updating `stream` with the plugin's new state and context.
     fn batch(
         &mut self,
@@ -414,28 +434,42 @@ impl<T: Translator> Runner<T> {
         }
         let mut events: Vec<Vec<(Valid, String, Vec<u8>)>> = vec![Vec::new(); batch.len()];
         let mut row = Vec::new();
-        for (line, &origin) in framing::split_lines(&translation.events).zip(&translation.origins) {
+        for (record, &origin) in self.records(&translation).zip(&translation.origins) {
             let i = origin as usize;
             if matches!(outcome[i], Outcome::Rejected(..)) {
                 continue;
             }
-            let Ok(line) = std::str::from_utf8(line) else {
-                outcome[i] = Outcome::Rejected(
-                    Stage::Validation,
-                    None,
-                    "plugin emitted a record that is not UTF-8".into(),
-                );
-                continue;
-            };
-            let checked = if options.rows {
-                self.schema.validate_row(line, &self.declarations, &mut row)
-            } else {
-                self.schema.validate_json(line, &self.declarations)
+            let checked = match record {
+                Emitted::Line(line) => self
+                    .schema
+                    .validate_row(line, &self.declarations, &mut row)
+                    .map(|valid| {
+                        // An exact copy: the buffer keeps its capacity for the next record.
+                        let json = if options.json {
+                            line.to_string()
+                        } else {
+                            String::new()
+                        };
+                        (valid, json, row.clone())
+                    }),
+                Emitted::Row(emitted) => self
+                    .schema
+                    .validate_row_bytes(emitted, &self.declarations)
+                    .map(|valid| {
+                        let json = match options.json {
+                            true => self.schema.render_row(emitted).unwrap_or_default(),
+                            false => String::new(),
+                        };
+                        (valid, json, emitted.to_vec())
+                    }),
+                Emitted::Bad(reason) => Err(vec![Violation {
+                    path: String::new(),
+                    rule: reason.into(),
+                }]),
             };
             match checked {
-                Ok(valid) => {
-                    // An exact copy: the buffer keeps its capacity for the next record.
-                    events[i].push((valid, line.to_string(), row.clone()));
+                Ok(accepted) => {
+                    events[i].push(accepted);
                     outcome[i] = Outcome::Translated;
                 }
                 Err(violations) => {
@@ -492,6 +526,14 @@ impl<T: Translator> Runner<T> {
     }
 }
 
+/// One record as a plugin emitted it.
+enum Emitted<'t> {
+    Line(&'t str),
+    Row(&'t [u8]),
+    /// Not a record that can be read at all.
+    Bad(&'static str),
+}
+
 #[derive(Debug, Clone)]
 enum Outcome {
     Consumed,
@@ -501,11 +543,23 @@ enum Outcome {
 
 /// Checks that a translation refers only to records of its batch.
 fn check_shape(t: Translation, records: usize) -> Result<Translation, PluginFailure> {
-    let lines = memchr::memchr_iter(b'\n', &t.events).count();
-    if lines != t.origins.len() || (!t.events.is_empty() && t.events.last() != Some(&b'\n')) {
+    let (emitted, what) = match t.format {
+        EventFormat::JsonLines => {
+            let lines = memchr::memchr_iter(b'\n', &t.events).count();
+            let complete = t.events.is_empty() || t.events.last() == Some(&b'\n');
+            (if complete { lines } else { usize::MAX }, "event lines")
+        }
+        EventFormat::Rows => (split_rows(&t.events).count(), "rows"),
+    };
+    if emitted != t.origins.len() {
         return Err(PluginFailure {
             reason: format!(
-                "plugin returned {lines} event lines but {} origins",
+                "plugin returned {} {what} but {} origins",
+                if emitted == usize::MAX {
+                    "unterminated".to_string()
+                } else {
+                    emitted.to_string()
+                },
                 t.origins.len()
             ),
         });

@@ -13,9 +13,9 @@ use serde::de::{
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::columns::{Column, Layout, Slot, Table, MAX_OBJECT_DEPTH};
-use super::row::RowWrite;
+use super::columns::{Layout, Slot, Table, MAX_OBJECT_DEPTH};
 use crate::input::Key;
+use crate::row::{Malformed, RowReader, RowWrite, Tag};
 
 use crate::ocsf::time::parse_rfc3339_ms;
 use crate::ClassDeclaration;
@@ -109,6 +109,9 @@ pub(super) struct Definition {
     caption: String,
     category_uid: i64,
     pub(super) attributes: FastMap<String, Attribute>,
+    /// The attributes by [`Attribute::index`] (their names sorted), for rows, which name members
+    /// by index.
+    by_index: Vec<(String, Attribute)>,
     /// The enum attribute of each companion string (`status` -> `status_id`).
     pub(super) enum_of_sibling: FastMap<String, String>,
     /// The attributes that are required, always or with their profile, with their indexes.
@@ -122,7 +125,7 @@ pub(super) struct Definition {
 /// The most attributes one class or object may have (OCSF 1.1.0's largest has about 100).
 const MAX_ATTRIBUTES: usize = 256;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Attribute {
     /// The attribute's position in its definition, below [`MAX_ATTRIBUTES`].
     pub(super) index: usize,
@@ -164,8 +167,12 @@ enum Requirement {
 pub(super) enum Kind {
     Object(String),
     AnyObject,
+    /// `unmapped`: a free-form object the lake stores as a map of strings.
+    Unmapped,
     Json,
-    String { max_len: Option<usize> },
+    String {
+        max_len: Option<usize>,
+    },
     Ip,
     Subnet,
     Datetime,
@@ -219,6 +226,15 @@ impl Schema {
             .and_then(|m| m.attributes.get_mut("profiles"))
         {
             attr.role = Role::Profiles;
+        }
+        for def in classes.values_mut().chain(objects.values_mut()) {
+            let mut by_index: Vec<(String, Attribute)> = def
+                .attributes
+                .iter()
+                .map(|(n, a)| (n.clone(), a.clone()))
+                .collect();
+            by_index.sort_by_key(|(_, a)| a.index);
+            def.by_index = by_index;
         }
         let profiles: Vec<String> = doc["profiles"]
             .as_object()
@@ -277,7 +293,7 @@ impl Schema {
                 match &attr.kind {
                     Kind::Object(o) => def = &self.objects[o],
                     _ if i + 1 < segments.len() => {
-                        if !matches!(attr.kind, Kind::AnyObject | Kind::Json) {
+                        if !matches!(attr.kind, Kind::AnyObject | Kind::Json | Kind::Unmapped) {
                             return Err(format!(
                                 "declared attribute `{path}`: `{segment}` is not an object"
                             ));
@@ -327,6 +343,134 @@ impl Schema {
         outcome
     }
 
+    /// Validates one record given as a row ([`crate::row`]), as plugins of interface 0.2 emit
+    /// them, against the same rules as [`Schema::validate_json`]. A valid row is the record's
+    /// row as it is, for the lake.
+    pub fn validate_row_bytes(
+        &self,
+        row: &[u8],
+        declarations: &Declarations,
+    ) -> Result<Valid, Vec<Violation>> {
+        let malformed = || {
+            failure(
+                "",
+                "plugin emitted a row that does not follow the row format".into(),
+            )
+        };
+        let mut reader = RowReader::new(row);
+        let Ok(uid) = reader.class() else {
+            return malformed();
+        };
+        let mut root = Root {
+            schema: self,
+            declarations,
+            outcome: None,
+            row: None,
+        };
+        let mut class = match root.class(Some(i64::from(uid))) {
+            Ok(class) => class,
+            Err(outcome) => return outcome,
+        };
+        let layout = declarations.layout(uid);
+        let scope = Scope::Within(class.declared);
+        let walked = class
+            .walk
+            .row_members(&mut reader, class.def, scope, layout, &mut class.present)
+            .and_then(|()| {
+                if reader.is_done() {
+                    Ok(())
+                } else {
+                    Err(Malformed)
+                }
+            });
+        match walked {
+            Ok(()) => class.finish(&mut None),
+            Err(Malformed) => malformed(),
+        }
+    }
+
+    /// A record's row as the JSON an OCSF reader expects, for people and for the dead-letter
+    /// area (`lakegate plugin test --output`, records of 0.2 plugins in golden tests).
+    pub fn render_row(&self, row: &[u8]) -> Result<String, Malformed> {
+        let mut reader = RowReader::new(row);
+        let def = self.classes.get(&reader.class()?).ok_or(Malformed)?;
+        let mut out = Vec::with_capacity(row.len() * 2);
+        self.render_object(&mut reader, def, &mut out)?;
+        if !reader.is_done() {
+            return Err(Malformed);
+        }
+        String::from_utf8(out).map_err(|_| Malformed)
+    }
+
+    fn render_object(
+        &self,
+        r: &mut RowReader<'_>,
+        def: &Definition,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Malformed> {
+        out.push(b'{');
+        let mut first = true;
+        while let Some(index) = r.member()? {
+            let (name, attr) = def.by_index.get(index).ok_or(Malformed)?;
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            json_string(name, out);
+            out.push(b':');
+            let tag = r.tag()?;
+            self.render_value(r, tag, attr, out)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    fn render_value(
+        &self,
+        r: &mut RowReader<'_>,
+        tag: Tag,
+        attr: &Attribute,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Malformed> {
+        match tag {
+            Tag::Null => out.extend_from_slice(b"null"),
+            Tag::Bool => out.extend_from_slice(if r.boolean()? { b"true" } else { b"false" }),
+            Tag::Int => out.extend_from_slice(itoa::Buffer::new().format(r.int()?).as_bytes()),
+            Tag::Float => serde_json::to_writer(&mut *out, &r.float()?).map_err(|_| Malformed)?,
+            Tag::String => json_string(r.text()?, out),
+            Tag::Json => out.extend_from_slice(r.text()?.as_bytes()),
+            Tag::Object => {
+                let Kind::Object(object) = &attr.kind else {
+                    return Err(Malformed);
+                };
+                self.render_object(r, &self.objects[object], out)?;
+            }
+            Tag::Array => {
+                out.push(b'[');
+                for i in 0..r.count()? {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let tag = r.tag()?;
+                    self.render_value(r, tag, attr, out)?;
+                }
+                out.push(b']');
+            }
+            Tag::Map => {
+                out.push(b'{');
+                for i in 0..r.count()? {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json_string(r.text()?, out);
+                    out.push(b':');
+                    json_string(r.text()?, out);
+                }
+                out.push(b'}');
+            }
+        }
+        Ok(())
+    }
+
     /// The walk behind both: with `row`, it writes the record's row there and hands it back.
     fn check(
         &self,
@@ -354,6 +498,11 @@ impl Schema {
         };
         (outcome, root.row)
     }
+}
+
+/// Appends `s` as a JSON string.
+fn json_string(s: &str, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
 }
 
 /// An integer JSON value.
@@ -442,7 +591,10 @@ impl<'s> Root<'s> {
                 ),
             ));
         };
-        let row = self.row.take();
+        let mut row = self.row.take();
+        if let Some(row) = &mut row {
+            row.class(uid);
+        }
         Ok(Class {
             uid,
             def,
@@ -688,15 +840,15 @@ impl Declarations {
         self.classes.get(&class_uid)
     }
 
-    /// The lake columns of a declared class: the OCSF schema cut down to the declared
-    /// attribute paths, sorted by name at every level ([`super::columns`]). The lake writer
-    /// turns them into the class's one fixed Arrow schema.
-    pub fn columns(&self, class_uid: u32) -> Option<&[Column]> {
-        Some(&self.tables.get(&class_uid)?.columns)
+    /// The lake table of a declared class: its columns, the OCSF schema cut down to the
+    /// declared attribute paths and sorted by name at every level ([`super::columns`]), which
+    /// the lake writer turns into the class's one fixed Arrow schema; and their layout.
+    pub fn table(&self, class_uid: u32) -> Option<&Table> {
+        self.tables.get(&class_uid)
     }
 
     fn layout(&self, class_uid: u32) -> Option<&Layout> {
-        Some(&self.tables.get(&class_uid)?.layout)
+        Some(&self.table(class_uid)?.layout)
     }
 }
 
@@ -820,14 +972,14 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Reserves a count in the row (see [`Walk::put`]); returns where.
-    fn count_at(&mut self, slot: Option<&Slot>) -> Option<usize> {
-        slot.and(self.row.as_mut()).map(RowWrite::count_at)
+    /// Starts an array value in the row (see [`Walk::put`]); returns where its count goes.
+    fn array(&mut self, slot: Option<&Slot>) -> Option<usize> {
+        slot.and(self.row.as_mut()).map(RowWrite::array)
     }
 
     fn set_count(&mut self, at: Option<usize>, count: usize) {
         if let (Some(row), Some(at)) = (&mut self.row, at) {
-            row.set_count(at, u32::try_from(count).unwrap_or(u32::MAX));
+            row.set_count(at, count);
         }
     }
 
@@ -838,7 +990,7 @@ impl<'a> Walk<'a> {
         mut map: M,
         slot: Option<&Slot>,
     ) -> Result<(), M::Error> {
-        let at = self.count_at(slot);
+        let at = slot.and(self.row.as_mut()).map(RowWrite::map);
         let mut count = 0;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
@@ -878,8 +1030,8 @@ impl<'a> Walk<'a> {
             Some((attr, Some(scope))) => {
                 let slot = layout.and_then(|l| l.slot(attr.index));
                 let start = self.row.as_ref().map(Vec::len);
-                if let (Some(row), Some(slot)) = (&mut self.row, slot) {
-                    row.position(slot.position);
+                if let (Some(row), Some(_)) = (&mut self.row, slot) {
+                    row.member(attr.index as u16);
                 }
                 let is_set = read(Seed::Check(Member {
                     walk: self,
@@ -970,6 +1122,153 @@ impl<'a> Walk<'a> {
         Some((attr, Some(scope)))
     }
 
+    /// Checks the members of one object of `def` in a row (see [`Schema::validate_row_bytes`])
+    /// against `scope`, noting them in `present`. A structural error ends the walk.
+    fn row_members(
+        &mut self,
+        r: &mut RowReader<'a>,
+        def: &'a Definition,
+        scope: Scope<'a>,
+        layout: Option<&'a Layout>,
+        present: &mut Present,
+    ) -> Result<(), Malformed> {
+        while let Some(index) = r.member()? {
+            let tag = r.tag()?;
+            let Some((name, attr)) = def.by_index.get(index) else {
+                let rule = format!(
+                    "member {index} is not an attribute of OCSF {} `{}`",
+                    self.schema.version, def.name
+                );
+                self.violation_at(self.path_text(), rule);
+                skip(r, tag)?;
+                continue;
+            };
+            let mark = self.path.len();
+            self.path.push(Segment::Name(name));
+            let is_set = tag != Tag::Null;
+            match scope.member(attr) {
+                None => {
+                    self.violation("the plugin did not declare this attribute in its manifest");
+                    skip(r, tag)?;
+                }
+                Some(scope) => {
+                    let slot = layout.and_then(|l| l.slot(index));
+                    if is_set && slot.is_none() {
+                        self.violation(
+                            "the lake's table has no column for this value (an object with nothing within the lake's depth): put it in `unmapped`",
+                        );
+                    }
+                    if attr.is_array && is_set {
+                        self.row_array(r, tag, attr, scope, slot)?;
+                    } else {
+                        self.row_value(r, tag, attr, scope, slot, false)?;
+                    }
+                }
+            }
+            if is_set {
+                if present.has(attr.index) {
+                    self.violation("appears more than once in its object");
+                }
+                present.set(attr.index);
+            }
+            self.path.truncate(mark);
+        }
+        Ok(())
+    }
+
+    fn row_array(
+        &mut self,
+        r: &mut RowReader<'a>,
+        tag: Tag,
+        attr: &'a Attribute,
+        scope: Scope<'a>,
+        slot: Option<&'a Slot>,
+    ) -> Result<(), Malformed> {
+        if tag != Tag::Array {
+            self.violation("must be an array");
+            return skip(r, tag);
+        }
+        for i in 0..r.count()? {
+            self.path.push(Segment::Index(i));
+            let tag = r.tag()?;
+            self.row_value(r, tag, attr, scope, slot, true)?;
+            self.path.pop();
+        }
+        Ok(())
+    }
+
+    /// Checks one value of `attr` (an array's item when `item`).
+    fn row_value(
+        &mut self,
+        r: &mut RowReader<'a>,
+        tag: Tag,
+        attr: &'a Attribute,
+        scope: Scope<'a>,
+        slot: Option<&'a Slot>,
+        item: bool,
+    ) -> Result<(), Malformed> {
+        match (tag, &attr.kind) {
+            // A null member is absent; a null item is one only `json_t` arrays may hold.
+            (Tag::Null, Kind::Json) => {}
+            (Tag::Null, _) if !item => {}
+            (Tag::Bool, Kind::Boolean) => {
+                r.boolean()?;
+            }
+            (Tag::Int, Kind::Integer | Kind::Port | Kind::Long | Kind::Float) => {
+                let v = r.int()?;
+                self.integer(attr, v);
+            }
+            (Tag::Float, Kind::Float) => {
+                r.float()?;
+            }
+            (Tag::String, Kind::String { .. } | Kind::Ip | Kind::Subnet | Kind::Datetime) => {
+                let s = r.text()?;
+                self.string(attr, s);
+            }
+            (Tag::Json, Kind::Json | Kind::AnyObject) => {
+                let text = r.text()?;
+                match serde_json::from_str::<&RawValue>(text) {
+                    Ok(_) if attr.kind == Kind::Json || text.starts_with('{') => {}
+                    Ok(_) => self.violation(format!("expected {}", attr.kind.describe())),
+                    Err(e) => self.violation(format!("JSON text that is not JSON: {e}")),
+                }
+            }
+            (Tag::Object, Kind::Object(o)) => {
+                let def = &self.schema.objects[o];
+                if self.objects.len() + 1 >= MAX_OBJECT_DEPTH
+                    || self.objects.contains(&def.name.as_str())
+                {
+                    self.violation(format!(
+                        "the lake stores objects at most {} levels deep and no object inside one of its own type (`{}`): put this value in `unmapped`",
+                        MAX_OBJECT_DEPTH - 1,
+                        def.name
+                    ));
+                    return skip(r, tag);
+                }
+                self.objects.push(&def.name);
+                let mut present = Present::default();
+                self.row_members(r, def, scope, slot.map(|s| &s.nested), &mut present)?;
+                self.finish(def, &present);
+                self.objects.pop();
+            }
+            (Tag::Map, Kind::Unmapped) => {
+                for _ in 0..r.count()? {
+                    r.text()?;
+                    r.text()?;
+                }
+            }
+            (tag, kind) => {
+                self.violation(format!(
+                    "expected {}, found {}",
+                    kind.describe(),
+                    tag.describe()
+                ));
+                skip(r, tag)?;
+            }
+        }
+        Ok(())
+    }
+
     fn profile_applies(&self, name: &str) -> bool {
         // A profile-contributed attribute is required only when the record names the profile;
         // OCSF 1.1.0's profile attributes are named after their profile (`cloud`, `container`,
@@ -1023,9 +1322,8 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Checks a string against `attr`'s type; returns a `datetime_t`'s epoch milliseconds.
-    fn string(&mut self, attr: &Attribute, s: &str) -> Option<i64> {
-        let mut datetime = None;
+    /// Checks a string against `attr`'s type.
+    fn string(&mut self, attr: &Attribute, s: &str) {
         let ok = match &attr.kind {
             Kind::String { max_len } => {
                 if let Some(max) = max_len.filter(|m| s.len() > *m) {
@@ -1044,10 +1342,7 @@ impl<'a> Walk<'a> {
                         .is_ok_and(|b| b <= if ip.is_ipv4() { 32 } else { 128 })
                 })
             }),
-            Kind::Datetime => {
-                datetime = parse_rfc3339_ms(s);
-                datetime.is_some()
-            }
+            Kind::Datetime => parse_rfc3339_ms(s).is_some(),
             _ => false,
         };
         if attr.role == Role::Profiles {
@@ -1056,7 +1351,6 @@ impl<'a> Walk<'a> {
         if !ok {
             self.mismatch(attr, &Value::from(s));
         }
-        datetime
     }
 }
 
@@ -1095,11 +1389,9 @@ struct Member<'w, 'a> {
 }
 
 impl Member<'_, '_> {
-    /// Whether the attribute's values are taken as JSON text (`json_t`, free-form objects other
-    /// than `unmapped` in a row).
+    /// Whether the attribute's values are taken as JSON text (`json_t`, free-form objects).
     fn takes_text(&self) -> bool {
         matches!(self.attr.kind, Kind::Json | Kind::AnyObject)
-            && !self.slot.is_some_and(|s| s.is_map)
     }
 }
 
@@ -1135,7 +1427,7 @@ impl<'de> Visitor<'de> for Member<'_, '_> {
             return One(self).visit_seq(seq).map(|()| true);
         }
         let mark = self.walk.path.len();
-        let at = self.walk.count_at(self.slot);
+        let at = self.walk.array(self.slot);
         let mut i = 0usize;
         loop {
             self.walk.path.push(Segment::Index(i));
@@ -1212,8 +1504,8 @@ impl One<'_, '_> {
             return walk.mismatch(attr, &found);
         }
         walk.put(slot, |row| match text {
-            "null" => row.null_text(),
-            text => row.text(text),
+            "null" => row.null(),
+            text => row.json(text),
         });
     }
 }
@@ -1265,8 +1557,7 @@ impl<'de> Visitor<'de> for One<'_, '_> {
         walk.integer(attr, v);
         match attr.kind {
             // Out of range was reported by `integer`: the row is not used.
-            Kind::Integer | Kind::Port => walk.put(slot, |row| row.integer(v as i32)),
-            Kind::Long => walk.put(slot, |row| row.long(v)),
+            Kind::Integer | Kind::Port | Kind::Long => walk.put(slot, |row| row.int(v)),
             Kind::Float => walk.put(slot, |row| row.float(v as f64)),
             _ => {}
         }
@@ -1304,10 +1595,8 @@ impl<'de> Visitor<'de> for One<'_, '_> {
         let Member {
             walk, attr, slot, ..
         } = self.0;
-        match walk.string(attr, v) {
-            Some(ms) => walk.put(slot, |row| row.long(ms)),
-            None => walk.put(slot, |row| row.text(v)),
-        }
+        walk.string(attr, v);
+        walk.put(slot, |row| row.string(v));
         Ok(())
     }
 
@@ -1340,11 +1629,11 @@ impl<'de> Visitor<'de> for One<'_, '_> {
                     return ignore_map(map);
                 }
                 walk.objects.push(&def.name);
+                walk.put(slot, RowWrite::object);
                 walk.object(def, map, scope, slot.map(|s| &s.nested))?;
                 walk.objects.pop();
             }
-            // `unmapped` in a row; other JSON text is taken whole by `deserialize`.
-            Kind::AnyObject | Kind::Json => walk.unmapped(map, slot)?,
+            Kind::Unmapped => walk.unmapped(map, slot)?,
             _ => {
                 let found = map_into_value(map)?;
                 walk.mismatch(attr, &found);
@@ -1415,6 +1704,44 @@ impl<'de> Visitor<'de> for NotNull {
     }
 }
 
+/// Reads past a value of a row.
+fn skip(r: &mut RowReader<'_>, tag: Tag) -> Result<(), Malformed> {
+    match tag {
+        Tag::Null => {}
+        Tag::Bool => {
+            r.boolean()?;
+        }
+        Tag::Int => {
+            r.int()?;
+        }
+        Tag::Float => {
+            r.float()?;
+        }
+        Tag::String | Tag::Json => {
+            r.text()?;
+        }
+        Tag::Object => {
+            while r.member()?.is_some() {
+                let tag = r.tag()?;
+                skip(r, tag)?;
+            }
+        }
+        Tag::Array => {
+            for _ in 0..r.count()? {
+                let tag = r.tag()?;
+                skip(r, tag)?;
+            }
+        }
+        Tag::Map => {
+            for _ in 0..r.count()? {
+                r.text()?;
+                r.text()?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Consumes the rest of an object.
 fn ignore_map<'de, A: MapAccess<'de>>(map: A) -> Result<(), A::Error> {
     IgnoredAny::deserialize(MapAccessDeserializer::new(map)).map(drop)
@@ -1429,6 +1756,7 @@ impl Kind {
     fn describe(&self) -> &'static str {
         match self {
             Kind::Object(_) | Kind::AnyObject => "an object",
+            Kind::Unmapped => "an object of source fields",
             Kind::Json => "JSON",
             Kind::String { .. } => "a string",
             Kind::Ip => "an IP address string",
@@ -1474,11 +1802,18 @@ impl Definition {
                 members.len()
             ));
         }
-        for (index, (attr_name, a)) in members.iter().enumerate() {
+        // An attribute's index is its position among the names in order: rows name members by
+        // it, so it must not depend on the order of the schema file.
+        let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        for (index, (attr_name, a)) in sorted.into_iter().enumerate() {
             let ty = a["type"]
                 .as_str()
                 .ok_or_else(|| format!("{name}.{attr_name} has no type"))?;
-            let kind = kind_of(ty, a, types);
+            let kind = match kind_of(ty, a, types) {
+                Kind::AnyObject if attr_name == "unmapped" => Kind::Unmapped,
+                kind => kind,
+            };
             let requirement = match (a["requirement"].as_str(), a["profile"].is_string()) {
                 (Some("required"), false) => Requirement::Required,
                 (Some("required"), true) => Requirement::RequiredByProfile,
@@ -1530,6 +1865,7 @@ impl Definition {
                 .filter_map(|(name, a)| Some((a.sibling.clone()?, name.clone())))
                 .collect(),
             attributes,
+            by_index: Vec::new(),
             required,
             at_least_one,
             just_one,
@@ -1711,7 +2047,7 @@ mod tests {
         let mut row = Vec::new();
         let outcome = schema_1_1_0().validate_row(&valid().to_string(), &declared, &mut row);
         assert_eq!(outcome.map(|v| v.time), Ok(1));
-        assert_eq!(&row[row.len() - 2..], &super::super::row::END.to_le_bytes());
+        assert_eq!(&row[row.len() - 2..], &crate::row::END.to_le_bytes());
         // A member twice is refused, with or without a row.
         let twice = valid()
             .to_string()
@@ -1721,6 +2057,132 @@ mod tests {
         assert_eq!(with_row, json);
         let (json, with_row) = both_ways(r#"{"class_uid":6003,"time":"x"}"#, &declared);
         assert!(json.len() > 3 && with_row == json, "{json:?}");
+    }
+
+    /// The row of a valid JSON record.
+    fn row_of(record: &Value, declared: &Declarations) -> Vec<u8> {
+        let mut row = Vec::new();
+        schema_1_1_0()
+            .validate_row(&record.to_string(), declared, &mut row)
+            .unwrap_or_else(|v| panic!("{v:?}"));
+        row
+    }
+
+    fn row_rules(row: &[u8], declared: &Declarations) -> Vec<String> {
+        let mut rules: Vec<String> = schema_1_1_0()
+            .validate_row_bytes(row, declared)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        rules.sort();
+        rules
+    }
+
+    #[test]
+    fn a_row_validates_and_renders_as_the_record_it_came_from() {
+        let declared = declarations(&[ALL, &["unmapped", "api.request"]].concat());
+        let mut record = valid();
+        record["unmapped"] = json!({"a.b": "c", "n": 7, "gone": null});
+        record["api"]["request"] = json!({"uid": "r-1", "data": {"k": [1, "two", null]}});
+        record["metadata"]["profiles"] = json!(["cloud"]);
+        record["cloud"] = json!({"provider": "AWS"});
+        let row = row_of(&record, &declared);
+        assert_eq!(
+            schema_1_1_0().validate_row_bytes(&row, &declared),
+            Ok(Valid {
+                class_uid: 6003,
+                time: 1
+            })
+        );
+        let rendered: Value =
+            serde_json::from_str(&schema_1_1_0().render_row(&row).unwrap()).unwrap();
+        // `unmapped` keeps strings, non-strings as their JSON text, and leaves nulls out.
+        record["unmapped"] = json!({"a.b": "c", "n": "7"});
+        assert_eq!(rendered, record);
+    }
+
+    #[test]
+    fn rows_are_checked_like_json() {
+        use crate::row::RowWrite;
+        let declared = declarations(ALL);
+        let good = row_of(&valid(), &declared);
+        let index = |def: &str, name: &str| -> u16 {
+            let schema = schema_1_1_0();
+            let def = if def == "api_activity" {
+                &schema.classes[&6003]
+            } else {
+                &schema.objects[def]
+            };
+            def.attributes[name].index as u16
+        };
+        // The valid row with members appended to the root (before its END).
+        let with = |write: &dyn Fn(&mut Vec<u8>)| -> Vec<u8> {
+            let mut row = good[..good.len() - 2].to_vec();
+            write(&mut row);
+            row.end();
+            row
+        };
+        let rules = |write: &dyn Fn(&mut Vec<u8>)| row_rules(&with(write), &declared);
+        assert_eq!(rules(&|_| {}), Vec::<String>::new());
+        assert_eq!(
+            rules(&|r| {
+                r.member(index("api_activity", "message"));
+                r.int(7);
+            }),
+            ["message: the plugin did not declare this attribute in its manifest"]
+        );
+        assert_eq!(
+            rules(&|r| {
+                r.member(index("api_activity", "severity_id"));
+                r.string("high");
+            }),
+            [
+                "severity_id: appears more than once in its object",
+                "severity_id: expected a 32-bit integer, found a string"
+            ]
+        );
+        assert_eq!(
+            rules(&|r| {
+                r.member(index("api_activity", "status_id"));
+                r.int(77);
+            }),
+            ["status_id: 77 is not a defined enum value (allowed: [0, 1, 2, 99])"]
+        );
+        assert_eq!(
+            rules(&|r| {
+                r.member(9999);
+                r.boolean(true);
+            }),
+            ["<record>: member 9999 is not an attribute of OCSF 1.1.0 `api_activity`"]
+        );
+        assert_eq!(
+            rules(&|r| {
+                r.member(index("api_activity", "cloud"));
+                r.object();
+                r.member(index("cloud", "region"));
+                r.int(1);
+                r.end();
+            }),
+            [
+                "cloud.provider: required attribute is missing",
+                "cloud.region: expected a string, found an integer"
+            ]
+        );
+        // Structure errors name no attribute: the row cannot be read further.
+        for bad in [&good[..good.len() - 1], &good[..3], &[][..]] {
+            assert_eq!(
+                row_rules(bad, &declared),
+                ["<record>: plugin emitted a row that does not follow the row format"]
+            );
+        }
+        let mut other_class = good.clone();
+        other_class[..4].copy_from_slice(&4001u32.to_le_bytes());
+        assert_eq!(
+            row_rules(&other_class, &declared),
+            ["class_uid: the plugin did not declare class 4001 (network_activity)"]
+        );
     }
 
     #[test]

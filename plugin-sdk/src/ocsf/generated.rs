@@ -3,7 +3,7 @@
 
 #![allow(clippy::all, missing_docs)]
 
-use super::{Event, Json, JsonObject, Unmapped, WriteJson};
+use super::{Event, Json, RowObject, Unmapped, WriteRow};
 
 /// The OCSF version these types follow.
 pub const OCSF_VERSION: &str = "1.1.0";
@@ -161,119 +161,116 @@ pub struct AccountChange {
     pub user_result: Option<Box<User>>,
 }
 
-impl WriteJson for AccountChange {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
-        map.entry("class_uid", &3001i32);
-        map.entry("class_name", "Account Change");
-        map.entry("category_uid", &3i32);
-        map.entry("category_name", "Identity & Access Management");
-        map.entry("type_uid", &self.type_uid());
-        map.entry_joined(
-            "type_name",
-            &["Account Change", ": ", self.activity_id.caption()],
-        );
-        map.entry("activity_id", &self.activity_id);
+impl WriteRow for AccountChange {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::record(out, 3001);
+        map.entry(7, &3001i32);
+        map.entry(6, "Account Change");
+        map.entry(5, &3i32);
+        map.entry(4, "Identity & Access Management");
+        map.entry(34, &self.type_uid());
+        map.entry_joined(33, &["Account Change", ": ", self.activity_id.caption()]);
+        map.entry(0, &self.activity_id);
         map.entry(
-            "activity_name",
+            1,
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
         );
         if let Some(v) = &self.actor {
-            map.entry("actor", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.api {
-            map.entry("api", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.cloud {
-            map.entry("cloud", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.count {
-            map.entry("count", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.device {
-            map.entry("device", v);
+            map.entry(10, v);
         }
         if let Some(v) = &self.duration {
-            map.entry("duration", v);
+            map.entry(11, v);
         }
         if let Some(v) = &self.end_time {
-            map.entry("end_time", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.entry("end_time_dt", v);
+            map.entry(13, v);
         }
         if !self.enrichments.is_empty() {
-            map.entry("enrichments", &self.enrichments);
+            map.entry(14, &self.enrichments);
         }
         if let Some(v) = &self.http_request {
-            map.entry("http_request", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.message {
-            map.entry("message", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.metadata {
-            map.entry("metadata", v);
+            map.entry(17, v);
         }
         if !self.observables.is_empty() {
-            map.entry("observables", &self.observables);
+            map.entry(18, &self.observables);
         }
         if let Some(v) = &self.policy {
-            map.entry("policy", v);
+            map.entry(19, v);
         }
         if let Some(v) = &self.raw_data {
-            map.entry("raw_data", v);
+            map.entry(20, v);
         }
-        map.entry("severity_id", &self.severity_id);
+        map.entry(22, &self.severity_id);
         map.entry(
-            "severity",
+            21,
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
         );
         if let Some(v) = &self.src_endpoint {
-            map.entry("src_endpoint", v);
+            map.entry(23, v);
         }
         if let Some(v) = &self.start_time {
-            map.entry("start_time", v);
+            map.entry(24, v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.entry("start_time_dt", v);
+            map.entry(25, v);
         }
         if let Some(v) = &self.status_code {
-            map.entry("status_code", v);
+            map.entry(27, v);
         }
         if let Some(v) = &self.status_detail {
-            map.entry("status_detail", v);
+            map.entry(28, v);
         }
         if let Some(v) = &self.status_id {
-            map.entry("status_id", v);
+            map.entry(29, v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.entry("status", v);
+            map.entry(26, v);
         }
         if let Some(v) = &self.time {
-            map.entry("time", v);
+            map.entry(30, v);
         }
         if let Some(v) = &self.time_dt {
-            map.entry("time_dt", v);
+            map.entry(31, v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.entry("timezone_offset", v);
+            map.entry(32, v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.entry("unmapped", v);
+            map.entry(35, v);
         }
         if let Some(v) = &self.user {
-            map.entry("user", v);
+            map.entry(36, v);
         }
         if let Some(v) = &self.user_result {
-            map.entry("user_result", v);
+            map.entry(37, v);
         }
         map.end();
     }
@@ -386,9 +383,9 @@ impl AccountChangeActivity {
     }
 }
 
-impl WriteJson for AccountChangeActivity {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for AccountChangeActivity {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -457,9 +454,9 @@ impl Severity {
     }
 }
 
-impl WriteJson for Severity {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for Severity {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -508,9 +505,9 @@ impl AccountChangeStatus {
     }
 }
 
-impl WriteJson for AccountChangeStatus {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for AccountChangeStatus {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -641,113 +638,110 @@ pub struct ApiActivity {
     pub unmapped: Option<Unmapped>,
 }
 
-impl WriteJson for ApiActivity {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
-        map.entry("class_uid", &6003i32);
-        map.entry("class_name", "API Activity");
-        map.entry("category_uid", &6i32);
-        map.entry("category_name", "Application Activity");
-        map.entry("type_uid", &self.type_uid());
-        map.entry_joined(
-            "type_name",
-            &["API Activity", ": ", self.activity_id.caption()],
-        );
-        map.entry("activity_id", &self.activity_id);
+impl WriteRow for ApiActivity {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::record(out, 6003);
+        map.entry(7, &6003i32);
+        map.entry(6, "API Activity");
+        map.entry(5, &6i32);
+        map.entry(4, "Application Activity");
+        map.entry(34, &self.type_uid());
+        map.entry_joined(33, &["API Activity", ": ", self.activity_id.caption()]);
+        map.entry(0, &self.activity_id);
         map.entry(
-            "activity_name",
+            1,
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
         );
         if let Some(v) = &self.actor {
-            map.entry("actor", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.api {
-            map.entry("api", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.cloud {
-            map.entry("cloud", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.count {
-            map.entry("count", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.entry("dst_endpoint", v);
+            map.entry(10, v);
         }
         if let Some(v) = &self.duration {
-            map.entry("duration", v);
+            map.entry(11, v);
         }
         if let Some(v) = &self.end_time {
-            map.entry("end_time", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.entry("end_time_dt", v);
+            map.entry(13, v);
         }
         if !self.enrichments.is_empty() {
-            map.entry("enrichments", &self.enrichments);
+            map.entry(14, &self.enrichments);
         }
         if let Some(v) = &self.http_request {
-            map.entry("http_request", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.message {
-            map.entry("message", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.metadata {
-            map.entry("metadata", v);
+            map.entry(17, v);
         }
         if !self.observables.is_empty() {
-            map.entry("observables", &self.observables);
+            map.entry(18, &self.observables);
         }
         if let Some(v) = &self.raw_data {
-            map.entry("raw_data", v);
+            map.entry(19, v);
         }
         if !self.resources.is_empty() {
-            map.entry("resources", &self.resources);
+            map.entry(20, &self.resources);
         }
-        map.entry("severity_id", &self.severity_id);
+        map.entry(22, &self.severity_id);
         map.entry(
-            "severity",
+            21,
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
         );
         if let Some(v) = &self.src_endpoint {
-            map.entry("src_endpoint", v);
+            map.entry(23, v);
         }
         if let Some(v) = &self.start_time {
-            map.entry("start_time", v);
+            map.entry(24, v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.entry("start_time_dt", v);
+            map.entry(25, v);
         }
         if let Some(v) = &self.status_code {
-            map.entry("status_code", v);
+            map.entry(27, v);
         }
         if let Some(v) = &self.status_detail {
-            map.entry("status_detail", v);
+            map.entry(28, v);
         }
         if let Some(v) = &self.status_id {
-            map.entry("status_id", v);
+            map.entry(29, v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.entry("status", v);
+            map.entry(26, v);
         }
         if let Some(v) = &self.time {
-            map.entry("time", v);
+            map.entry(30, v);
         }
         if let Some(v) = &self.time_dt {
-            map.entry("time_dt", v);
+            map.entry(31, v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.entry("timezone_offset", v);
+            map.entry(32, v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.entry("unmapped", v);
+            map.entry(35, v);
         }
         map.end();
     }
@@ -825,9 +819,9 @@ impl ApiActivityActivity {
     }
 }
 
-impl WriteJson for ApiActivityActivity {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for ApiActivityActivity {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -876,9 +870,9 @@ impl ApiActivityStatus {
     }
 }
 
-impl WriteJson for ApiActivityStatus {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for ApiActivityStatus {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -1063,160 +1057,157 @@ pub struct Authentication {
     pub user: Option<Box<User>>,
 }
 
-impl WriteJson for Authentication {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
-        map.entry("class_uid", &3002i32);
-        map.entry("class_name", "Authentication");
-        map.entry("category_uid", &3i32);
-        map.entry("category_name", "Identity & Access Management");
-        map.entry("type_uid", &self.type_uid());
-        map.entry_joined(
-            "type_name",
-            &["Authentication", ": ", self.activity_id.caption()],
-        );
-        map.entry("activity_id", &self.activity_id);
+impl WriteRow for Authentication {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::record(out, 3002);
+        map.entry(10, &3002i32);
+        map.entry(9, "Authentication");
+        map.entry(7, &3i32);
+        map.entry(6, "Identity & Access Management");
+        map.entry(46, &self.type_uid());
+        map.entry_joined(45, &["Authentication", ": ", self.activity_id.caption()]);
+        map.entry(0, &self.activity_id);
         map.entry(
-            "activity_name",
+            1,
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
         );
         if let Some(v) = &self.actor {
-            map.entry("actor", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.api {
-            map.entry("api", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.auth_protocol_id {
-            map.entry("auth_protocol_id", v);
+            map.entry(5, v);
         }
         if let Some(v) = self
             .auth_protocol
             .as_deref()
             .or(self.auth_protocol_id.map(|e| e.caption()))
         {
-            map.entry("auth_protocol", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.certificate {
-            map.entry("certificate", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.cloud {
-            map.entry("cloud", v);
+            map.entry(11, v);
         }
         if let Some(v) = &self.count {
-            map.entry("count", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.device {
-            map.entry("device", v);
+            map.entry(13, v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.entry("dst_endpoint", v);
+            map.entry(14, v);
         }
         if let Some(v) = &self.duration {
-            map.entry("duration", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.end_time {
-            map.entry("end_time", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.entry("end_time_dt", v);
+            map.entry(17, v);
         }
         if !self.enrichments.is_empty() {
-            map.entry("enrichments", &self.enrichments);
+            map.entry(18, &self.enrichments);
         }
         if let Some(v) = &self.http_request {
-            map.entry("http_request", v);
+            map.entry(19, v);
         }
         if let Some(v) = &self.is_cleartext {
-            map.entry("is_cleartext", v);
+            map.entry(20, v);
         }
         if let Some(v) = &self.is_mfa {
-            map.entry("is_mfa", v);
+            map.entry(21, v);
         }
         if let Some(v) = &self.is_new_logon {
-            map.entry("is_new_logon", v);
+            map.entry(22, v);
         }
         if let Some(v) = &self.is_remote {
-            map.entry("is_remote", v);
+            map.entry(23, v);
         }
         if let Some(v) = &self.logon_process {
-            map.entry("logon_process", v);
+            map.entry(24, v);
         }
         if let Some(v) = &self.logon_type_id {
-            map.entry("logon_type_id", v);
+            map.entry(26, v);
         }
         if let Some(v) = self
             .logon_type
             .as_deref()
             .or(self.logon_type_id.map(|e| e.caption()))
         {
-            map.entry("logon_type", v);
+            map.entry(25, v);
         }
         if let Some(v) = &self.message {
-            map.entry("message", v);
+            map.entry(27, v);
         }
         if let Some(v) = &self.metadata {
-            map.entry("metadata", v);
+            map.entry(28, v);
         }
         if !self.observables.is_empty() {
-            map.entry("observables", &self.observables);
+            map.entry(29, &self.observables);
         }
         if let Some(v) = &self.raw_data {
-            map.entry("raw_data", v);
+            map.entry(30, v);
         }
         if let Some(v) = &self.service {
-            map.entry("service", v);
+            map.entry(31, v);
         }
         if let Some(v) = &self.session {
-            map.entry("session", v);
+            map.entry(32, v);
         }
-        map.entry("severity_id", &self.severity_id);
+        map.entry(34, &self.severity_id);
         map.entry(
-            "severity",
+            33,
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
         );
         if let Some(v) = &self.src_endpoint {
-            map.entry("src_endpoint", v);
+            map.entry(35, v);
         }
         if let Some(v) = &self.start_time {
-            map.entry("start_time", v);
+            map.entry(36, v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.entry("start_time_dt", v);
+            map.entry(37, v);
         }
         if let Some(v) = &self.status_code {
-            map.entry("status_code", v);
+            map.entry(39, v);
         }
         if let Some(v) = &self.status_detail {
-            map.entry("status_detail", v);
+            map.entry(40, v);
         }
         if let Some(v) = &self.status_id {
-            map.entry("status_id", v);
+            map.entry(41, v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.entry("status", v);
+            map.entry(38, v);
         }
         if let Some(v) = &self.time {
-            map.entry("time", v);
+            map.entry(42, v);
         }
         if let Some(v) = &self.time_dt {
-            map.entry("time_dt", v);
+            map.entry(43, v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.entry("timezone_offset", v);
+            map.entry(44, v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.entry("unmapped", v);
+            map.entry(47, v);
         }
         if let Some(v) = &self.user {
-            map.entry("user", v);
+            map.entry(48, v);
         }
         map.end();
     }
@@ -1299,9 +1290,9 @@ impl AuthenticationActivity {
     }
 }
 
-impl WriteJson for AuthenticationActivity {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for AuthenticationActivity {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -1390,9 +1381,9 @@ impl AuthProtocol {
     }
 }
 
-impl WriteJson for AuthProtocol {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for AuthProtocol {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -1486,9 +1477,9 @@ impl LogonType {
     }
 }
 
-impl WriteJson for LogonType {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for LogonType {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -1537,9 +1528,9 @@ impl AuthenticationStatus {
     }
 }
 
-impl WriteJson for AuthenticationStatus {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for AuthenticationStatus {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -1750,189 +1741,186 @@ pub struct DetectionFinding {
     pub vulnerabilities: Vec<Vulnerability>,
 }
 
-impl WriteJson for DetectionFinding {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
-        map.entry("class_uid", &2004i32);
-        map.entry("class_name", "Detection Finding");
-        map.entry("category_uid", &2i32);
-        map.entry("category_name", "Findings");
-        map.entry("type_uid", &self.type_uid());
-        map.entry_joined(
-            "type_name",
-            &["Detection Finding", ": ", self.activity_id.caption()],
-        );
+impl WriteRow for DetectionFinding {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::record(out, 2004);
+        map.entry(11, &2004i32);
+        map.entry(10, "Detection Finding");
+        map.entry(9, &2i32);
+        map.entry(8, "Findings");
+        map.entry(53, &self.type_uid());
+        map.entry_joined(52, &["Detection Finding", ": ", self.activity_id.caption()]);
         if let Some(v) = &self.action_id {
-            map.entry("action_id", v);
+            map.entry(1, v);
         }
         if let Some(v) = self
             .action
             .as_deref()
             .or(self.action_id.map(|e| e.caption()))
         {
-            map.entry("action", v);
+            map.entry(0, v);
         }
-        map.entry("activity_id", &self.activity_id);
+        map.entry(2, &self.activity_id);
         map.entry(
-            "activity_name",
+            3,
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
         );
         if let Some(v) = &self.actor {
-            map.entry("actor", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.api {
-            map.entry("api", v);
+            map.entry(5, v);
         }
         if !self.attacks.is_empty() {
-            map.entry("attacks", &self.attacks);
+            map.entry(6, &self.attacks);
         }
         if !self.authorizations.is_empty() {
-            map.entry("authorizations", &self.authorizations);
+            map.entry(7, &self.authorizations);
         }
         if let Some(v) = &self.cloud {
-            map.entry("cloud", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.comment {
-            map.entry("comment", v);
+            map.entry(13, v);
         }
         if let Some(v) = &self.confidence {
-            map.entry("confidence", v);
+            map.entry(14, v);
         }
         if let Some(v) = &self.confidence_id {
-            map.entry("confidence_id", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.confidence_score {
-            map.entry("confidence_score", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.count {
-            map.entry("count", v);
+            map.entry(17, v);
         }
         if let Some(v) = &self.device {
-            map.entry("device", v);
+            map.entry(18, v);
         }
         if let Some(v) = &self.disposition_id {
-            map.entry("disposition_id", v);
+            map.entry(20, v);
         }
         if let Some(v) = self
             .disposition
             .as_deref()
             .or(self.disposition_id.map(|e| e.caption()))
         {
-            map.entry("disposition", v);
+            map.entry(19, v);
         }
         if let Some(v) = &self.duration {
-            map.entry("duration", v);
+            map.entry(21, v);
         }
         if let Some(v) = &self.end_time {
-            map.entry("end_time", v);
+            map.entry(22, v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.entry("end_time_dt", v);
+            map.entry(23, v);
         }
         if !self.enrichments.is_empty() {
-            map.entry("enrichments", &self.enrichments);
+            map.entry(24, &self.enrichments);
         }
         if !self.evidences.is_empty() {
-            map.entry("evidences", &self.evidences);
+            map.entry(25, &self.evidences);
         }
         if let Some(v) = &self.finding_info {
-            map.entry("finding_info", v);
+            map.entry(26, v);
         }
         if let Some(v) = &self.firewall_rule {
-            map.entry("firewall_rule", v);
+            map.entry(27, v);
         }
         if let Some(v) = &self.impact_id {
-            map.entry("impact_id", v);
+            map.entry(29, v);
         }
         if let Some(v) = self
             .impact
             .as_deref()
             .or(self.impact_id.map(|e| e.caption()))
         {
-            map.entry("impact", v);
+            map.entry(28, v);
         }
         if let Some(v) = &self.impact_score {
-            map.entry("impact_score", v);
+            map.entry(30, v);
         }
         if !self.malware.is_empty() {
-            map.entry("malware", &self.malware);
+            map.entry(31, &self.malware);
         }
         if let Some(v) = &self.message {
-            map.entry("message", v);
+            map.entry(32, v);
         }
         if let Some(v) = &self.metadata {
-            map.entry("metadata", v);
+            map.entry(33, v);
         }
         if !self.observables.is_empty() {
-            map.entry("observables", &self.observables);
+            map.entry(34, &self.observables);
         }
         if let Some(v) = &self.raw_data {
-            map.entry("raw_data", v);
+            map.entry(35, v);
         }
         if let Some(v) = &self.remediation {
-            map.entry("remediation", v);
+            map.entry(36, v);
         }
         if !self.resources.is_empty() {
-            map.entry("resources", &self.resources);
+            map.entry(37, &self.resources);
         }
         if let Some(v) = &self.risk_level_id {
-            map.entry("risk_level_id", v);
+            map.entry(39, v);
         }
         if let Some(v) = self
             .risk_level
             .as_deref()
             .or(self.risk_level_id.map(|e| e.caption()))
         {
-            map.entry("risk_level", v);
+            map.entry(38, v);
         }
         if let Some(v) = &self.risk_score {
-            map.entry("risk_score", v);
+            map.entry(40, v);
         }
-        map.entry("severity_id", &self.severity_id);
+        map.entry(42, &self.severity_id);
         map.entry(
-            "severity",
+            41,
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
         );
         if let Some(v) = &self.start_time {
-            map.entry("start_time", v);
+            map.entry(43, v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.entry("start_time_dt", v);
+            map.entry(44, v);
         }
         if let Some(v) = &self.status_code {
-            map.entry("status_code", v);
+            map.entry(46, v);
         }
         if let Some(v) = &self.status_detail {
-            map.entry("status_detail", v);
+            map.entry(47, v);
         }
         if let Some(v) = &self.status_id {
-            map.entry("status_id", v);
+            map.entry(48, v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.entry("status", v);
+            map.entry(45, v);
         }
         if let Some(v) = &self.time {
-            map.entry("time", v);
+            map.entry(49, v);
         }
         if let Some(v) = &self.time_dt {
-            map.entry("time_dt", v);
+            map.entry(50, v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.entry("timezone_offset", v);
+            map.entry(51, v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.entry("unmapped", v);
+            map.entry(54, v);
         }
         if !self.vulnerabilities.is_empty() {
-            map.entry("vulnerabilities", &self.vulnerabilities);
+            map.entry(55, &self.vulnerabilities);
         }
         map.end();
     }
@@ -2000,9 +1988,9 @@ impl Action {
     }
 }
 
-impl WriteJson for Action {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for Action {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -2056,9 +2044,9 @@ impl DetectionFindingActivity {
     }
 }
 
-impl WriteJson for DetectionFindingActivity {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for DetectionFindingActivity {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -2112,9 +2100,9 @@ impl Confidence {
     }
 }
 
-impl WriteJson for Confidence {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for Confidence {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -2288,9 +2276,9 @@ impl Disposition {
     }
 }
 
-impl WriteJson for Disposition {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for Disposition {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -2349,9 +2337,9 @@ impl Impact {
     }
 }
 
-impl WriteJson for Impact {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for Impact {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -2405,9 +2393,9 @@ impl RiskLevel {
     }
 }
 
-impl WriteJson for RiskLevel {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for RiskLevel {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -2466,9 +2454,9 @@ impl DetectionFindingStatus {
     }
 }
 
-impl WriteJson for DetectionFindingStatus {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for DetectionFindingStatus {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -2707,202 +2695,199 @@ pub struct DnsActivity {
     pub unmapped: Option<Unmapped>,
 }
 
-impl WriteJson for DnsActivity {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
-        map.entry("class_uid", &4003i32);
-        map.entry("class_name", "DNS Activity");
-        map.entry("category_uid", &4i32);
-        map.entry("category_name", "Network Activity");
-        map.entry("type_uid", &self.type_uid());
-        map.entry_joined(
-            "type_name",
-            &["DNS Activity", ": ", self.activity_id.caption()],
-        );
+impl WriteRow for DnsActivity {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::record(out, 4003);
+        map.entry(13, &4003i32);
+        map.entry(12, "DNS Activity");
+        map.entry(11, &4i32);
+        map.entry(10, "Network Activity");
+        map.entry(61, &self.type_uid());
+        map.entry_joined(60, &["DNS Activity", ": ", self.activity_id.caption()]);
         if let Some(v) = &self.action_id {
-            map.entry("action_id", v);
+            map.entry(1, v);
         }
         if let Some(v) = self
             .action
             .as_deref()
             .or(self.action_id.map(|e| e.caption()))
         {
-            map.entry("action", v);
+            map.entry(0, v);
         }
-        map.entry("activity_id", &self.activity_id);
+        map.entry(2, &self.activity_id);
         map.entry(
-            "activity_name",
+            3,
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
         );
         if let Some(v) = &self.actor {
-            map.entry("actor", v);
+            map.entry(4, v);
         }
         if !self.answers.is_empty() {
-            map.entry("answers", &self.answers);
+            map.entry(5, &self.answers);
         }
         if let Some(v) = &self.api {
-            map.entry("api", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.app_name {
-            map.entry("app_name", v);
+            map.entry(7, v);
         }
         if !self.attacks.is_empty() {
-            map.entry("attacks", &self.attacks);
+            map.entry(8, &self.attacks);
         }
         if !self.authorizations.is_empty() {
-            map.entry("authorizations", &self.authorizations);
+            map.entry(9, &self.authorizations);
         }
         if let Some(v) = &self.cloud {
-            map.entry("cloud", v);
+            map.entry(14, v);
         }
         if let Some(v) = &self.connection_info {
-            map.entry("connection_info", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.count {
-            map.entry("count", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.device {
-            map.entry("device", v);
+            map.entry(17, v);
         }
         if let Some(v) = &self.disposition_id {
-            map.entry("disposition_id", v);
+            map.entry(19, v);
         }
         if let Some(v) = self
             .disposition
             .as_deref()
             .or(self.disposition_id.map(|e| e.caption()))
         {
-            map.entry("disposition", v);
+            map.entry(18, v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.entry("dst_endpoint", v);
+            map.entry(20, v);
         }
         if let Some(v) = &self.duration {
-            map.entry("duration", v);
+            map.entry(21, v);
         }
         if let Some(v) = &self.end_time {
-            map.entry("end_time", v);
+            map.entry(22, v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.entry("end_time_dt", v);
+            map.entry(23, v);
         }
         if !self.enrichments.is_empty() {
-            map.entry("enrichments", &self.enrichments);
+            map.entry(24, &self.enrichments);
         }
         if let Some(v) = &self.firewall_rule {
-            map.entry("firewall_rule", v);
+            map.entry(25, v);
         }
         if let Some(v) = &self.load_balancer {
-            map.entry("load_balancer", v);
+            map.entry(26, v);
         }
         if !self.malware.is_empty() {
-            map.entry("malware", &self.malware);
+            map.entry(27, &self.malware);
         }
         if let Some(v) = &self.message {
-            map.entry("message", v);
+            map.entry(28, v);
         }
         if let Some(v) = &self.metadata {
-            map.entry("metadata", v);
+            map.entry(29, v);
         }
         if !self.observables.is_empty() {
-            map.entry("observables", &self.observables);
+            map.entry(30, &self.observables);
         }
         if let Some(v) = &self.proxy {
-            map.entry("proxy", v);
+            map.entry(31, v);
         }
         if let Some(v) = &self.proxy_connection_info {
-            map.entry("proxy_connection_info", v);
+            map.entry(32, v);
         }
         if let Some(v) = &self.proxy_endpoint {
-            map.entry("proxy_endpoint", v);
+            map.entry(33, v);
         }
         if let Some(v) = &self.proxy_http_request {
-            map.entry("proxy_http_request", v);
+            map.entry(34, v);
         }
         if let Some(v) = &self.proxy_http_response {
-            map.entry("proxy_http_response", v);
+            map.entry(35, v);
         }
         if let Some(v) = &self.proxy_tls {
-            map.entry("proxy_tls", v);
+            map.entry(36, v);
         }
         if let Some(v) = &self.proxy_traffic {
-            map.entry("proxy_traffic", v);
+            map.entry(37, v);
         }
         if let Some(v) = &self.query {
-            map.entry("query", v);
+            map.entry(38, v);
         }
         if let Some(v) = &self.query_time {
-            map.entry("query_time", v);
+            map.entry(39, v);
         }
         if let Some(v) = &self.query_time_dt {
-            map.entry("query_time_dt", v);
+            map.entry(40, v);
         }
         if let Some(v) = &self.raw_data {
-            map.entry("raw_data", v);
+            map.entry(41, v);
         }
         if let Some(v) = &self.rcode_id {
-            map.entry("rcode_id", v);
+            map.entry(43, v);
         }
         if let Some(v) = self.rcode.as_deref().or(self.rcode_id.map(|e| e.caption())) {
-            map.entry("rcode", v);
+            map.entry(42, v);
         }
         if let Some(v) = &self.response_time {
-            map.entry("response_time", v);
+            map.entry(44, v);
         }
         if let Some(v) = &self.response_time_dt {
-            map.entry("response_time_dt", v);
+            map.entry(45, v);
         }
-        map.entry("severity_id", &self.severity_id);
+        map.entry(47, &self.severity_id);
         map.entry(
-            "severity",
+            46,
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
         );
         if let Some(v) = &self.src_endpoint {
-            map.entry("src_endpoint", v);
+            map.entry(48, v);
         }
         if let Some(v) = &self.start_time {
-            map.entry("start_time", v);
+            map.entry(49, v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.entry("start_time_dt", v);
+            map.entry(50, v);
         }
         if let Some(v) = &self.status_code {
-            map.entry("status_code", v);
+            map.entry(52, v);
         }
         if let Some(v) = &self.status_detail {
-            map.entry("status_detail", v);
+            map.entry(53, v);
         }
         if let Some(v) = &self.status_id {
-            map.entry("status_id", v);
+            map.entry(54, v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.entry("status", v);
+            map.entry(51, v);
         }
         if let Some(v) = &self.time {
-            map.entry("time", v);
+            map.entry(55, v);
         }
         if let Some(v) = &self.time_dt {
-            map.entry("time_dt", v);
+            map.entry(56, v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.entry("timezone_offset", v);
+            map.entry(57, v);
         }
         if let Some(v) = &self.tls {
-            map.entry("tls", v);
+            map.entry(58, v);
         }
         if let Some(v) = &self.traffic {
-            map.entry("traffic", v);
+            map.entry(59, v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.entry("unmapped", v);
+            map.entry(62, v);
         }
         map.end();
     }
@@ -2975,9 +2960,9 @@ impl DnsActivityActivity {
     }
 }
 
-impl WriteJson for DnsActivityActivity {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for DnsActivityActivity {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -3121,9 +3106,9 @@ impl Rcode {
     }
 }
 
-impl WriteJson for Rcode {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for Rcode {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -3172,9 +3157,9 @@ impl DnsActivityStatus {
     }
 }
 
-impl WriteJson for DnsActivityStatus {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for DnsActivityStatus {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -3397,190 +3382,187 @@ pub struct HttpActivity {
     pub unmapped: Option<Unmapped>,
 }
 
-impl WriteJson for HttpActivity {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
-        map.entry("class_uid", &4002i32);
-        map.entry("class_name", "HTTP Activity");
-        map.entry("category_uid", &4i32);
-        map.entry("category_name", "Network Activity");
-        map.entry("type_uid", &self.type_uid());
-        map.entry_joined(
-            "type_name",
-            &["HTTP Activity", ": ", self.activity_id.caption()],
-        );
+impl WriteRow for HttpActivity {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::record(out, 4002);
+        map.entry(12, &4002i32);
+        map.entry(11, "HTTP Activity");
+        map.entry(10, &4i32);
+        map.entry(9, "Network Activity");
+        map.entry(57, &self.type_uid());
+        map.entry_joined(56, &["HTTP Activity", ": ", self.activity_id.caption()]);
         if let Some(v) = &self.action_id {
-            map.entry("action_id", v);
+            map.entry(1, v);
         }
         if let Some(v) = self
             .action
             .as_deref()
             .or(self.action_id.map(|e| e.caption()))
         {
-            map.entry("action", v);
+            map.entry(0, v);
         }
-        map.entry("activity_id", &self.activity_id);
+        map.entry(2, &self.activity_id);
         map.entry(
-            "activity_name",
+            3,
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
         );
         if let Some(v) = &self.actor {
-            map.entry("actor", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.api {
-            map.entry("api", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.app_name {
-            map.entry("app_name", v);
+            map.entry(6, v);
         }
         if !self.attacks.is_empty() {
-            map.entry("attacks", &self.attacks);
+            map.entry(7, &self.attacks);
         }
         if !self.authorizations.is_empty() {
-            map.entry("authorizations", &self.authorizations);
+            map.entry(8, &self.authorizations);
         }
         if let Some(v) = &self.cloud {
-            map.entry("cloud", v);
+            map.entry(13, v);
         }
         if let Some(v) = &self.connection_info {
-            map.entry("connection_info", v);
+            map.entry(14, v);
         }
         if let Some(v) = &self.count {
-            map.entry("count", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.device {
-            map.entry("device", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.disposition_id {
-            map.entry("disposition_id", v);
+            map.entry(18, v);
         }
         if let Some(v) = self
             .disposition
             .as_deref()
             .or(self.disposition_id.map(|e| e.caption()))
         {
-            map.entry("disposition", v);
+            map.entry(17, v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.entry("dst_endpoint", v);
+            map.entry(19, v);
         }
         if let Some(v) = &self.duration {
-            map.entry("duration", v);
+            map.entry(20, v);
         }
         if let Some(v) = &self.end_time {
-            map.entry("end_time", v);
+            map.entry(21, v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.entry("end_time_dt", v);
+            map.entry(22, v);
         }
         if !self.enrichments.is_empty() {
-            map.entry("enrichments", &self.enrichments);
+            map.entry(23, &self.enrichments);
         }
         if let Some(v) = &self.firewall_rule {
-            map.entry("firewall_rule", v);
+            map.entry(24, v);
         }
         if !self.http_cookies.is_empty() {
-            map.entry("http_cookies", &self.http_cookies);
+            map.entry(25, &self.http_cookies);
         }
         if let Some(v) = &self.http_request {
-            map.entry("http_request", v);
+            map.entry(26, v);
         }
         if let Some(v) = &self.http_response {
-            map.entry("http_response", v);
+            map.entry(27, v);
         }
         if let Some(v) = &self.http_status {
-            map.entry("http_status", v);
+            map.entry(28, v);
         }
         if let Some(v) = &self.load_balancer {
-            map.entry("load_balancer", v);
+            map.entry(29, v);
         }
         if !self.malware.is_empty() {
-            map.entry("malware", &self.malware);
+            map.entry(30, &self.malware);
         }
         if let Some(v) = &self.message {
-            map.entry("message", v);
+            map.entry(31, v);
         }
         if let Some(v) = &self.metadata {
-            map.entry("metadata", v);
+            map.entry(32, v);
         }
         if !self.observables.is_empty() {
-            map.entry("observables", &self.observables);
+            map.entry(33, &self.observables);
         }
         if let Some(v) = &self.proxy {
-            map.entry("proxy", v);
+            map.entry(34, v);
         }
         if let Some(v) = &self.proxy_connection_info {
-            map.entry("proxy_connection_info", v);
+            map.entry(35, v);
         }
         if let Some(v) = &self.proxy_endpoint {
-            map.entry("proxy_endpoint", v);
+            map.entry(36, v);
         }
         if let Some(v) = &self.proxy_http_request {
-            map.entry("proxy_http_request", v);
+            map.entry(37, v);
         }
         if let Some(v) = &self.proxy_http_response {
-            map.entry("proxy_http_response", v);
+            map.entry(38, v);
         }
         if let Some(v) = &self.proxy_tls {
-            map.entry("proxy_tls", v);
+            map.entry(39, v);
         }
         if let Some(v) = &self.proxy_traffic {
-            map.entry("proxy_traffic", v);
+            map.entry(40, v);
         }
         if let Some(v) = &self.raw_data {
-            map.entry("raw_data", v);
+            map.entry(41, v);
         }
-        map.entry("severity_id", &self.severity_id);
+        map.entry(43, &self.severity_id);
         map.entry(
-            "severity",
+            42,
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
         );
         if let Some(v) = &self.src_endpoint {
-            map.entry("src_endpoint", v);
+            map.entry(44, v);
         }
         if let Some(v) = &self.start_time {
-            map.entry("start_time", v);
+            map.entry(45, v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.entry("start_time_dt", v);
+            map.entry(46, v);
         }
         if let Some(v) = &self.status_code {
-            map.entry("status_code", v);
+            map.entry(48, v);
         }
         if let Some(v) = &self.status_detail {
-            map.entry("status_detail", v);
+            map.entry(49, v);
         }
         if let Some(v) = &self.status_id {
-            map.entry("status_id", v);
+            map.entry(50, v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.entry("status", v);
+            map.entry(47, v);
         }
         if let Some(v) = &self.time {
-            map.entry("time", v);
+            map.entry(51, v);
         }
         if let Some(v) = &self.time_dt {
-            map.entry("time_dt", v);
+            map.entry(52, v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.entry("timezone_offset", v);
+            map.entry(53, v);
         }
         if let Some(v) = &self.tls {
-            map.entry("tls", v);
+            map.entry(54, v);
         }
         if let Some(v) = &self.traffic {
-            map.entry("traffic", v);
+            map.entry(55, v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.entry("unmapped", v);
+            map.entry(58, v);
         }
         map.end();
     }
@@ -3678,9 +3660,9 @@ impl HttpActivityActivity {
     }
 }
 
-impl WriteJson for HttpActivityActivity {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for HttpActivityActivity {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -3729,9 +3711,9 @@ impl HttpActivityStatus {
     }
 }
 
-impl WriteJson for HttpActivityStatus {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for HttpActivityStatus {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -3942,181 +3924,178 @@ pub struct NetworkActivity {
     pub url: Option<Box<Url>>,
 }
 
-impl WriteJson for NetworkActivity {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
-        map.entry("class_uid", &4001i32);
-        map.entry("class_name", "Network Activity");
-        map.entry("category_uid", &4i32);
-        map.entry("category_name", "Network Activity");
-        map.entry("type_uid", &self.type_uid());
-        map.entry_joined(
-            "type_name",
-            &["Network Activity", ": ", self.activity_id.caption()],
-        );
+impl WriteRow for NetworkActivity {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::record(out, 4001);
+        map.entry(12, &4001i32);
+        map.entry(11, "Network Activity");
+        map.entry(10, &4i32);
+        map.entry(9, "Network Activity");
+        map.entry(53, &self.type_uid());
+        map.entry_joined(52, &["Network Activity", ": ", self.activity_id.caption()]);
         if let Some(v) = &self.action_id {
-            map.entry("action_id", v);
+            map.entry(1, v);
         }
         if let Some(v) = self
             .action
             .as_deref()
             .or(self.action_id.map(|e| e.caption()))
         {
-            map.entry("action", v);
+            map.entry(0, v);
         }
-        map.entry("activity_id", &self.activity_id);
+        map.entry(2, &self.activity_id);
         map.entry(
-            "activity_name",
+            3,
             self.activity_name
                 .as_deref()
                 .unwrap_or(self.activity_id.caption()),
         );
         if let Some(v) = &self.actor {
-            map.entry("actor", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.api {
-            map.entry("api", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.app_name {
-            map.entry("app_name", v);
+            map.entry(6, v);
         }
         if !self.attacks.is_empty() {
-            map.entry("attacks", &self.attacks);
+            map.entry(7, &self.attacks);
         }
         if !self.authorizations.is_empty() {
-            map.entry("authorizations", &self.authorizations);
+            map.entry(8, &self.authorizations);
         }
         if let Some(v) = &self.cloud {
-            map.entry("cloud", v);
+            map.entry(13, v);
         }
         if let Some(v) = &self.connection_info {
-            map.entry("connection_info", v);
+            map.entry(14, v);
         }
         if let Some(v) = &self.count {
-            map.entry("count", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.device {
-            map.entry("device", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.disposition_id {
-            map.entry("disposition_id", v);
+            map.entry(18, v);
         }
         if let Some(v) = self
             .disposition
             .as_deref()
             .or(self.disposition_id.map(|e| e.caption()))
         {
-            map.entry("disposition", v);
+            map.entry(17, v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.entry("dst_endpoint", v);
+            map.entry(19, v);
         }
         if let Some(v) = &self.duration {
-            map.entry("duration", v);
+            map.entry(20, v);
         }
         if let Some(v) = &self.end_time {
-            map.entry("end_time", v);
+            map.entry(21, v);
         }
         if let Some(v) = &self.end_time_dt {
-            map.entry("end_time_dt", v);
+            map.entry(22, v);
         }
         if !self.enrichments.is_empty() {
-            map.entry("enrichments", &self.enrichments);
+            map.entry(23, &self.enrichments);
         }
         if let Some(v) = &self.firewall_rule {
-            map.entry("firewall_rule", v);
+            map.entry(24, v);
         }
         if let Some(v) = &self.load_balancer {
-            map.entry("load_balancer", v);
+            map.entry(25, v);
         }
         if !self.malware.is_empty() {
-            map.entry("malware", &self.malware);
+            map.entry(26, &self.malware);
         }
         if let Some(v) = &self.message {
-            map.entry("message", v);
+            map.entry(27, v);
         }
         if let Some(v) = &self.metadata {
-            map.entry("metadata", v);
+            map.entry(28, v);
         }
         if !self.observables.is_empty() {
-            map.entry("observables", &self.observables);
+            map.entry(29, &self.observables);
         }
         if let Some(v) = &self.proxy {
-            map.entry("proxy", v);
+            map.entry(30, v);
         }
         if let Some(v) = &self.proxy_connection_info {
-            map.entry("proxy_connection_info", v);
+            map.entry(31, v);
         }
         if let Some(v) = &self.proxy_endpoint {
-            map.entry("proxy_endpoint", v);
+            map.entry(32, v);
         }
         if let Some(v) = &self.proxy_http_request {
-            map.entry("proxy_http_request", v);
+            map.entry(33, v);
         }
         if let Some(v) = &self.proxy_http_response {
-            map.entry("proxy_http_response", v);
+            map.entry(34, v);
         }
         if let Some(v) = &self.proxy_tls {
-            map.entry("proxy_tls", v);
+            map.entry(35, v);
         }
         if let Some(v) = &self.proxy_traffic {
-            map.entry("proxy_traffic", v);
+            map.entry(36, v);
         }
         if let Some(v) = &self.raw_data {
-            map.entry("raw_data", v);
+            map.entry(37, v);
         }
-        map.entry("severity_id", &self.severity_id);
+        map.entry(39, &self.severity_id);
         map.entry(
-            "severity",
+            38,
             self.severity
                 .as_deref()
                 .unwrap_or(self.severity_id.caption()),
         );
         if let Some(v) = &self.src_endpoint {
-            map.entry("src_endpoint", v);
+            map.entry(40, v);
         }
         if let Some(v) = &self.start_time {
-            map.entry("start_time", v);
+            map.entry(41, v);
         }
         if let Some(v) = &self.start_time_dt {
-            map.entry("start_time_dt", v);
+            map.entry(42, v);
         }
         if let Some(v) = &self.status_code {
-            map.entry("status_code", v);
+            map.entry(44, v);
         }
         if let Some(v) = &self.status_detail {
-            map.entry("status_detail", v);
+            map.entry(45, v);
         }
         if let Some(v) = &self.status_id {
-            map.entry("status_id", v);
+            map.entry(46, v);
         }
         if let Some(v) = self
             .status
             .as_deref()
             .or(self.status_id.map(|e| e.caption()))
         {
-            map.entry("status", v);
+            map.entry(43, v);
         }
         if let Some(v) = &self.time {
-            map.entry("time", v);
+            map.entry(47, v);
         }
         if let Some(v) = &self.time_dt {
-            map.entry("time_dt", v);
+            map.entry(48, v);
         }
         if let Some(v) = &self.timezone_offset {
-            map.entry("timezone_offset", v);
+            map.entry(49, v);
         }
         if let Some(v) = &self.tls {
-            map.entry("tls", v);
+            map.entry(50, v);
         }
         if let Some(v) = &self.traffic {
-            map.entry("traffic", v);
+            map.entry(51, v);
         }
         if let Some(v) = self.unmapped.as_ref().filter(|v| !v.is_empty()) {
-            map.entry("unmapped", v);
+            map.entry(54, v);
         }
         if let Some(v) = &self.url {
-            map.entry("url", v);
+            map.entry(55, v);
         }
         map.end();
     }
@@ -4204,9 +4183,9 @@ impl NetworkActivityActivity {
     }
 }
 
-impl WriteJson for NetworkActivityActivity {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for NetworkActivityActivity {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -4255,9 +4234,9 @@ impl NetworkActivityStatus {
     }
 }
 
-impl WriteJson for NetworkActivityStatus {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for NetworkActivityStatus {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -4286,20 +4265,20 @@ pub struct Account {
     pub uid: Option<String>,
 }
 
-impl WriteJson for Account {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Account {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.type_id {
-            map.entry("type_id", v);
+            map.entry(2, v);
         }
         if let Some(v) = self.r#type.as_deref().or(self.type_id.map(|e| e.caption())) {
-            map.entry("type", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(3, v);
         }
         map.end();
     }
@@ -4390,9 +4369,9 @@ impl AccountType {
     }
 }
 
-impl WriteJson for AccountType {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for AccountType {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -4429,26 +4408,26 @@ pub struct Actor {
     pub user: Option<Box<User>>,
 }
 
-impl WriteJson for Actor {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Actor {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if !self.authorizations.is_empty() {
-            map.entry("authorizations", &self.authorizations);
+            map.entry(0, &self.authorizations);
         }
         if let Some(v) = &self.idp {
-            map.entry("idp", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.invoked_by {
-            map.entry("invoked_by", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.process {
-            map.entry("process", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.session {
-            map.entry("session", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.user {
-            map.entry("user", v);
+            map.entry(5, v);
         }
         map.end();
     }
@@ -4481,23 +4460,23 @@ pub struct AffectedCode {
     pub start_line: Option<i32>,
 }
 
-impl WriteJson for AffectedCode {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for AffectedCode {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.end_line {
-            map.entry("end_line", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.file {
-            map.entry("file", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.owner {
-            map.entry("owner", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.remediation {
-            map.entry("remediation", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.start_line {
-            map.entry("start_line", v);
+            map.entry(4, v);
         }
         map.end();
     }
@@ -4554,41 +4533,41 @@ pub struct AffectedPackage {
     pub version: Option<String>,
 }
 
-impl WriteJson for AffectedPackage {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for AffectedPackage {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.architecture {
-            map.entry("architecture", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.epoch {
-            map.entry("epoch", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.fixed_in_version {
-            map.entry("fixed_in_version", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.license {
-            map.entry("license", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.package_manager {
-            map.entry("package_manager", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.path {
-            map.entry("path", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.purl {
-            map.entry("purl", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.release {
-            map.entry("release", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.remediation {
-            map.entry("remediation", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(10, v);
         }
         map.end();
     }
@@ -4635,31 +4614,28 @@ pub struct Analytic {
     pub version: Option<String>,
 }
 
-impl WriteJson for Analytic {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Analytic {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.category {
-            map.entry("category", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.desc {
-            map.entry("desc", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(2, v);
         }
         if !self.related_analytics.is_empty() {
-            map.entry("related_analytics", &self.related_analytics);
+            map.entry(3, &self.related_analytics);
         }
-        map.entry("type_id", &self.type_id);
-        map.entry(
-            "type",
-            self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        );
+        map.entry(5, &self.type_id);
+        map.entry(4, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(7, v);
         }
         map.end();
     }
@@ -4720,9 +4696,9 @@ impl AnalyticType {
     }
 }
 
-impl WriteJson for AnalyticType {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for AnalyticType {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -4757,26 +4733,26 @@ pub struct Api {
     pub version: Option<String>,
 }
 
-impl WriteJson for Api {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Api {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.group {
-            map.entry("group", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.operation {
-            map.entry("operation", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.request {
-            map.entry("request", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.response {
-            map.entry("response", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.service {
-            map.entry("service", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(5, v);
         }
         map.end();
     }
@@ -4811,23 +4787,23 @@ pub struct Attack {
     pub version: Option<String>,
 }
 
-impl WriteJson for Attack {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Attack {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.sub_technique {
-            map.entry("sub_technique", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.tactic {
-            map.entry("tactic", v);
+            map.entry(1, v);
         }
         if !self.tactics.is_empty() {
-            map.entry("tactics", &self.tactics);
+            map.entry(2, &self.tactics);
         }
         if let Some(v) = &self.technique {
-            map.entry("technique", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(4, v);
         }
         map.end();
     }
@@ -4848,14 +4824,14 @@ pub struct Authorization {
     pub policy: Option<Box<Policy>>,
 }
 
-impl WriteJson for Authorization {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Authorization {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.decision {
-            map.entry("decision", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.policy {
-            map.entry("policy", v);
+            map.entry(1, v);
         }
         map.end();
     }
@@ -4908,38 +4884,38 @@ pub struct Certificate {
     pub version: Option<String>,
 }
 
-impl WriteJson for Certificate {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Certificate {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.created_time {
-            map.entry("created_time", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.entry("created_time_dt", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.expiration_time {
-            map.entry("expiration_time", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.expiration_time_dt {
-            map.entry("expiration_time_dt", v);
+            map.entry(3, v);
         }
         if !self.fingerprints.is_empty() {
-            map.entry("fingerprints", &self.fingerprints);
+            map.entry(4, &self.fingerprints);
         }
         if let Some(v) = &self.issuer {
-            map.entry("issuer", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.serial_number {
-            map.entry("serial_number", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.subject {
-            map.entry("subject", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(9, v);
         }
         map.end();
     }
@@ -4976,26 +4952,26 @@ pub struct Cloud {
     pub zone: Option<String>,
 }
 
-impl WriteJson for Cloud {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Cloud {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.account {
-            map.entry("account", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.org {
-            map.entry("org", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.project_uid {
-            map.entry("project_uid", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.provider {
-            map.entry("provider", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.region {
-            map.entry("region", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.zone {
-            map.entry("zone", v);
+            map.entry(5, v);
         }
         map.end();
     }
@@ -5050,38 +5026,38 @@ pub struct Container {
     pub uid: Option<String>,
 }
 
-impl WriteJson for Container {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Container {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.hash {
-            map.entry("hash", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.image {
-            map.entry("image", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.network_driver {
-            map.entry("network_driver", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.orchestrator {
-            map.entry("orchestrator", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.pod_uuid {
-            map.entry("pod_uuid", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.runtime {
-            map.entry("runtime", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.size {
-            map.entry("size", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.tag {
-            map.entry("tag", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(9, v);
         }
         map.end();
     }
@@ -5154,53 +5130,53 @@ pub struct Cve {
     pub uid: Option<String>,
 }
 
-impl WriteJson for Cve {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Cve {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.created_time {
-            map.entry("created_time", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.entry("created_time_dt", v);
+            map.entry(1, v);
         }
         if !self.cvss.is_empty() {
-            map.entry("cvss", &self.cvss);
+            map.entry(2, &self.cvss);
         }
         if let Some(v) = &self.cwe {
-            map.entry("cwe", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.cwe_uid {
-            map.entry("cwe_uid", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.cwe_url {
-            map.entry("cwe_url", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.desc {
-            map.entry("desc", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.epss {
-            map.entry("epss", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.modified_time {
-            map.entry("modified_time", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.modified_time_dt {
-            map.entry("modified_time_dt", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.product {
-            map.entry("product", v);
+            map.entry(10, v);
         }
         if !self.references.is_empty() {
-            map.entry("references", &self.references);
+            map.entry(11, &self.references);
         }
         if let Some(v) = &self.title {
-            map.entry("title", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.r#type {
-            map.entry("type", v);
+            map.entry(13, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(14, v);
         }
         map.end();
     }
@@ -5241,29 +5217,29 @@ pub struct Cvss {
     pub version: Option<String>,
 }
 
-impl WriteJson for Cvss {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Cvss {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.base_score {
-            map.entry("base_score", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.depth {
-            map.entry("depth", v);
+            map.entry(1, v);
         }
         if !self.metrics.is_empty() {
-            map.entry("metrics", &self.metrics);
+            map.entry(2, &self.metrics);
         }
         if let Some(v) = &self.overall_score {
-            map.entry("overall_score", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.severity {
-            map.entry("severity", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.vector_string {
-            map.entry("vector_string", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(6, v);
         }
         map.end();
     }
@@ -5288,17 +5264,17 @@ pub struct Cwe {
     pub uid: Option<String>,
 }
 
-impl WriteJson for Cwe {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Cwe {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.caption {
-            map.entry("caption", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.src_url {
-            map.entry("src_url", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(2, v);
         }
         map.end();
     }
@@ -5497,149 +5473,146 @@ pub struct Device {
     pub zone: Option<String>,
 }
 
-impl WriteJson for Device {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Device {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.autoscale_uid {
-            map.entry("autoscale_uid", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.container {
-            map.entry("container", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.created_time {
-            map.entry("created_time", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.entry("created_time_dt", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.desc {
-            map.entry("desc", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.domain {
-            map.entry("domain", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.first_seen_time {
-            map.entry("first_seen_time", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.first_seen_time_dt {
-            map.entry("first_seen_time_dt", v);
+            map.entry(7, v);
         }
         if !self.groups.is_empty() {
-            map.entry("groups", &self.groups);
+            map.entry(8, &self.groups);
         }
         if let Some(v) = &self.hostname {
-            map.entry("hostname", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.hw_info {
-            map.entry("hw_info", v);
+            map.entry(10, v);
         }
         if let Some(v) = &self.hypervisor {
-            map.entry("hypervisor", v);
+            map.entry(11, v);
         }
         if let Some(v) = &self.image {
-            map.entry("image", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.imei {
-            map.entry("imei", v);
+            map.entry(13, v);
         }
         if let Some(v) = &self.instance_uid {
-            map.entry("instance_uid", v);
+            map.entry(14, v);
         }
         if let Some(v) = &self.interface_name {
-            map.entry("interface_name", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.interface_uid {
-            map.entry("interface_uid", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.ip {
-            map.entry("ip", v);
+            map.entry(17, v);
         }
         if let Some(v) = &self.is_compliant {
-            map.entry("is_compliant", v);
+            map.entry(18, v);
         }
         if let Some(v) = &self.is_managed {
-            map.entry("is_managed", v);
+            map.entry(19, v);
         }
         if let Some(v) = &self.is_personal {
-            map.entry("is_personal", v);
+            map.entry(20, v);
         }
         if let Some(v) = &self.is_trusted {
-            map.entry("is_trusted", v);
+            map.entry(21, v);
         }
         if let Some(v) = &self.last_seen_time {
-            map.entry("last_seen_time", v);
+            map.entry(22, v);
         }
         if let Some(v) = &self.last_seen_time_dt {
-            map.entry("last_seen_time_dt", v);
+            map.entry(23, v);
         }
         if let Some(v) = &self.location {
-            map.entry("location", v);
+            map.entry(24, v);
         }
         if let Some(v) = &self.mac {
-            map.entry("mac", v);
+            map.entry(25, v);
         }
         if let Some(v) = &self.modified_time {
-            map.entry("modified_time", v);
+            map.entry(26, v);
         }
         if let Some(v) = &self.modified_time_dt {
-            map.entry("modified_time_dt", v);
+            map.entry(27, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(28, v);
         }
         if let Some(v) = &self.namespace_pid {
-            map.entry("namespace_pid", v);
+            map.entry(29, v);
         }
         if !self.network_interfaces.is_empty() {
-            map.entry("network_interfaces", &self.network_interfaces);
+            map.entry(30, &self.network_interfaces);
         }
         if let Some(v) = &self.org {
-            map.entry("org", v);
+            map.entry(31, v);
         }
         if let Some(v) = &self.os {
-            map.entry("os", v);
+            map.entry(32, v);
         }
         if let Some(v) = &self.region {
-            map.entry("region", v);
+            map.entry(33, v);
         }
         if let Some(v) = &self.risk_level_id {
-            map.entry("risk_level_id", v);
+            map.entry(35, v);
         }
         if let Some(v) = self
             .risk_level
             .as_deref()
             .or(self.risk_level_id.map(|e| e.caption()))
         {
-            map.entry("risk_level", v);
+            map.entry(34, v);
         }
         if let Some(v) = &self.risk_score {
-            map.entry("risk_score", v);
+            map.entry(36, v);
         }
         if let Some(v) = &self.subnet {
-            map.entry("subnet", v);
+            map.entry(37, v);
         }
         if let Some(v) = &self.subnet_uid {
-            map.entry("subnet_uid", v);
+            map.entry(38, v);
         }
-        map.entry("type_id", &self.type_id);
-        map.entry(
-            "type",
-            self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        );
+        map.entry(40, &self.type_id);
+        map.entry(39, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(41, v);
         }
         if let Some(v) = &self.uid_alt {
-            map.entry("uid_alt", v);
+            map.entry(42, v);
         }
         if let Some(v) = &self.vlan_uid {
-            map.entry("vlan_uid", v);
+            map.entry(43, v);
         }
         if let Some(v) = &self.vpc_uid {
-            map.entry("vpc_uid", v);
+            map.entry(44, v);
         }
         if let Some(v) = &self.zone {
-            map.entry("zone", v);
+            map.entry(45, v);
         }
         map.end();
     }
@@ -5735,9 +5708,9 @@ impl DeviceType {
     }
 }
 
-impl WriteJson for DeviceType {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for DeviceType {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -5800,47 +5773,47 @@ pub struct DeviceHwInfo {
     pub serial_number: Option<String>,
 }
 
-impl WriteJson for DeviceHwInfo {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for DeviceHwInfo {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.bios_date {
-            map.entry("bios_date", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.bios_manufacturer {
-            map.entry("bios_manufacturer", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.bios_ver {
-            map.entry("bios_ver", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.chassis {
-            map.entry("chassis", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.cpu_bits {
-            map.entry("cpu_bits", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.cpu_cores {
-            map.entry("cpu_cores", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.cpu_count {
-            map.entry("cpu_count", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.cpu_speed {
-            map.entry("cpu_speed", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.cpu_type {
-            map.entry("cpu_type", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.desktop_display {
-            map.entry("desktop_display", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.keyboard_info {
-            map.entry("keyboard_info", v);
+            map.entry(10, v);
         }
         if let Some(v) = &self.ram_size {
-            map.entry("ram_size", v);
+            map.entry(11, v);
         }
         if let Some(v) = &self.serial_number {
-            map.entry("serial_number", v);
+            map.entry(12, v);
         }
         map.end();
     }
@@ -5881,30 +5854,30 @@ pub struct DigitalSignature {
     pub digest: Option<Box<Fingerprint>>,
 }
 
-impl WriteJson for DigitalSignature {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
-        map.entry("algorithm_id", &self.algorithm_id);
+impl WriteRow for DigitalSignature {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
+        map.entry(1, &self.algorithm_id);
         map.entry(
-            "algorithm",
+            0,
             self.algorithm
                 .as_deref()
                 .unwrap_or(self.algorithm_id.caption()),
         );
         if let Some(v) = &self.certificate {
-            map.entry("certificate", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.created_time {
-            map.entry("created_time", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.entry("created_time_dt", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.developer_uid {
-            map.entry("developer_uid", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.digest {
-            map.entry("digest", v);
+            map.entry(6, v);
         }
         map.end();
     }
@@ -5965,9 +5938,9 @@ impl DigitalSignatureAlgorithm {
     }
 }
 
-impl WriteJson for DigitalSignatureAlgorithm {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for DigitalSignatureAlgorithm {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -5998,23 +5971,23 @@ pub struct Display {
     pub scale_factor: Option<i32>,
 }
 
-impl WriteJson for Display {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Display {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.color_depth {
-            map.entry("color_depth", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.physical_height {
-            map.entry("physical_height", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.physical_orientation {
-            map.entry("physical_orientation", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.physical_width {
-            map.entry("physical_width", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.scale_factor {
-            map.entry("scale_factor", v);
+            map.entry(4, v);
         }
         map.end();
     }
@@ -6055,29 +6028,29 @@ pub struct DnsAnswer {
     pub r#type: Option<String>,
 }
 
-impl WriteJson for DnsAnswer {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for DnsAnswer {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.class {
-            map.entry("class", v);
+            map.entry(0, v);
         }
         if !self.flag_ids.is_empty() {
-            map.entry("flag_ids", &self.flag_ids);
+            map.entry(1, &self.flag_ids);
         }
         if !self.flags.is_empty() {
-            map.entry("flags", &self.flags);
+            map.entry(2, &self.flags);
         }
         if let Some(v) = &self.packet_uid {
-            map.entry("packet_uid", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.rdata {
-            map.entry("rdata", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.ttl {
-            map.entry("ttl", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.r#type {
-            map.entry("type", v);
+            map.entry(6, v);
         }
         map.end();
     }
@@ -6148,9 +6121,9 @@ impl FlagIds {
     }
 }
 
-impl WriteJson for FlagIds {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for FlagIds {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -6185,26 +6158,26 @@ pub struct DnsQuery {
     pub r#type: Option<String>,
 }
 
-impl WriteJson for DnsQuery {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for DnsQuery {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.class {
-            map.entry("class", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.hostname {
-            map.entry("hostname", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.opcode {
-            map.entry("opcode", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.opcode_id {
-            map.entry("opcode_id", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.packet_uid {
-            map.entry("packet_uid", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.r#type {
-            map.entry("type", v);
+            map.entry(5, v);
         }
         map.end();
     }
@@ -6270,9 +6243,9 @@ impl Opcode {
     }
 }
 
-impl WriteJson for Opcode {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for Opcode {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -6293,14 +6266,14 @@ pub struct EndpointConnection {
     pub network_endpoint: Option<Box<NetworkEndpoint>>,
 }
 
-impl WriteJson for EndpointConnection {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for EndpointConnection {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.code {
-            map.entry("code", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.network_endpoint {
-            map.entry("network_endpoint", v);
+            map.entry(1, v);
         }
         map.end();
     }
@@ -6333,23 +6306,23 @@ pub struct Enrichment {
     pub value: Option<String>,
 }
 
-impl WriteJson for Enrichment {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Enrichment {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.data {
-            map.entry("data", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.provider {
-            map.entry("provider", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.r#type {
-            map.entry("type", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.value {
-            map.entry("value", v);
+            map.entry(4, v);
         }
         map.end();
     }
@@ -6382,23 +6355,23 @@ pub struct Epss {
     pub version: Option<String>,
 }
 
-impl WriteJson for Epss {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Epss {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.created_time {
-            map.entry("created_time", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.entry("created_time_dt", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.percentile {
-            map.entry("percentile", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.score {
-            map.entry("score", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(4, v);
         }
         map.end();
     }
@@ -6449,35 +6422,35 @@ pub struct Evidences {
     pub src_endpoint: Option<Box<NetworkEndpoint>>,
 }
 
-impl WriteJson for Evidences {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Evidences {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.actor {
-            map.entry("actor", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.api {
-            map.entry("api", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.connection_info {
-            map.entry("connection_info", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.data {
-            map.entry("data", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.entry("dst_endpoint", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.file {
-            map.entry("file", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.process {
-            map.entry("process", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.query {
-            map.entry("query", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.src_endpoint {
-            map.entry("src_endpoint", v);
+            map.entry(8, v);
         }
         map.end();
     }
@@ -6502,17 +6475,17 @@ pub struct Extension {
     pub version: Option<String>,
 }
 
-impl WriteJson for Extension {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Extension {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(2, v);
         }
         map.end();
     }
@@ -6539,17 +6512,17 @@ pub struct Feature {
     pub version: Option<String>,
 }
 
-impl WriteJson for Feature {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Feature {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(2, v);
         }
         map.end();
     }
@@ -6682,101 +6655,98 @@ pub struct File {
     pub xattributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-impl WriteJson for File {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for File {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.accessed_time {
-            map.entry("accessed_time", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.accessed_time_dt {
-            map.entry("accessed_time_dt", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.accessor {
-            map.entry("accessor", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.attributes {
-            map.entry("attributes", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.company_name {
-            map.entry("company_name", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.confidentiality_id {
-            map.entry("confidentiality_id", v);
+            map.entry(6, v);
         }
         if let Some(v) = self
             .confidentiality
             .as_deref()
             .or(self.confidentiality_id.map(|e| e.caption()))
         {
-            map.entry("confidentiality", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.created_time {
-            map.entry("created_time", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.entry("created_time_dt", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.creator {
-            map.entry("creator", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.desc {
-            map.entry("desc", v);
+            map.entry(10, v);
         }
         if !self.hashes.is_empty() {
-            map.entry("hashes", &self.hashes);
+            map.entry(11, &self.hashes);
         }
         if let Some(v) = &self.is_system {
-            map.entry("is_system", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.mime_type {
-            map.entry("mime_type", v);
+            map.entry(13, v);
         }
         if let Some(v) = &self.modified_time {
-            map.entry("modified_time", v);
+            map.entry(14, v);
         }
         if let Some(v) = &self.modified_time_dt {
-            map.entry("modified_time_dt", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.modifier {
-            map.entry("modifier", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(17, v);
         }
         if let Some(v) = &self.owner {
-            map.entry("owner", v);
+            map.entry(18, v);
         }
         if let Some(v) = &self.parent_folder {
-            map.entry("parent_folder", v);
+            map.entry(19, v);
         }
         if let Some(v) = &self.path {
-            map.entry("path", v);
+            map.entry(20, v);
         }
         if let Some(v) = &self.product {
-            map.entry("product", v);
+            map.entry(21, v);
         }
         if let Some(v) = &self.security_descriptor {
-            map.entry("security_descriptor", v);
+            map.entry(22, v);
         }
         if let Some(v) = &self.signature {
-            map.entry("signature", v);
+            map.entry(23, v);
         }
         if let Some(v) = &self.size {
-            map.entry("size", v);
+            map.entry(24, v);
         }
-        map.entry("type_id", &self.type_id);
-        map.entry(
-            "type",
-            self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        );
+        map.entry(26, &self.type_id);
+        map.entry(25, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(27, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(28, v);
         }
         if let Some(v) = &self.xattributes {
-            map.entry("xattributes", v);
+            map.entry(29, v);
         }
         map.end();
     }
@@ -6837,9 +6807,9 @@ impl Confidentiality {
     }
 }
 
-impl WriteJson for Confidentiality {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for Confidentiality {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -6913,9 +6883,9 @@ impl FileType {
     }
 }
 
-impl WriteJson for FileType {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for FileType {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -7006,68 +6976,68 @@ pub struct FindingInfo {
     pub uid: Option<String>,
 }
 
-impl WriteJson for FindingInfo {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for FindingInfo {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.analytic {
-            map.entry("analytic", v);
+            map.entry(0, v);
         }
         if !self.attacks.is_empty() {
-            map.entry("attacks", &self.attacks);
+            map.entry(1, &self.attacks);
         }
         if let Some(v) = &self.created_time {
-            map.entry("created_time", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.entry("created_time_dt", v);
+            map.entry(3, v);
         }
         if !self.data_sources.is_empty() {
-            map.entry("data_sources", &self.data_sources);
+            map.entry(4, &self.data_sources);
         }
         if let Some(v) = &self.desc {
-            map.entry("desc", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.first_seen_time {
-            map.entry("first_seen_time", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.first_seen_time_dt {
-            map.entry("first_seen_time_dt", v);
+            map.entry(7, v);
         }
         if !self.kill_chain.is_empty() {
-            map.entry("kill_chain", &self.kill_chain);
+            map.entry(8, &self.kill_chain);
         }
         if let Some(v) = &self.last_seen_time {
-            map.entry("last_seen_time", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.last_seen_time_dt {
-            map.entry("last_seen_time_dt", v);
+            map.entry(10, v);
         }
         if let Some(v) = &self.modified_time {
-            map.entry("modified_time", v);
+            map.entry(11, v);
         }
         if let Some(v) = &self.modified_time_dt {
-            map.entry("modified_time_dt", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.product_uid {
-            map.entry("product_uid", v);
+            map.entry(13, v);
         }
         if !self.related_analytics.is_empty() {
-            map.entry("related_analytics", &self.related_analytics);
+            map.entry(14, &self.related_analytics);
         }
         if !self.related_events.is_empty() {
-            map.entry("related_events", &self.related_events);
+            map.entry(15, &self.related_events);
         }
         if let Some(v) = &self.src_url {
-            map.entry("src_url", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.title {
-            map.entry("title", v);
+            map.entry(17, v);
         }
         if !self.types.is_empty() {
-            map.entry("types", &self.types);
+            map.entry(18, &self.types);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(19, v);
         }
         map.end();
     }
@@ -7092,18 +7062,18 @@ pub struct Fingerprint {
     pub value: Option<String>,
 }
 
-impl WriteJson for Fingerprint {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
-        map.entry("algorithm_id", &self.algorithm_id);
+impl WriteRow for Fingerprint {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
+        map.entry(1, &self.algorithm_id);
         map.entry(
-            "algorithm",
+            0,
             self.algorithm
                 .as_deref()
                 .unwrap_or(self.algorithm_id.caption()),
         );
         if let Some(v) = &self.value {
-            map.entry("value", v);
+            map.entry(2, v);
         }
         map.end();
     }
@@ -7179,9 +7149,9 @@ impl FingerprintAlgorithm {
     }
 }
 
-impl WriteJson for FingerprintAlgorithm {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for FingerprintAlgorithm {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -7242,44 +7212,44 @@ pub struct FirewallRule {
     pub version: Option<String>,
 }
 
-impl WriteJson for FirewallRule {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for FirewallRule {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.category {
-            map.entry("category", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.condition {
-            map.entry("condition", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.desc {
-            map.entry("desc", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.duration {
-            map.entry("duration", v);
+            map.entry(3, v);
         }
         if !self.match_details.is_empty() {
-            map.entry("match_details", &self.match_details);
+            map.entry(4, &self.match_details);
         }
         if let Some(v) = &self.match_location {
-            map.entry("match_location", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.rate_limit {
-            map.entry("rate_limit", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.sensitivity {
-            map.entry("sensitivity", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.r#type {
-            map.entry("type", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(10, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(11, v);
         }
         map.end();
     }
@@ -7318,26 +7288,26 @@ pub struct Group {
     pub uid: Option<String>,
 }
 
-impl WriteJson for Group {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Group {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.desc {
-            map.entry("desc", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.domain {
-            map.entry("domain", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(2, v);
         }
         if !self.privileges.is_empty() {
-            map.entry("privileges", &self.privileges);
+            map.entry(3, &self.privileges);
         }
         if let Some(v) = &self.r#type {
-            map.entry("type", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(5, v);
         }
         map.end();
     }
@@ -7394,41 +7364,41 @@ pub struct HttpCookie {
     pub value: Option<String>,
 }
 
-impl WriteJson for HttpCookie {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for HttpCookie {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.domain {
-            map.entry("domain", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.expiration_time {
-            map.entry("expiration_time", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.expiration_time_dt {
-            map.entry("expiration_time_dt", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.http_only {
-            map.entry("http_only", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.is_http_only {
-            map.entry("is_http_only", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.is_secure {
-            map.entry("is_secure", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.path {
-            map.entry("path", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.samesite {
-            map.entry("samesite", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.secure {
-            map.entry("secure", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.value {
-            map.entry("value", v);
+            map.entry(10, v);
         }
         map.end();
     }
@@ -7449,14 +7419,14 @@ pub struct HttpHeader {
     pub value: Option<String>,
 }
 
-impl WriteJson for HttpHeader {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for HttpHeader {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.value {
-            map.entry("value", v);
+            map.entry(1, v);
         }
         map.end();
     }
@@ -7509,38 +7479,38 @@ pub struct HttpRequest {
     pub x_forwarded_for: Vec<String>,
 }
 
-impl WriteJson for HttpRequest {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for HttpRequest {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.args {
-            map.entry("args", v);
+            map.entry(0, v);
         }
         if !self.http_headers.is_empty() {
-            map.entry("http_headers", &self.http_headers);
+            map.entry(1, &self.http_headers);
         }
         if let Some(v) = &self.http_method {
-            map.entry("http_method", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.length {
-            map.entry("length", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.referrer {
-            map.entry("referrer", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.url {
-            map.entry("url", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.user_agent {
-            map.entry("user_agent", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(8, v);
         }
         if !self.x_forwarded_for.is_empty() {
-            map.entry("x_forwarded_for", &self.x_forwarded_for);
+            map.entry(9, &self.x_forwarded_for);
         }
         map.end();
     }
@@ -7581,29 +7551,29 @@ pub struct HttpResponse {
     pub status: Option<String>,
 }
 
-impl WriteJson for HttpResponse {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for HttpResponse {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.code {
-            map.entry("code", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.content_type {
-            map.entry("content_type", v);
+            map.entry(1, v);
         }
         if !self.http_headers.is_empty() {
-            map.entry("http_headers", &self.http_headers);
+            map.entry(2, &self.http_headers);
         }
         if let Some(v) = &self.latency {
-            map.entry("latency", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.length {
-            map.entry("length", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.message {
-            map.entry("message", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.status {
-            map.entry("status", v);
+            map.entry(6, v);
         }
         map.end();
     }
@@ -7626,14 +7596,14 @@ pub struct Idp {
     pub uid: Option<String>,
 }
 
-impl WriteJson for Idp {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Idp {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(1, v);
         }
         map.end();
     }
@@ -7666,23 +7636,23 @@ pub struct Image {
     pub uid: Option<String>,
 }
 
-impl WriteJson for Image {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Image {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if !self.labels.is_empty() {
-            map.entry("labels", &self.labels);
+            map.entry(0, &self.labels);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.path {
-            map.entry("path", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.tag {
-            map.entry("tag", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(4, v);
         }
         map.end();
     }
@@ -7743,44 +7713,44 @@ pub struct KbArticle {
     pub uid: Option<String>,
 }
 
-impl WriteJson for KbArticle {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for KbArticle {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.bulletin {
-            map.entry("bulletin", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.classification {
-            map.entry("classification", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.created_time {
-            map.entry("created_time", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.entry("created_time_dt", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.is_superseded {
-            map.entry("is_superseded", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.os {
-            map.entry("os", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.product {
-            map.entry("product", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.severity {
-            map.entry("severity", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.size {
-            map.entry("size", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.src_url {
-            map.entry("src_url", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.title {
-            map.entry("title", v);
+            map.entry(10, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(11, v);
         }
         map.end();
     }
@@ -7813,23 +7783,23 @@ pub struct KeyboardInfo {
     pub keyboard_type: Option<String>,
 }
 
-impl WriteJson for KeyboardInfo {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for KeyboardInfo {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.function_keys {
-            map.entry("function_keys", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.ime {
-            map.entry("ime", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.keyboard_layout {
-            map.entry("keyboard_layout", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.keyboard_subtype {
-            map.entry("keyboard_subtype", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.keyboard_type {
-            map.entry("keyboard_type", v);
+            map.entry(4, v);
         }
         map.end();
     }
@@ -7850,14 +7820,11 @@ pub struct KillChainPhase {
     pub phase_id: Phase,
 }
 
-impl WriteJson for KillChainPhase {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
-        map.entry("phase_id", &self.phase_id);
-        map.entry(
-            "phase",
-            self.phase.as_deref().unwrap_or(self.phase_id.caption()),
-        );
+impl WriteRow for KillChainPhase {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
+        map.entry(1, &self.phase_id);
+        map.entry(0, self.phase.as_deref().unwrap_or(self.phase_id.caption()));
         map.end();
     }
 }
@@ -7932,9 +7899,9 @@ impl Phase {
     }
 }
 
-impl WriteJson for Phase {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for Phase {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -8041,80 +8008,80 @@ pub struct LdapPerson {
     pub surname: Option<String>,
 }
 
-impl WriteJson for LdapPerson {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for LdapPerson {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.cost_center {
-            map.entry("cost_center", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.created_time {
-            map.entry("created_time", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.entry("created_time_dt", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.deleted_time {
-            map.entry("deleted_time", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.deleted_time_dt {
-            map.entry("deleted_time_dt", v);
+            map.entry(4, v);
         }
         if !self.email_addrs.is_empty() {
-            map.entry("email_addrs", &self.email_addrs);
+            map.entry(5, &self.email_addrs);
         }
         if let Some(v) = &self.employee_uid {
-            map.entry("employee_uid", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.given_name {
-            map.entry("given_name", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.hire_time {
-            map.entry("hire_time", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.hire_time_dt {
-            map.entry("hire_time_dt", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.job_title {
-            map.entry("job_title", v);
+            map.entry(10, v);
         }
         if !self.labels.is_empty() {
-            map.entry("labels", &self.labels);
+            map.entry(11, &self.labels);
         }
         if let Some(v) = &self.last_login_time {
-            map.entry("last_login_time", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.last_login_time_dt {
-            map.entry("last_login_time_dt", v);
+            map.entry(13, v);
         }
         if let Some(v) = &self.ldap_cn {
-            map.entry("ldap_cn", v);
+            map.entry(14, v);
         }
         if let Some(v) = &self.ldap_dn {
-            map.entry("ldap_dn", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.leave_time {
-            map.entry("leave_time", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.leave_time_dt {
-            map.entry("leave_time_dt", v);
+            map.entry(17, v);
         }
         if let Some(v) = &self.location {
-            map.entry("location", v);
+            map.entry(18, v);
         }
         if let Some(v) = &self.manager {
-            map.entry("manager", v);
+            map.entry(19, v);
         }
         if let Some(v) = &self.modified_time {
-            map.entry("modified_time", v);
+            map.entry(20, v);
         }
         if let Some(v) = &self.modified_time_dt {
-            map.entry("modified_time_dt", v);
+            map.entry(21, v);
         }
         if let Some(v) = &self.office_location {
-            map.entry("office_location", v);
+            map.entry(22, v);
         }
         if let Some(v) = &self.surname {
-            map.entry("surname", v);
+            map.entry(23, v);
         }
         map.end();
     }
@@ -8169,38 +8136,38 @@ pub struct LoadBalancer {
     pub uid: Option<String>,
 }
 
-impl WriteJson for LoadBalancer {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for LoadBalancer {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.classification {
-            map.entry("classification", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.code {
-            map.entry("code", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.dst_endpoint {
-            map.entry("dst_endpoint", v);
+            map.entry(2, v);
         }
         if !self.endpoint_connections.is_empty() {
-            map.entry("endpoint_connections", &self.endpoint_connections);
+            map.entry(3, &self.endpoint_connections);
         }
         if let Some(v) = &self.error_message {
-            map.entry("error_message", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.message {
-            map.entry("message", v);
+            map.entry(5, v);
         }
         if !self.metrics.is_empty() {
-            map.entry("metrics", &self.metrics);
+            map.entry(6, &self.metrics);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.status_detail {
-            map.entry("status_detail", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(9, v);
         }
         map.end();
     }
@@ -8255,38 +8222,38 @@ pub struct Location {
     pub region: Option<String>,
 }
 
-impl WriteJson for Location {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Location {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.city {
-            map.entry("city", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.continent {
-            map.entry("continent", v);
+            map.entry(1, v);
         }
         if !self.coordinates.is_empty() {
-            map.entry("coordinates", &self.coordinates);
+            map.entry(2, &self.coordinates);
         }
         if let Some(v) = &self.country {
-            map.entry("country", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.desc {
-            map.entry("desc", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.is_on_premises {
-            map.entry("is_on_premises", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.isp {
-            map.entry("isp", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.postal_code {
-            map.entry("postal_code", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.provider {
-            map.entry("provider", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.region {
-            map.entry("region", v);
+            map.entry(9, v);
         }
         map.end();
     }
@@ -8353,47 +8320,47 @@ pub struct Logger {
     pub version: Option<String>,
 }
 
-impl WriteJson for Logger {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Logger {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.device {
-            map.entry("device", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.log_level {
-            map.entry("log_level", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.log_name {
-            map.entry("log_name", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.log_provider {
-            map.entry("log_provider", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.log_version {
-            map.entry("log_version", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.logged_time {
-            map.entry("logged_time", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.logged_time_dt {
-            map.entry("logged_time_dt", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.product {
-            map.entry("product", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.transmit_time {
-            map.entry("transmit_time", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.transmit_time_dt {
-            map.entry("transmit_time_dt", v);
+            map.entry(10, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(11, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(12, v);
         }
         map.end();
     }
@@ -8436,29 +8403,29 @@ pub struct Malware {
     pub uid: Option<String>,
 }
 
-impl WriteJson for Malware {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Malware {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if !self.classification_ids.is_empty() {
-            map.entry("classification_ids", &self.classification_ids);
+            map.entry(0, &self.classification_ids);
         }
         if !self.classifications.is_empty() {
-            map.entry("classifications", &self.classifications);
+            map.entry(1, &self.classifications);
         }
         if !self.cves.is_empty() {
-            map.entry("cves", &self.cves);
+            map.entry(2, &self.cves);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.path {
-            map.entry("path", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.provider {
-            map.entry("provider", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(6, v);
         }
         map.end();
     }
@@ -8604,9 +8571,9 @@ impl ClassificationIds {
     }
 }
 
-impl WriteJson for ClassificationIds {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for ClassificationIds {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -8709,77 +8676,77 @@ pub struct Metadata {
     pub version: Option<String>,
 }
 
-impl WriteJson for Metadata {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Metadata {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.correlation_uid {
-            map.entry("correlation_uid", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.event_code {
-            map.entry("event_code", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.extension {
-            map.entry("extension", v);
+            map.entry(2, v);
         }
         if !self.extensions.is_empty() {
-            map.entry("extensions", &self.extensions);
+            map.entry(3, &self.extensions);
         }
         if !self.labels.is_empty() {
-            map.entry("labels", &self.labels);
+            map.entry(4, &self.labels);
         }
         if let Some(v) = &self.log_level {
-            map.entry("log_level", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.log_name {
-            map.entry("log_name", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.log_provider {
-            map.entry("log_provider", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.log_version {
-            map.entry("log_version", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.logged_time {
-            map.entry("logged_time", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.logged_time_dt {
-            map.entry("logged_time_dt", v);
+            map.entry(10, v);
         }
         if !self.loggers.is_empty() {
-            map.entry("loggers", &self.loggers);
+            map.entry(11, &self.loggers);
         }
         if let Some(v) = &self.modified_time {
-            map.entry("modified_time", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.modified_time_dt {
-            map.entry("modified_time_dt", v);
+            map.entry(13, v);
         }
         if let Some(v) = &self.original_time {
-            map.entry("original_time", v);
+            map.entry(14, v);
         }
         if let Some(v) = &self.processed_time {
-            map.entry("processed_time", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.processed_time_dt {
-            map.entry("processed_time_dt", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.product {
-            map.entry("product", v);
+            map.entry(17, v);
         }
         if !self.profiles.is_empty() {
-            map.entry("profiles", &self.profiles);
+            map.entry(18, &self.profiles);
         }
         if let Some(v) = &self.sequence {
-            map.entry("sequence", v);
+            map.entry(19, v);
         }
         if let Some(v) = &self.tenant_uid {
-            map.entry("tenant_uid", v);
+            map.entry(20, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(21, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(22, v);
         }
         map.end();
     }
@@ -8800,14 +8767,14 @@ pub struct Metric {
     pub value: Option<String>,
 }
 
-impl WriteJson for Metric {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Metric {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.value {
-            map.entry("value", v);
+            map.entry(1, v);
         }
         map.end();
     }
@@ -8864,50 +8831,50 @@ pub struct NetworkConnectionInfo {
     pub uid: Option<String>,
 }
 
-impl WriteJson for NetworkConnectionInfo {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for NetworkConnectionInfo {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.boundary_id {
-            map.entry("boundary_id", v);
+            map.entry(1, v);
         }
         if let Some(v) = self
             .boundary
             .as_deref()
             .or(self.boundary_id.map(|e| e.caption()))
         {
-            map.entry("boundary", v);
+            map.entry(0, v);
         }
-        map.entry("direction_id", &self.direction_id);
+        map.entry(3, &self.direction_id);
         map.entry(
-            "direction",
+            2,
             self.direction
                 .as_deref()
                 .unwrap_or(self.direction_id.caption()),
         );
         if let Some(v) = &self.protocol_name {
-            map.entry("protocol_name", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.protocol_num {
-            map.entry("protocol_num", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.protocol_ver_id {
-            map.entry("protocol_ver_id", v);
+            map.entry(7, v);
         }
         if let Some(v) = self
             .protocol_ver
             .as_deref()
             .or(self.protocol_ver_id.map(|e| e.caption()))
         {
-            map.entry("protocol_ver", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.session {
-            map.entry("session", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.tcp_flags {
-            map.entry("tcp_flags", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(10, v);
         }
         map.end();
     }
@@ -9003,9 +8970,9 @@ impl Boundary {
     }
 }
 
-impl WriteJson for Boundary {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for Boundary {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -9059,9 +9026,9 @@ impl Direction {
     }
 }
 
-impl WriteJson for Direction {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for Direction {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -9110,9 +9077,9 @@ impl ProtocolVer {
     }
 }
 
-impl WriteJson for ProtocolVer {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for ProtocolVer {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -9221,80 +9188,80 @@ pub struct NetworkEndpoint {
     pub zone: Option<String>,
 }
 
-impl WriteJson for NetworkEndpoint {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for NetworkEndpoint {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.container {
-            map.entry("container", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.domain {
-            map.entry("domain", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.hostname {
-            map.entry("hostname", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.hw_info {
-            map.entry("hw_info", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.instance_uid {
-            map.entry("instance_uid", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.interface_name {
-            map.entry("interface_name", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.interface_uid {
-            map.entry("interface_uid", v);
+            map.entry(6, v);
         }
         if !self.intermediate_ips.is_empty() {
-            map.entry("intermediate_ips", &self.intermediate_ips);
+            map.entry(7, &self.intermediate_ips);
         }
         if let Some(v) = &self.ip {
-            map.entry("ip", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.location {
-            map.entry("location", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.mac {
-            map.entry("mac", v);
+            map.entry(10, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(11, v);
         }
         if let Some(v) = &self.namespace_pid {
-            map.entry("namespace_pid", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.os {
-            map.entry("os", v);
+            map.entry(13, v);
         }
         if let Some(v) = &self.port {
-            map.entry("port", v);
+            map.entry(14, v);
         }
         if let Some(v) = &self.proxy_endpoint {
-            map.entry("proxy_endpoint", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.subnet_uid {
-            map.entry("subnet_uid", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.svc_name {
-            map.entry("svc_name", v);
+            map.entry(17, v);
         }
         if let Some(v) = &self.type_id {
-            map.entry("type_id", v);
+            map.entry(19, v);
         }
         if let Some(v) = self.r#type.as_deref().or(self.type_id.map(|e| e.caption())) {
-            map.entry("type", v);
+            map.entry(18, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(20, v);
         }
         if let Some(v) = &self.vlan_uid {
-            map.entry("vlan_uid", v);
+            map.entry(21, v);
         }
         if let Some(v) = &self.vpc_uid {
-            map.entry("vpc_uid", v);
+            map.entry(22, v);
         }
         if let Some(v) = &self.zone {
-            map.entry("zone", v);
+            map.entry(23, v);
         }
         map.end();
     }
@@ -9390,9 +9357,9 @@ impl NetworkEndpointType {
     }
 }
 
-impl WriteJson for NetworkEndpointType {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for NetworkEndpointType {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -9441,34 +9408,31 @@ pub struct NetworkInterface {
     pub uid: Option<String>,
 }
 
-impl WriteJson for NetworkInterface {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for NetworkInterface {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.hostname {
-            map.entry("hostname", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.ip {
-            map.entry("ip", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.mac {
-            map.entry("mac", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.namespace {
-            map.entry("namespace", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.subnet_prefix {
-            map.entry("subnet_prefix", v);
+            map.entry(5, v);
         }
-        map.entry("type_id", &self.type_id);
-        map.entry(
-            "type",
-            self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        );
+        map.entry(7, &self.type_id);
+        map.entry(6, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(8, v);
         }
         map.end();
     }
@@ -9529,9 +9493,9 @@ impl NetworkInterfaceType {
     }
 }
 
-impl WriteJson for NetworkInterfaceType {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for NetworkInterfaceType {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -9640,80 +9604,80 @@ pub struct NetworkProxy {
     pub zone: Option<String>,
 }
 
-impl WriteJson for NetworkProxy {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for NetworkProxy {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.container {
-            map.entry("container", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.domain {
-            map.entry("domain", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.hostname {
-            map.entry("hostname", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.hw_info {
-            map.entry("hw_info", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.instance_uid {
-            map.entry("instance_uid", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.interface_name {
-            map.entry("interface_name", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.interface_uid {
-            map.entry("interface_uid", v);
+            map.entry(6, v);
         }
         if !self.intermediate_ips.is_empty() {
-            map.entry("intermediate_ips", &self.intermediate_ips);
+            map.entry(7, &self.intermediate_ips);
         }
         if let Some(v) = &self.ip {
-            map.entry("ip", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.location {
-            map.entry("location", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.mac {
-            map.entry("mac", v);
+            map.entry(10, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(11, v);
         }
         if let Some(v) = &self.namespace_pid {
-            map.entry("namespace_pid", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.os {
-            map.entry("os", v);
+            map.entry(13, v);
         }
         if let Some(v) = &self.port {
-            map.entry("port", v);
+            map.entry(14, v);
         }
         if let Some(v) = &self.proxy_endpoint {
-            map.entry("proxy_endpoint", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.subnet_uid {
-            map.entry("subnet_uid", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.svc_name {
-            map.entry("svc_name", v);
+            map.entry(17, v);
         }
         if let Some(v) = &self.type_id {
-            map.entry("type_id", v);
+            map.entry(19, v);
         }
         if let Some(v) = self.r#type.as_deref().or(self.type_id.map(|e| e.caption())) {
-            map.entry("type", v);
+            map.entry(18, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(20, v);
         }
         if let Some(v) = &self.vlan_uid {
-            map.entry("vlan_uid", v);
+            map.entry(21, v);
         }
         if let Some(v) = &self.vpc_uid {
-            map.entry("vpc_uid", v);
+            map.entry(22, v);
         }
         if let Some(v) = &self.zone {
-            map.entry("zone", v);
+            map.entry(23, v);
         }
         map.end();
     }
@@ -9809,9 +9773,9 @@ impl NetworkProxyType {
     }
 }
 
-impl WriteJson for NetworkProxyType {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for NetworkProxyType {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -9858,35 +9822,35 @@ pub struct NetworkTraffic {
     pub packets_out: Option<i64>,
 }
 
-impl WriteJson for NetworkTraffic {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for NetworkTraffic {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.bytes {
-            map.entry("bytes", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.bytes_in {
-            map.entry("bytes_in", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.bytes_out {
-            map.entry("bytes_out", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.chunks {
-            map.entry("chunks", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.chunks_in {
-            map.entry("chunks_in", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.chunks_out {
-            map.entry("chunks_out", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.packets {
-            map.entry("packets", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.packets_in {
-            map.entry("packets_in", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.packets_out {
-            map.entry("packets_out", v);
+            map.entry(8, v);
         }
         map.end();
     }
@@ -9919,22 +9883,19 @@ pub struct Observable {
     pub value: Option<String>,
 }
 
-impl WriteJson for Observable {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Observable {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.reputation {
-            map.entry("reputation", v);
+            map.entry(1, v);
         }
-        map.entry("type_id", &self.type_id);
-        map.entry(
-            "type",
-            self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        );
+        map.entry(3, &self.type_id);
+        map.entry(2, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
         if let Some(v) = &self.value {
-            map.entry("value", v);
+            map.entry(4, v);
         }
         map.end();
     }
@@ -10070,9 +10031,9 @@ impl ObservableType {
     }
 }
 
-impl WriteJson for ObservableType {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for ObservableType {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -10101,20 +10062,20 @@ pub struct Organization {
     pub uid: Option<String>,
 }
 
-impl WriteJson for Organization {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Organization {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.ou_name {
-            map.entry("ou_name", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.ou_uid {
-            map.entry("ou_uid", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(3, v);
         }
         map.end();
     }
@@ -10175,43 +10136,40 @@ pub struct Os {
     pub version: Option<String>,
 }
 
-impl WriteJson for Os {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Os {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.build {
-            map.entry("build", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.country {
-            map.entry("country", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.cpe_name {
-            map.entry("cpe_name", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.cpu_bits {
-            map.entry("cpu_bits", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.edition {
-            map.entry("edition", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.lang {
-            map.entry("lang", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.sp_name {
-            map.entry("sp_name", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.sp_ver {
-            map.entry("sp_ver", v);
+            map.entry(8, v);
         }
-        map.entry("type_id", &self.type_id);
-        map.entry(
-            "type",
-            self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        );
+        map.entry(10, &self.type_id);
+        map.entry(9, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(11, v);
         }
         map.end();
     }
@@ -10302,9 +10260,9 @@ impl OsType {
     }
 }
 
-impl WriteJson for OsType {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for OsType {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -10343,29 +10301,29 @@ pub struct Package {
     pub version: Option<String>,
 }
 
-impl WriteJson for Package {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Package {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.architecture {
-            map.entry("architecture", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.epoch {
-            map.entry("epoch", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.license {
-            map.entry("license", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.purl {
-            map.entry("purl", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.release {
-            map.entry("release", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(6, v);
         }
         map.end();
     }
@@ -10400,23 +10358,23 @@ pub struct Policy {
     pub version: Option<String>,
 }
 
-impl WriteJson for Policy {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Policy {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.desc {
-            map.entry("desc", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.group {
-            map.entry("group", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(4, v);
         }
         map.end();
     }
@@ -10515,75 +10473,75 @@ pub struct Process {
     pub xattributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-impl WriteJson for Process {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Process {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.cmd_line {
-            map.entry("cmd_line", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.container {
-            map.entry("container", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.created_time {
-            map.entry("created_time", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.entry("created_time_dt", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.file {
-            map.entry("file", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.integrity_id {
-            map.entry("integrity_id", v);
+            map.entry(6, v);
         }
         if let Some(v) = self
             .integrity
             .as_deref()
             .or(self.integrity_id.map(|e| e.caption()))
         {
-            map.entry("integrity", v);
+            map.entry(5, v);
         }
         if !self.lineage.is_empty() {
-            map.entry("lineage", &self.lineage);
+            map.entry(7, &self.lineage);
         }
         if !self.loaded_modules.is_empty() {
-            map.entry("loaded_modules", &self.loaded_modules);
+            map.entry(8, &self.loaded_modules);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.namespace_pid {
-            map.entry("namespace_pid", v);
+            map.entry(10, v);
         }
         if let Some(v) = &self.parent_process {
-            map.entry("parent_process", v);
+            map.entry(11, v);
         }
         if let Some(v) = &self.pid {
-            map.entry("pid", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.sandbox {
-            map.entry("sandbox", v);
+            map.entry(13, v);
         }
         if let Some(v) = &self.session {
-            map.entry("session", v);
+            map.entry(14, v);
         }
         if let Some(v) = &self.terminated_time {
-            map.entry("terminated_time", v);
+            map.entry(15, v);
         }
         if let Some(v) = &self.terminated_time_dt {
-            map.entry("terminated_time_dt", v);
+            map.entry(16, v);
         }
         if let Some(v) = &self.tid {
-            map.entry("tid", v);
+            map.entry(17, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(18, v);
         }
         if let Some(v) = &self.user {
-            map.entry("user", v);
+            map.entry(19, v);
         }
         if let Some(v) = &self.xattributes {
-            map.entry("xattributes", v);
+            map.entry(20, v);
         }
         map.end();
     }
@@ -10654,9 +10612,9 @@ impl Integrity {
     }
 }
 
-impl WriteJson for Integrity {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for Integrity {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -10705,35 +10663,35 @@ pub struct Product {
     pub version: Option<String>,
 }
 
-impl WriteJson for Product {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Product {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.cpe_name {
-            map.entry("cpe_name", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.feature {
-            map.entry("feature", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.lang {
-            map.entry("lang", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.path {
-            map.entry("path", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.url_string {
-            map.entry("url_string", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.vendor_name {
-            map.entry("vendor_name", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(8, v);
         }
         map.end();
     }
@@ -10774,29 +10732,29 @@ pub struct RelatedEvent {
     pub uid: Option<String>,
 }
 
-impl WriteJson for RelatedEvent {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for RelatedEvent {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if !self.attacks.is_empty() {
-            map.entry("attacks", &self.attacks);
+            map.entry(0, &self.attacks);
         }
         if !self.kill_chain.is_empty() {
-            map.entry("kill_chain", &self.kill_chain);
+            map.entry(1, &self.kill_chain);
         }
         if !self.observables.is_empty() {
-            map.entry("observables", &self.observables);
+            map.entry(2, &self.observables);
         }
         if let Some(v) = &self.product_uid {
-            map.entry("product_uid", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.r#type {
-            map.entry("type", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.type_uid {
-            map.entry("type_uid", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(6, v);
         }
         map.end();
     }
@@ -10825,20 +10783,20 @@ pub struct Remediation {
     pub references: Vec<String>,
 }
 
-impl WriteJson for Remediation {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Remediation {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.desc {
-            map.entry("desc", v);
+            map.entry(0, v);
         }
         if !self.kb_article_list.is_empty() {
-            map.entry("kb_article_list", &self.kb_article_list);
+            map.entry(1, &self.kb_article_list);
         }
         if !self.kb_articles.is_empty() {
-            map.entry("kb_articles", &self.kb_articles);
+            map.entry(2, &self.kb_articles);
         }
         if !self.references.is_empty() {
-            map.entry("references", &self.references);
+            map.entry(3, &self.references);
         }
         map.end();
     }
@@ -10867,20 +10825,17 @@ pub struct Reputation {
     pub score_id: Score,
 }
 
-impl WriteJson for Reputation {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Reputation {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.base_score {
-            map.entry("base_score", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.provider {
-            map.entry("provider", v);
+            map.entry(1, v);
         }
-        map.entry("score_id", &self.score_id);
-        map.entry(
-            "score",
-            self.score.as_deref().unwrap_or(self.score_id.caption()),
-        );
+        map.entry(3, &self.score_id);
+        map.entry(2, self.score.as_deref().unwrap_or(self.score_id.caption()));
         map.end();
     }
 }
@@ -10970,9 +10925,9 @@ impl Score {
     }
 }
 
-impl WriteJson for Score {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for Score {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -10999,20 +10954,20 @@ pub struct Request {
     pub uid: Option<String>,
 }
 
-impl WriteJson for Request {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Request {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if !self.containers.is_empty() {
-            map.entry("containers", &self.containers);
+            map.entry(0, &self.containers);
         }
         if let Some(v) = &self.data {
-            map.entry("data", v);
+            map.entry(1, v);
         }
         if !self.flags.is_empty() {
-            map.entry("flags", &self.flags);
+            map.entry(2, &self.flags);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(3, v);
         }
         map.end();
     }
@@ -11075,44 +11030,44 @@ pub struct ResourceDetails {
     pub version: Option<String>,
 }
 
-impl WriteJson for ResourceDetails {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for ResourceDetails {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.cloud_partition {
-            map.entry("cloud_partition", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.criticality {
-            map.entry("criticality", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.data {
-            map.entry("data", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.group {
-            map.entry("group", v);
+            map.entry(3, v);
         }
         if !self.labels.is_empty() {
-            map.entry("labels", &self.labels);
+            map.entry(4, &self.labels);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.namespace {
-            map.entry("namespace", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.owner {
-            map.entry("owner", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.region {
-            map.entry("region", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.r#type {
-            map.entry("type", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(10, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(11, v);
         }
         map.end();
     }
@@ -11153,29 +11108,29 @@ pub struct Response {
     pub message: Option<String>,
 }
 
-impl WriteJson for Response {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Response {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.code {
-            map.entry("code", v);
+            map.entry(0, v);
         }
         if !self.containers.is_empty() {
-            map.entry("containers", &self.containers);
+            map.entry(1, &self.containers);
         }
         if let Some(v) = &self.data {
-            map.entry("data", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.error {
-            map.entry("error", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.error_message {
-            map.entry("error_message", v);
+            map.entry(4, v);
         }
         if !self.flags.is_empty() {
-            map.entry("flags", &self.flags);
+            map.entry(5, &self.flags);
         }
         if let Some(v) = &self.message {
-            map.entry("message", v);
+            map.entry(6, v);
         }
         map.end();
     }
@@ -11196,14 +11151,14 @@ pub struct San {
     pub r#type: Option<String>,
 }
 
-impl WriteJson for San {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for San {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.r#type {
-            map.entry("type", v);
+            map.entry(1, v);
         }
         map.end();
     }
@@ -11234,20 +11189,20 @@ pub struct Service {
     pub version: Option<String>,
 }
 
-impl WriteJson for Service {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Service {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if !self.labels.is_empty() {
-            map.entry("labels", &self.labels);
+            map.entry(0, &self.labels);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(3, v);
         }
         map.end();
     }
@@ -11320,53 +11275,53 @@ pub struct Session {
     pub uuid: Option<String>,
 }
 
-impl WriteJson for Session {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Session {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.count {
-            map.entry("count", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.created_time {
-            map.entry("created_time", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.created_time_dt {
-            map.entry("created_time_dt", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.credential_uid {
-            map.entry("credential_uid", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.expiration_reason {
-            map.entry("expiration_reason", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.expiration_time {
-            map.entry("expiration_time", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.expiration_time_dt {
-            map.entry("expiration_time_dt", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.is_mfa {
-            map.entry("is_mfa", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.is_remote {
-            map.entry("is_remote", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.is_vpn {
-            map.entry("is_vpn", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.issuer {
-            map.entry("issuer", v);
+            map.entry(10, v);
         }
         if let Some(v) = &self.terminal {
-            map.entry("terminal", v);
+            map.entry(11, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.uid_alt {
-            map.entry("uid_alt", v);
+            map.entry(13, v);
         }
         if let Some(v) = &self.uuid {
-            map.entry("uuid", v);
+            map.entry(14, v);
         }
         map.end();
     }
@@ -11393,17 +11348,17 @@ pub struct SubTechnique {
     pub uid: Option<String>,
 }
 
-impl WriteJson for SubTechnique {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for SubTechnique {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.src_url {
-            map.entry("src_url", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(2, v);
         }
         map.end();
     }
@@ -11430,17 +11385,17 @@ pub struct Tactic {
     pub uid: Option<String>,
 }
 
-impl WriteJson for Tactic {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Tactic {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.src_url {
-            map.entry("src_url", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(2, v);
         }
         map.end();
     }
@@ -11467,17 +11422,17 @@ pub struct Technique {
     pub uid: Option<String>,
 }
 
-impl WriteJson for Technique {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Technique {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.src_url {
-            map.entry("src_url", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(2, v);
         }
         map.end();
     }
@@ -11550,53 +11505,53 @@ pub struct Tls {
     pub version: Option<String>,
 }
 
-impl WriteJson for Tls {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Tls {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.alert {
-            map.entry("alert", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.certificate {
-            map.entry("certificate", v);
+            map.entry(1, v);
         }
         if !self.certificate_chain.is_empty() {
-            map.entry("certificate_chain", &self.certificate_chain);
+            map.entry(2, &self.certificate_chain);
         }
         if let Some(v) = &self.cipher {
-            map.entry("cipher", v);
+            map.entry(3, v);
         }
         if !self.client_ciphers.is_empty() {
-            map.entry("client_ciphers", &self.client_ciphers);
+            map.entry(4, &self.client_ciphers);
         }
         if !self.extension_list.is_empty() {
-            map.entry("extension_list", &self.extension_list);
+            map.entry(5, &self.extension_list);
         }
         if let Some(v) = &self.handshake_dur {
-            map.entry("handshake_dur", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.ja3_hash {
-            map.entry("ja3_hash", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.ja3s_hash {
-            map.entry("ja3s_hash", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.key_length {
-            map.entry("key_length", v);
+            map.entry(9, v);
         }
         if !self.sans.is_empty() {
-            map.entry("sans", &self.sans);
+            map.entry(10, &self.sans);
         }
         if !self.server_ciphers.is_empty() {
-            map.entry("server_ciphers", &self.server_ciphers);
+            map.entry(11, &self.server_ciphers);
         }
         if let Some(v) = &self.sni {
-            map.entry("sni", v);
+            map.entry(12, v);
         }
         if !self.tls_extension_list.is_empty() {
-            map.entry("tls_extension_list", &self.tls_extension_list);
+            map.entry(13, &self.tls_extension_list);
         }
         if let Some(v) = &self.version {
-            map.entry("version", v);
+            map.entry(14, v);
         }
         map.end();
     }
@@ -11621,17 +11576,14 @@ pub struct TlsExtension {
     pub type_id: TlsExtensionType,
 }
 
-impl WriteJson for TlsExtension {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for TlsExtension {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.data {
-            map.entry("data", v);
+            map.entry(0, v);
         }
-        map.entry("type_id", &self.type_id);
-        map.entry(
-            "type",
-            self.r#type.as_deref().unwrap_or(self.type_id.caption()),
-        );
+        map.entry(2, &self.type_id);
+        map.entry(1, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
         map.end();
     }
 }
@@ -11776,9 +11728,9 @@ impl TlsExtensionType {
     }
 }
 
-impl WriteJson for TlsExtensionType {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for TlsExtensionType {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -11831,38 +11783,38 @@ pub struct Url {
     pub url_string: Option<String>,
 }
 
-impl WriteJson for Url {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Url {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if !self.categories.is_empty() {
-            map.entry("categories", &self.categories);
+            map.entry(0, &self.categories);
         }
         if !self.category_ids.is_empty() {
-            map.entry("category_ids", &self.category_ids);
+            map.entry(1, &self.category_ids);
         }
         if let Some(v) = &self.hostname {
-            map.entry("hostname", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.path {
-            map.entry("path", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.port {
-            map.entry("port", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.query_string {
-            map.entry("query_string", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.resource_type {
-            map.entry("resource_type", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.scheme {
-            map.entry("scheme", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.subdomain {
-            map.entry("subdomain", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.url_string {
-            map.entry("url_string", v);
+            map.entry(9, v);
         }
         map.end();
     }
@@ -12328,9 +12280,9 @@ impl CategoryIds {
     }
 }
 
-impl WriteJson for CategoryIds {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for CategoryIds {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -12395,47 +12347,47 @@ pub struct User {
     pub uid_alt: Option<String>,
 }
 
-impl WriteJson for User {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for User {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if let Some(v) = &self.account {
-            map.entry("account", v);
+            map.entry(0, v);
         }
         if let Some(v) = &self.credential_uid {
-            map.entry("credential_uid", v);
+            map.entry(1, v);
         }
         if let Some(v) = &self.domain {
-            map.entry("domain", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.email_addr {
-            map.entry("email_addr", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.full_name {
-            map.entry("full_name", v);
+            map.entry(4, v);
         }
         if !self.groups.is_empty() {
-            map.entry("groups", &self.groups);
+            map.entry(5, &self.groups);
         }
         if let Some(v) = &self.ldap_person {
-            map.entry("ldap_person", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.name {
-            map.entry("name", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.org {
-            map.entry("org", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.type_id {
-            map.entry("type_id", v);
+            map.entry(10, v);
         }
         if let Some(v) = self.r#type.as_deref().or(self.type_id.map(|e| e.caption())) {
-            map.entry("type", v);
+            map.entry(9, v);
         }
         if let Some(v) = &self.uid {
-            map.entry("uid", v);
+            map.entry(11, v);
         }
         if let Some(v) = &self.uid_alt {
-            map.entry("uid_alt", v);
+            map.entry(12, v);
         }
         map.end();
     }
@@ -12491,9 +12443,9 @@ impl UserType {
     }
 }
 
-impl WriteJson for UserType {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.id().write_json(out)
+impl WriteRow for UserType {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.id().write_row(out)
     }
 }
 
@@ -12590,71 +12542,71 @@ pub struct Vulnerability {
     pub vendor_name: Option<String>,
 }
 
-impl WriteJson for Vulnerability {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        let mut map = JsonObject::new(out);
+impl WriteRow for Vulnerability {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let mut map = RowObject::new(out);
         if !self.affected_code.is_empty() {
-            map.entry("affected_code", &self.affected_code);
+            map.entry(0, &self.affected_code);
         }
         if !self.affected_packages.is_empty() {
-            map.entry("affected_packages", &self.affected_packages);
+            map.entry(1, &self.affected_packages);
         }
         if let Some(v) = &self.cve {
-            map.entry("cve", v);
+            map.entry(2, v);
         }
         if let Some(v) = &self.cwe {
-            map.entry("cwe", v);
+            map.entry(3, v);
         }
         if let Some(v) = &self.desc {
-            map.entry("desc", v);
+            map.entry(4, v);
         }
         if let Some(v) = &self.first_seen_time {
-            map.entry("first_seen_time", v);
+            map.entry(5, v);
         }
         if let Some(v) = &self.first_seen_time_dt {
-            map.entry("first_seen_time_dt", v);
+            map.entry(6, v);
         }
         if let Some(v) = &self.fix_available {
-            map.entry("fix_available", v);
+            map.entry(7, v);
         }
         if let Some(v) = &self.is_exploit_available {
-            map.entry("is_exploit_available", v);
+            map.entry(8, v);
         }
         if let Some(v) = &self.is_fix_available {
-            map.entry("is_fix_available", v);
+            map.entry(9, v);
         }
         if !self.kb_article_list.is_empty() {
-            map.entry("kb_article_list", &self.kb_article_list);
+            map.entry(10, &self.kb_article_list);
         }
         if !self.kb_articles.is_empty() {
-            map.entry("kb_articles", &self.kb_articles);
+            map.entry(11, &self.kb_articles);
         }
         if let Some(v) = &self.last_seen_time {
-            map.entry("last_seen_time", v);
+            map.entry(12, v);
         }
         if let Some(v) = &self.last_seen_time_dt {
-            map.entry("last_seen_time_dt", v);
+            map.entry(13, v);
         }
         if !self.packages.is_empty() {
-            map.entry("packages", &self.packages);
+            map.entry(14, &self.packages);
         }
         if !self.references.is_empty() {
-            map.entry("references", &self.references);
+            map.entry(15, &self.references);
         }
         if !self.related_vulnerabilities.is_empty() {
-            map.entry("related_vulnerabilities", &self.related_vulnerabilities);
+            map.entry(16, &self.related_vulnerabilities);
         }
         if let Some(v) = &self.remediation {
-            map.entry("remediation", v);
+            map.entry(17, v);
         }
         if let Some(v) = &self.severity {
-            map.entry("severity", v);
+            map.entry(18, v);
         }
         if let Some(v) = &self.title {
-            map.entry("title", v);
+            map.entry(19, v);
         }
         if let Some(v) = &self.vendor_name {
-            map.entry("vendor_name", v);
+            map.entry(20, v);
         }
         map.end();
     }

@@ -62,12 +62,15 @@ impl PartialEq for Json {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ocsf::WriteJson;
+    use crate::ocsf::WriteRow;
+    use crate::row::RowReader;
 
     fn text(json: &Json) -> String {
         let mut out = Vec::new();
-        json.write_json(&mut out);
-        String::from_utf8(out).unwrap()
+        json.write_row(&mut out);
+        let mut r = RowReader::new(&out);
+        r.tag().unwrap();
+        r.text().unwrap().to_string()
     }
 
     #[test]

@@ -9,10 +9,10 @@ mod write;
 pub use generated::*;
 pub use json::Json;
 pub use unmapped::Unmapped;
-pub use write::{JsonObject, WriteJson};
+pub use write::{RowObject, WriteRow};
 
 /// An OCSF event class. Implemented by every generated class type.
-pub trait Event: WriteJson {
+pub trait Event: WriteRow {
     /// The OCSF `class_uid`.
     const CLASS_UID: u32;
     /// The `activity_id` of this record.

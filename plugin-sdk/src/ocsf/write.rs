@@ -1,303 +1,191 @@
-//! Writing OCSF records as JSON: the generated types write themselves straight into the output
-//! buffer, with their attribute names as fixed text and no serialiser in between.
-//!
-//! serde_json escapes every key and walks a generic serialiser per value; an OCSF record is
-//! mostly keys (a VPC flow record is ~1 kB of JSON for ~20 values), so writing the names as they
-//! are and copying clean strings in bulk is where a plugin spent much of its time.
+//! Writing OCSF records as rows ([`crate::row`]): the generated types write themselves straight
+//! into the output buffer, each member as its attribute's index and a tagged value, with no
+//! names, escaping or serialiser in between. The host renders a row as JSON when a person needs
+//! to read it.
 
 use super::{Json, Unmapped};
+use crate::row::RowWrite;
 
-/// A value that writes itself as JSON.
-pub trait WriteJson {
-    /// Appends the value's JSON text to `out`.
-    fn write_json(&self, out: &mut Vec<u8>);
+/// A value that writes itself into a row.
+pub trait WriteRow {
+    /// Appends the value (its tag and payload) to `out`.
+    fn write_row(&self, out: &mut Vec<u8>);
 }
 
-/// Writes the members of one JSON object: `{`, then `"key":value` pairs with commas, then `}`.
-pub struct JsonObject<'a> {
+/// Writes the members of one object (or of a record's root), then its end.
+pub struct RowObject<'a> {
     out: &'a mut Vec<u8>,
-    empty: bool,
 }
 
-impl<'a> JsonObject<'a> {
-    /// Opens an object.
+impl<'a> RowObject<'a> {
+    /// Opens an object value.
     pub fn new(out: &'a mut Vec<u8>) -> Self {
-        out.push(b'{');
-        JsonObject { out, empty: true }
+        out.object();
+        RowObject { out }
     }
 
-    /// Writes `"key":` after a comma if needed. `key` is an OCSF attribute name (`[a-z0-9_]`),
-    /// which needs no escaping.
-    fn key(&mut self, key: &str) {
-        debug_assert!(key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
+    /// Opens a record of class `uid`: its root object.
+    pub fn record(out: &'a mut Vec<u8>, uid: u32) -> Self {
+        out.class(uid);
+        RowObject { out }
     }
 
-    /// Writes one member.
-    pub fn entry<V: WriteJson + ?Sized>(&mut self, key: &str, value: &V) {
-        self.key(key);
-        value.write_json(self.out);
+    /// Writes member `index` (the attribute's position among its definition's attributes
+    /// sorted by name).
+    pub fn entry<V: WriteRow + ?Sized>(&mut self, index: u16, value: &V) {
+        self.out.member(index);
+        value.write_row(self.out);
     }
 
     /// Writes one string member made of `parts` one after the other, e.g. a `type_name`.
-    pub fn entry_joined(&mut self, key: &str, parts: &[&str]) {
-        self.key(key);
-        self.out.push(b'"');
-        for part in parts {
-            escape_into(part, self.out);
-        }
-        self.out.push(b'"');
+    pub fn entry_joined(&mut self, index: u16, parts: &[&str]) {
+        self.out.member(index);
+        let joined: String = parts.concat();
+        self.out.string(&joined);
     }
 
     /// Closes the object.
     pub fn end(self) {
-        self.out.push(b'}');
+        self.out.end();
     }
 }
 
-impl WriteJson for str {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'"');
-        escape_into(self, out);
-        out.push(b'"');
+impl WriteRow for str {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        out.string(self);
     }
 }
 
-impl WriteJson for String {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.as_str().write_json(out);
+impl WriteRow for String {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        out.string(self);
     }
 }
 
-macro_rules! write_integer {
-    ($($t:ty),*) => {$(
-        impl WriteJson for $t {
-            fn write_json(&self, out: &mut Vec<u8>) {
-                out.extend_from_slice(itoa::Buffer::new().format(*self).as_bytes());
-            }
+impl WriteRow for i32 {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        out.int(i64::from(*self));
+    }
+}
+
+impl WriteRow for i64 {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        out.int(*self);
+    }
+}
+
+impl WriteRow for f64 {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        out.float(*self);
+    }
+}
+
+impl WriteRow for bool {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        out.boolean(*self);
+    }
+}
+
+impl<T: WriteRow> WriteRow for Vec<T> {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let at = out.array();
+        for item in self {
+            item.write_row(out);
         }
-    )*};
-}
-write_integer!(i32, i64);
-
-/// Rare in OCSF; written as serde_json writes them (`null` for NaN and infinities).
-impl WriteJson for f64 {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        write_value(self, out);
+        out.set_count(at, self.len());
     }
 }
 
-impl WriteJson for bool {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(if *self { b"true" } else { b"false" });
+impl<T: WriteRow + ?Sized> WriteRow for Box<T> {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        (**self).write_row(out);
     }
 }
 
-impl<T: WriteJson> WriteJson for Vec<T> {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'[');
-        for (i, item) in self.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            item.write_json(out);
-        }
-        out.push(b']');
-    }
-}
-
-impl<T: WriteJson + ?Sized> WriteJson for Box<T> {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        (**self).write_json(out);
-    }
-}
-
-impl WriteJson for Json {
-    fn write_json(&self, out: &mut Vec<u8>) {
+impl WriteRow for Json {
+    fn write_row(&self, out: &mut Vec<u8>) {
         match self {
             // One line of valid JSON, as `Json::raw` keeps it.
-            Json::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
-            Json::Value(value) => write_value(value, out),
+            Json::Raw(raw) => out.json(raw.get()),
+            Json::Value(value) => out.json(&value.to_string()),
         }
     }
 }
 
-/// A free-form object (`object` attributes without an OCSF object type).
-impl WriteJson for serde_json::Map<String, serde_json::Value> {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        write_value(self, out);
+/// A free-form object (`object` attributes without an OCSF object type), as JSON text.
+impl WriteRow for serde_json::Map<String, serde_json::Value> {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        out.json(&serde_json::to_string(self).unwrap_or_default());
     }
 }
 
-/// Writes a value with serde_json, which cannot fail into a Vec for these: map keys are strings
-/// and a non-finite float is written as `null`.
-fn write_value<V: serde::Serialize + ?Sized>(value: &V, out: &mut Vec<u8>) {
-    serde_json::to_writer(out, value).unwrap_or_default();
-}
-
-impl WriteJson for Unmapped {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        for (i, (key, value)) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            key.write_json(out);
-            out.push(b':');
-            value.write_json(out);
+impl WriteRow for Unmapped {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        let at = out.map();
+        for (key, value) in &self.0 {
+            out.text(key);
+            out.text(value);
         }
-        out.push(b'}');
+        out.set_count(at, self.0.len());
     }
-}
-
-/// Appends `text` with JSON string escapes (as serde_json writes them), copying runs that need
-/// none in one piece.
-fn escape_into(text: &str, out: &mut Vec<u8>) {
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Eight bytes at a time while none of them needs an escape.
-        if i + 8 <= bytes.len() {
-            let word = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes"));
-            if !needs_escape(word) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = bytes[i];
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
-                i += 1;
-                start = i;
-                continue;
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(escape);
-        i += 1;
-        start = i;
-    }
-    out.extend_from_slice(&bytes[start..]);
-}
-
-/// Whether any byte of `word` is `"`, `\` or a control character below 0x20.
-fn needs_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // A zero byte in `x` sets its high bit in `has_zero(x)` (exact for the lowest such byte,
-    // and never for a word without one).
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let quote = has_zero(word ^ (ONES * u64::from(b'"')));
-    let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
-    // Bytes below 0x20: subtracting 0x20 borrows into the high bit, for bytes under 0x80.
-    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    (quote | backslash | control) != 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::row::{RowReader, Tag};
 
-    fn json<V: WriteJson + ?Sized>(value: &V) -> String {
+    fn row<V: WriteRow + ?Sized>(value: &V) -> Vec<u8> {
         let mut out = Vec::new();
-        value.write_json(&mut out);
-        String::from_utf8(out).expect("UTF-8")
+        value.write_row(&mut out);
+        out
     }
 
     #[test]
-    fn strings_are_escaped_exactly_as_serde_json_escapes_them() {
-        let mut samples: Vec<String> = (0u8..=0x7f).map(|b| char::from(b).to_string()).collect();
-        samples.extend(
-            [
-                "",
-                "plain ascii text longer than eight bytes",
-                "quote \" in the middle of a long run of text",
-                "back\\slash",
-                "tab\there\nnewline\r\u{8}\u{c}\u{1}\u{1f}",
-                "ünïcödé ✓ 𝄞 and \u{7f} delete",
-                "12345678\"12345678\\12345678\u{0}",
-            ]
-            .map(str::to_string),
-        );
-        for s in samples {
-            assert_eq!(
-                json(s.as_str()),
-                serde_json::to_string(&s).unwrap(),
-                "{s:?}"
-            );
-        }
-    }
+    fn values_read_back_with_their_tags() {
+        let bytes = row(&vec![i32::MIN]);
+        let mut r = RowReader::new(&bytes);
+        assert_eq!((r.tag(), r.count()), (Ok(Tag::Array), Ok(1)));
+        assert_eq!((r.tag(), r.int()), (Ok(Tag::Int), Ok(i64::from(i32::MIN))));
+        assert!(r.is_done());
 
-    #[test]
-    fn the_word_check_finds_every_byte_that_needs_escaping_in_every_position() {
-        for special in (0u8..0x20).chain([b'"', b'\\']) {
-            for position in 0..8 {
-                let mut word = *b"abcdefgh";
-                word[position] = special;
-                assert!(
-                    needs_escape(u64::from_le_bytes(word)),
-                    "{special:#x} at {position}"
-                );
-            }
-        }
-        for clean in (0x20u8..=0xff).filter(|b| *b != b'"' && *b != b'\\') {
-            assert!(!needs_escape(u64::from_le_bytes([clean; 8])), "{clean:#x}");
-        }
-    }
-
-    #[test]
-    fn values_and_objects_match_serde_json() {
-        assert_eq!(json(&i32::MIN), i32::MIN.to_string());
-        assert_eq!(json(&i64::MAX), i64::MAX.to_string());
-        for f in [0.0, -1.5, 1e300, 0.1 + 0.2, f64::NAN, f64::INFINITY] {
-            assert_eq!(json(&f), serde_json::to_string(&f).unwrap(), "{f}");
-        }
-        assert_eq!(json(&vec![true, false]), "[true,false]");
-        let mut unmapped = Unmapped::default();
-        unmapped.insert("b\"", "2");
-        unmapped.insert("a", "x\ny");
-        assert_eq!(json(&unmapped), serde_json::to_string(&unmapped.0).unwrap());
-        let mut out = Vec::new();
-        let mut o = JsonObject::new(&mut out);
-        o.entry("n", &1i32);
-        o.entry_joined("type_name", &["API Activity", ": ", "Read \"x\""]);
-        o.entry("list", &vec!["a".to_string()]);
-        o.end();
+        let bytes = row(&Json::from(serde_json::json!({"a": [1, null]})));
+        let mut r = RowReader::new(&bytes);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"n":1,"type_name":"API Activity: Read \"x\"","list":["a"]}"#
+            (r.tag(), r.text()),
+            (Ok(Tag::Json), Ok(r#"{"a":[1,null]}"#))
         );
-        assert_eq!(json(&JsonEmpty), "{}");
-    }
 
-    struct JsonEmpty;
+        let mut unmapped = Unmapped::default();
+        unmapped.insert("b.c", "2");
+        unmapped.insert("a", "x\ny");
+        let bytes = row(&unmapped);
+        let mut r = RowReader::new(&bytes);
+        assert_eq!((r.tag(), r.count()), (Ok(Tag::Map), Ok(2)));
+        assert_eq!((r.text(), r.text()), (Ok("a"), Ok("x\ny")));
+        assert_eq!((r.text(), r.text()), (Ok("b.c"), Ok("2")));
 
-    impl WriteJson for JsonEmpty {
-        fn write_json(&self, out: &mut Vec<u8>) {
-            JsonObject::new(out).end();
-        }
+        let mut out = Vec::new();
+        let mut o = RowObject::record(&mut out, 6003);
+        o.entry(4, &2.5f64);
+        o.entry_joined(9, &["API Activity", ": ", "Read"]);
+        o.entry(1, &true);
+        o.end();
+        let mut r = RowReader::new(&out);
+        assert_eq!(r.class(), Ok(6003));
+        assert_eq!(
+            (r.member(), r.tag(), r.float()),
+            (Ok(Some(4)), Ok(Tag::Float), Ok(2.5))
+        );
+        assert_eq!(
+            (r.member(), r.tag(), r.text()),
+            (Ok(Some(9)), Ok(Tag::String), Ok("API Activity: Read"))
+        );
+        assert_eq!(
+            (r.member(), r.tag(), r.boolean()),
+            (Ok(Some(1)), Ok(Tag::Bool), Ok(true))
+        );
+        assert_eq!(r.member(), Ok(None));
+        assert!(r.is_done());
     }
 }
