@@ -8,7 +8,8 @@
 //!   definition's attributes sorted by name, in the OCSF version the plugin declares) followed by
 //!   a value; then [`END`]. Absent and null members are left out.
 //! - a **value**: a [`Tag`] byte, then: `Null` nothing (an array's null item); `Bool` one byte;
-//!   `Int` i64; `Float` f64; `String` a text; `Json` a text holding JSON (`json_t`, free-form
+//!   `Int` i64 (also a `datetime_t` as epoch milliseconds, which may be a `String` in RFC 3339
+//!   too); `Float` f64; `String` a text; `Json` a text holding JSON (`json_t`, free-form
 //!   objects); `Object` an object; `Array` a count, then that many values; `Map` (`unmapped`) a
 //!   count, then that many key and value texts.
 //! - a **text**: `len: u32`, then that many bytes of UTF-8; a **count**: u32.

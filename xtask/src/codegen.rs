@@ -134,7 +134,7 @@ impl<'a> Generator<'a> {
         writeln!(out)?;
         writeln!(
             out,
-            "use super::{{Event, Json, RowObject, Unmapped, WriteRow}};"
+            "use super::{{Datetime, Event, Json, RowObject, Unmapped, WriteRow}};"
         )?;
         writeln!(out)?;
         writeln!(out, "/// The OCSF version these types follow.")?;
@@ -210,6 +210,7 @@ impl<'a> Generator<'a> {
             "float_t" => "f64".into(),
             "boolean_t" => "bool".into(),
             "json_t" => "Json".into(),
+            "datetime_t" => "Datetime".into(),
             _ => "String".into(),
         })
     }

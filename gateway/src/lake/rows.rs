@@ -255,6 +255,7 @@ impl Builder {
             (Builder::Float(b), Tag::Float) => b.append_value(row.float()?),
             (Builder::Float(b), Tag::Int) => b.append_value(row.int()? as f64),
             (Builder::String(b), Tag::String) => b.append_value(row.text()?),
+            (Builder::Datetime(b), Tag::Int) => b.append_value(row.int()?),
             (Builder::Datetime(b), Tag::String) => {
                 b.append_value(parse_rfc3339_ms(row.text()?).ok_or(Malformed)?)
             }

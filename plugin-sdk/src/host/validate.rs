@@ -17,7 +17,7 @@ use super::columns::{Layout, Slot, Table, MAX_OBJECT_DEPTH};
 use crate::input::Key;
 use crate::row::{Malformed, RowReader, RowWrite, Tag};
 
-use crate::ocsf::time::parse_rfc3339_ms;
+use crate::ocsf::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use crate::ClassDeclaration;
 
 /// The compiled OCSF 1.1.0 schema, vendored with its licence note in `plugin-sdk/schema/`.
@@ -121,6 +121,10 @@ pub(super) struct Definition {
     at_least_one: Vec<(String, usize)>,
     just_one: Vec<(String, usize)>,
 }
+
+/// The `datetime_t` values a row may hold as epoch milliseconds: the years 0 to 9999, which
+/// RFC 3339 can write.
+const DATETIME_MS: std::ops::RangeInclusive<i64> = -62_167_219_200_000..=253_402_300_799_999;
 
 /// The most attributes one class or object may have (OCSF 1.1.0's largest has about 100).
 const MAX_ATTRIBUTES: usize = 256;
@@ -434,6 +438,9 @@ impl Schema {
         match tag {
             Tag::Null => out.extend_from_slice(b"null"),
             Tag::Bool => out.extend_from_slice(if r.boolean()? { b"true" } else { b"false" }),
+            Tag::Int if attr.kind == Kind::Datetime => {
+                json_string(&format_rfc3339_ms(r.int()?), out)
+            }
             Tag::Int => out.extend_from_slice(itoa::Buffer::new().format(r.int()?).as_bytes()),
             Tag::Float => serde_json::to_writer(&mut *out, &r.float()?).map_err(|_| Malformed)?,
             Tag::String => json_string(r.text()?, out),
@@ -1221,6 +1228,14 @@ impl<'a> Walk<'a> {
             (Tag::Float, Kind::Float) => {
                 r.float()?;
             }
+            (Tag::Int, Kind::Datetime) => {
+                let ms = r.int()?;
+                if !DATETIME_MS.contains(&ms) {
+                    self.violation(format!(
+                        "{ms} ms since 1970 is not a date between the years 0 and 9999"
+                    ));
+                }
+            }
             (Tag::String, Kind::String { .. } | Kind::Ip | Kind::Subnet | Kind::Datetime) => {
                 let s = r.text()?;
                 self.string(attr, s);
@@ -1595,8 +1610,17 @@ impl<'de> Visitor<'de> for One<'_, '_> {
         let Member {
             walk, attr, slot, ..
         } = self.0;
-        walk.string(attr, v);
-        walk.put(slot, |row| row.string(v));
+        // A valid datetime goes into the row as its epoch milliseconds.
+        let datetime = (attr.kind == Kind::Datetime)
+            .then(|| parse_rfc3339_ms(v))
+            .flatten();
+        match datetime {
+            Some(ms) => walk.put(slot, |row| row.int(ms)),
+            None => {
+                walk.string(attr, v);
+                walk.put(slot, |row| row.string(v));
+            }
+        }
         Ok(())
     }
 
@@ -2170,6 +2194,33 @@ mod tests {
                 "cloud.region: expected a string, found an integer"
             ]
         );
+        // A datetime is epoch milliseconds (or RFC 3339 text), within the years RFC 3339 writes.
+        let dated = declarations(&[ALL, &["time_dt"]].concat());
+        let time_dt = |write: &dyn Fn(&mut Vec<u8>)| {
+            row_rules(
+                &with(&|r: &mut Vec<u8>| {
+                    r.member(index("api_activity", "time_dt"));
+                    write(r);
+                }),
+                &dated,
+            )
+        };
+        assert_eq!(time_dt(&|r| r.int(1_714_549_264_007)), Vec::<String>::new());
+        assert_eq!(
+            time_dt(&|r| r.string("2024-05-01T07:41:04Z")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            time_dt(&|r| r.int(i64::MAX)),
+            ["time_dt: 9223372036854775807 ms since 1970 is not a date between the years 0 and 9999"]
+        );
+        let dated_row = with(&|r| {
+            r.member(index("api_activity", "time_dt"));
+            r.int(1_714_549_264_007);
+        });
+        let rendered: Value =
+            serde_json::from_str(&schema_1_1_0().render_row(&dated_row).unwrap()).unwrap();
+        assert_eq!(rendered["time_dt"], "2024-05-01T07:41:04.007Z");
         // Structure errors name no attribute: the row cannot be read further.
         for bad in [&good[..good.len() - 1], &good[..3], &[][..]] {
             assert_eq!(

@@ -3,7 +3,7 @@
 
 #![allow(clippy::all, missing_docs)]
 
-use super::{Event, Json, RowObject, Unmapped, WriteRow};
+use super::{Datetime, Event, Json, RowObject, Unmapped, WriteRow};
 
 /// The OCSF version these types follow.
 pub const OCSF_VERSION: &str = "1.1.0";
@@ -70,7 +70,7 @@ pub struct AccountChange {
     /// End Time: The end time of a time period, or the time of the most recent event included in the aggregate event.
     ///
     /// OCSF `end_time_dt`, optional.
-    pub end_time_dt: Option<String>,
+    pub end_time_dt: Option<Datetime>,
     /// Enrichments: The additional information from an external data source, which is associated with the event or a finding. For example add location information for the IP address in the DNS answers:[{"name": "answers.ip", "value": "92.24.47.250", "type": "location", "data": {"city": "Socotra", "continent": "Asia", "coordinates": [-25.4153, 17.0743], "country": "YE", "desc": "Yemen"}}]
     ///
     /// OCSF `enrichments`, optional.
@@ -118,7 +118,7 @@ pub struct AccountChange {
     /// Start Time: The start time of a time period, or the time of the least recent event included in the aggregate event.
     ///
     /// OCSF `start_time_dt`, optional.
-    pub start_time_dt: Option<String>,
+    pub start_time_dt: Option<Datetime>,
     /// Status: The event status, normalized to the caption of the status_id value. In the case of 'Other', it is defined by the event source.
     ///
     /// OCSF `status`, optional.
@@ -142,7 +142,7 @@ pub struct AccountChange {
     /// Event Time: The normalized event occurrence time or the finding creation time.
     ///
     /// OCSF `time_dt`, optional.
-    pub time_dt: Option<String>,
+    pub time_dt: Option<Datetime>,
     /// Timezone Offset: The number of minutes that the reported event time is ahead or behind UTC, in the range -1,080 to +1,080.
     ///
     /// OCSF `timezone_offset`, recommended.
@@ -555,7 +555,7 @@ pub struct ApiActivity {
     /// End Time: The end time of a time period, or the time of the most recent event included in the aggregate event.
     ///
     /// OCSF `end_time_dt`, optional.
-    pub end_time_dt: Option<String>,
+    pub end_time_dt: Option<Datetime>,
     /// Enrichments: The additional information from an external data source, which is associated with the event or a finding. For example add location information for the IP address in the DNS answers:[{"name": "answers.ip", "value": "92.24.47.250", "type": "location", "data": {"city": "Socotra", "continent": "Asia", "coordinates": [-25.4153, 17.0743], "country": "YE", "desc": "Yemen"}}]
     ///
     /// OCSF `enrichments`, optional.
@@ -603,7 +603,7 @@ pub struct ApiActivity {
     /// Start Time: The start time of a time period, or the time of the least recent event included in the aggregate event.
     ///
     /// OCSF `start_time_dt`, optional.
-    pub start_time_dt: Option<String>,
+    pub start_time_dt: Option<Datetime>,
     /// Status: The event status, normalized to the caption of the status_id value. In the case of 'Other', it is defined by the event source.
     ///
     /// OCSF `status`, optional.
@@ -627,7 +627,7 @@ pub struct ApiActivity {
     /// Event Time: The normalized event occurrence time or the finding creation time.
     ///
     /// OCSF `time_dt`, optional.
-    pub time_dt: Option<String>,
+    pub time_dt: Option<Datetime>,
     /// Timezone Offset: The number of minutes that the reported event time is ahead or behind UTC, in the range -1,080 to +1,080.
     ///
     /// OCSF `timezone_offset`, recommended.
@@ -938,7 +938,7 @@ pub struct Authentication {
     /// End Time: The end time of a time period, or the time of the most recent event included in the aggregate event.
     ///
     /// OCSF `end_time_dt`, optional.
-    pub end_time_dt: Option<String>,
+    pub end_time_dt: Option<Datetime>,
     /// Enrichments: The additional information from an external data source, which is associated with the event or a finding. For example add location information for the IP address in the DNS answers:[{"name": "answers.ip", "value": "92.24.47.250", "type": "location", "data": {"city": "Socotra", "continent": "Asia", "coordinates": [-25.4153, 17.0743], "country": "YE", "desc": "Yemen"}}]
     ///
     /// OCSF `enrichments`, optional.
@@ -1018,7 +1018,7 @@ pub struct Authentication {
     /// Start Time: The start time of a time period, or the time of the least recent event included in the aggregate event.
     ///
     /// OCSF `start_time_dt`, optional.
-    pub start_time_dt: Option<String>,
+    pub start_time_dt: Option<Datetime>,
     /// Status: The event status, normalized to the caption of the status_id value. In the case of 'Other', it is defined by the event source.
     ///
     /// OCSF `status`, optional.
@@ -1042,7 +1042,7 @@ pub struct Authentication {
     /// Event Time: The normalized event occurrence time or the finding creation time.
     ///
     /// OCSF `time_dt`, optional.
-    pub time_dt: Option<String>,
+    pub time_dt: Option<Datetime>,
     /// Timezone Offset: The number of minutes that the reported event time is ahead or behind UTC, in the range -1,080 to +1,080.
     ///
     /// OCSF `timezone_offset`, recommended.
@@ -1618,7 +1618,7 @@ pub struct DetectionFinding {
     /// End Time: The time of the most recent event included in the finding.
     ///
     /// OCSF `end_time_dt`, optional.
-    pub end_time_dt: Option<String>,
+    pub end_time_dt: Option<Datetime>,
     /// Enrichments: The additional information from an external data source, which is associated with the event or a finding. For example add location information for the IP address in the DNS answers:[{"name": "answers.ip", "value": "92.24.47.250", "type": "location", "data": {"city": "Socotra", "continent": "Asia", "coordinates": [-25.4153, 17.0743], "country": "YE", "desc": "Yemen"}}]
     ///
     /// OCSF `enrichments`, optional.
@@ -1702,7 +1702,7 @@ pub struct DetectionFinding {
     /// Start Time: The time of the least recent event included in the finding.
     ///
     /// OCSF `start_time_dt`, optional.
-    pub start_time_dt: Option<String>,
+    pub start_time_dt: Option<Datetime>,
     /// Status: The normalized status of the Finding set by the consumer normalized to the caption of the status_id value. In the case of 'Other', it is defined by the source.
     ///
     /// OCSF `status`, optional.
@@ -1726,7 +1726,7 @@ pub struct DetectionFinding {
     /// Event Time: The normalized event occurrence time or the finding creation time.
     ///
     /// OCSF `time_dt`, optional.
-    pub time_dt: Option<String>,
+    pub time_dt: Option<Datetime>,
     /// Timezone Offset: The number of minutes that the reported event time is ahead or behind UTC, in the range -1,080 to +1,080.
     ///
     /// OCSF `timezone_offset`, recommended.
@@ -2544,7 +2544,7 @@ pub struct DnsActivity {
     /// End Time: The end time of a time period, or the time of the most recent event included in the aggregate event.
     ///
     /// OCSF `end_time_dt`, optional.
-    pub end_time_dt: Option<String>,
+    pub end_time_dt: Option<Datetime>,
     /// Enrichments: The additional information from an external data source, which is associated with the event or a finding. For example add location information for the IP address in the DNS answers:[{"name": "answers.ip", "value": "92.24.47.250", "type": "location", "data": {"city": "Socotra", "continent": "Asia", "coordinates": [-25.4153, 17.0743], "country": "YE", "desc": "Yemen"}}]
     ///
     /// OCSF `enrichments`, optional.
@@ -2612,7 +2612,7 @@ pub struct DnsActivity {
     /// Query Time: The Domain Name System (DNS) query time.
     ///
     /// OCSF `query_time_dt`, optional.
-    pub query_time_dt: Option<String>,
+    pub query_time_dt: Option<Datetime>,
     /// Raw Data: The raw event/finding data as received from the source.
     ///
     /// OCSF `raw_data`, optional.
@@ -2632,7 +2632,7 @@ pub struct DnsActivity {
     /// Response Time: The Domain Name System (DNS) response time.
     ///
     /// OCSF `response_time_dt`, optional.
-    pub response_time_dt: Option<String>,
+    pub response_time_dt: Option<Datetime>,
     /// Severity: The event/finding severity, normalized to the caption of the severity_id value. In the case of 'Other', it is defined by the source.
     ///
     /// OCSF `severity`, optional.
@@ -2652,7 +2652,7 @@ pub struct DnsActivity {
     /// Start Time: The start time of a time period, or the time of the least recent event included in the aggregate event.
     ///
     /// OCSF `start_time_dt`, optional.
-    pub start_time_dt: Option<String>,
+    pub start_time_dt: Option<Datetime>,
     /// Status: The event status, normalized to the caption of the status_id value. In the case of 'Other', it is defined by the event source.
     ///
     /// OCSF `status`, optional.
@@ -2676,7 +2676,7 @@ pub struct DnsActivity {
     /// Event Time: The normalized event occurrence time or the finding creation time.
     ///
     /// OCSF `time_dt`, optional.
-    pub time_dt: Option<String>,
+    pub time_dt: Option<Datetime>,
     /// Timezone Offset: The number of minutes that the reported event time is ahead or behind UTC, in the range -1,080 to +1,080.
     ///
     /// OCSF `timezone_offset`, recommended.
@@ -3243,7 +3243,7 @@ pub struct HttpActivity {
     /// End Time: The end time of a time period, or the time of the most recent event included in the aggregate event.
     ///
     /// OCSF `end_time_dt`, optional.
-    pub end_time_dt: Option<String>,
+    pub end_time_dt: Option<Datetime>,
     /// Enrichments: The additional information from an external data source, which is associated with the event or a finding. For example add location information for the IP address in the DNS answers:[{"name": "answers.ip", "value": "92.24.47.250", "type": "location", "data": {"city": "Socotra", "continent": "Asia", "coordinates": [-25.4153, 17.0743], "country": "YE", "desc": "Yemen"}}]
     ///
     /// OCSF `enrichments`, optional.
@@ -3339,7 +3339,7 @@ pub struct HttpActivity {
     /// Start Time: The start time of a time period, or the time of the least recent event included in the aggregate event.
     ///
     /// OCSF `start_time_dt`, optional.
-    pub start_time_dt: Option<String>,
+    pub start_time_dt: Option<Datetime>,
     /// Status: The event status, normalized to the caption of the status_id value. In the case of 'Other', it is defined by the event source.
     ///
     /// OCSF `status`, optional.
@@ -3363,7 +3363,7 @@ pub struct HttpActivity {
     /// Event Time: The normalized event occurrence time or the finding creation time.
     ///
     /// OCSF `time_dt`, optional.
-    pub time_dt: Option<String>,
+    pub time_dt: Option<Datetime>,
     /// Timezone Offset: The number of minutes that the reported event time is ahead or behind UTC, in the range -1,080 to +1,080.
     ///
     /// OCSF `timezone_offset`, recommended.
@@ -3797,7 +3797,7 @@ pub struct NetworkActivity {
     /// End Time: The end time of a time period, or the time of the most recent event included in the aggregate event.
     ///
     /// OCSF `end_time_dt`, optional.
-    pub end_time_dt: Option<String>,
+    pub end_time_dt: Option<Datetime>,
     /// Enrichments: The additional information from an external data source, which is associated with the event or a finding. For example add location information for the IP address in the DNS answers:[{"name": "answers.ip", "value": "92.24.47.250", "type": "location", "data": {"city": "Socotra", "continent": "Asia", "coordinates": [-25.4153, 17.0743], "country": "YE", "desc": "Yemen"}}]
     ///
     /// OCSF `enrichments`, optional.
@@ -3877,7 +3877,7 @@ pub struct NetworkActivity {
     /// Start Time: The start time of a time period, or the time of the least recent event included in the aggregate event.
     ///
     /// OCSF `start_time_dt`, optional.
-    pub start_time_dt: Option<String>,
+    pub start_time_dt: Option<Datetime>,
     /// Status: The event status, normalized to the caption of the status_id value. In the case of 'Other', it is defined by the event source.
     ///
     /// OCSF `status`, optional.
@@ -3901,7 +3901,7 @@ pub struct NetworkActivity {
     /// Event Time: The normalized event occurrence time or the finding creation time.
     ///
     /// OCSF `time_dt`, optional.
-    pub time_dt: Option<String>,
+    pub time_dt: Option<Datetime>,
     /// Timezone Offset: The number of minutes that the reported event time is ahead or behind UTC, in the range -1,080 to +1,080.
     ///
     /// OCSF `timezone_offset`, recommended.
@@ -4849,7 +4849,7 @@ pub struct Certificate {
     /// Created Time: The time when the certificate was created.
     ///
     /// OCSF `created_time_dt`, optional.
-    pub created_time_dt: Option<String>,
+    pub created_time_dt: Option<Datetime>,
     /// Expiration Time: The expiration time of the certificate.
     ///
     /// OCSF `expiration_time`, recommended.
@@ -4857,7 +4857,7 @@ pub struct Certificate {
     /// Expiration Time: The expiration time of the certificate.
     ///
     /// OCSF `expiration_time_dt`, optional.
-    pub expiration_time_dt: Option<String>,
+    pub expiration_time_dt: Option<Datetime>,
     /// Fingerprints: The fingerprint list of the certificate.
     ///
     /// OCSF `fingerprints`, required.
@@ -5075,7 +5075,7 @@ pub struct Cve {
     /// Created Time: The Record Creation Date identifies when the CVE ID was issued to a CVE Numbering Authority (CNA) or the CVE Record was published on the CVE List. Note that the Record Creation Date does not necessarily indicate when this vulnerability was discovered, shared with the affected vendor, publicly disclosed, or updated in CVE.
     ///
     /// OCSF `created_time_dt`, optional.
-    pub created_time_dt: Option<String>,
+    pub created_time_dt: Option<Datetime>,
     /// CVSS Score: The CVSS object details Common Vulnerability Scoring System (CVSS) scores from the advisory that are related to the vulnerability.
     ///
     /// OCSF `cvss`, recommended.
@@ -5107,7 +5107,7 @@ pub struct Cve {
     /// Modified Time: The Record Modified Date identifies when the CVE record was last updated.
     ///
     /// OCSF `modified_time_dt`, optional.
-    pub modified_time_dt: Option<String>,
+    pub modified_time_dt: Option<Datetime>,
     /// Product: The product where the vulnerability was discovered.
     ///
     /// OCSF `product`, optional.
@@ -5302,7 +5302,7 @@ pub struct Device {
     /// Created Time: The time when the device was known to have been created.
     ///
     /// OCSF `created_time_dt`, optional.
-    pub created_time_dt: Option<String>,
+    pub created_time_dt: Option<Datetime>,
     /// Description: The description of the device, ordinarily as reported by the operating system.
     ///
     /// OCSF `desc`, optional.
@@ -5318,7 +5318,7 @@ pub struct Device {
     /// First Seen: The initial discovery time of the device.
     ///
     /// OCSF `first_seen_time_dt`, optional.
-    pub first_seen_time_dt: Option<String>,
+    pub first_seen_time_dt: Option<Datetime>,
     /// Groups: The group names to which the device belongs. For example: ["Windows Laptops", "Engineering"].
     ///
     /// OCSF `groups`, optional.
@@ -5382,7 +5382,7 @@ pub struct Device {
     /// Last Seen: The most recent discovery time of the device.
     ///
     /// OCSF `last_seen_time_dt`, optional.
-    pub last_seen_time_dt: Option<String>,
+    pub last_seen_time_dt: Option<Datetime>,
     /// Geo Location: The geographical location of the device.
     ///
     /// OCSF `location`, optional.
@@ -5398,7 +5398,7 @@ pub struct Device {
     /// Modified Time: The time when the device was last known to have been modified.
     ///
     /// OCSF `modified_time_dt`, optional.
-    pub modified_time_dt: Option<String>,
+    pub modified_time_dt: Option<Datetime>,
     /// Name: The alternate device name, ordinarily as assigned by an administrator. Note: The Name could be any other string that helps to identify the device, such as a phone number; for example 310-555-1234.
     ///
     /// OCSF `name`, recommended.
@@ -5843,7 +5843,7 @@ pub struct DigitalSignature {
     /// Created Time: The time when the digital signature was created.
     ///
     /// OCSF `created_time_dt`, optional.
-    pub created_time_dt: Option<String>,
+    pub created_time_dt: Option<Datetime>,
     /// Developer UID: The developer ID on the certificate that signed the file.
     ///
     /// OCSF `developer_uid`, optional.
@@ -6340,7 +6340,7 @@ pub struct Epss {
     /// Created Time: The timestamp indicating when the EPSS score was calculated.
     ///
     /// OCSF `created_time_dt`, optional.
-    pub created_time_dt: Option<String>,
+    pub created_time_dt: Option<Datetime>,
     /// EPSS Percentile: The EPSS score's percentile representing relative importance and ranking of the score in the larger EPSS dataset.
     ///
     /// OCSF `percentile`, optional.
@@ -6540,7 +6540,7 @@ pub struct File {
     /// Accessed Time: The time when the file was last accessed.
     ///
     /// OCSF `accessed_time_dt`, optional.
-    pub accessed_time_dt: Option<String>,
+    pub accessed_time_dt: Option<Datetime>,
     /// Accessor: The name of the user who last accessed the object.
     ///
     /// OCSF `accessor`, optional.
@@ -6568,7 +6568,7 @@ pub struct File {
     /// Created Time: The time when the file was created.
     ///
     /// OCSF `created_time_dt`, optional.
-    pub created_time_dt: Option<String>,
+    pub created_time_dt: Option<Datetime>,
     /// Creator: The user that created the file.
     ///
     /// OCSF `creator`, optional.
@@ -6596,7 +6596,7 @@ pub struct File {
     /// Modified Time: The time when the file was last modified.
     ///
     /// OCSF `modified_time_dt`, optional.
-    pub modified_time_dt: Option<String>,
+    pub modified_time_dt: Option<Datetime>,
     /// Modifier: The user that last modified the file.
     ///
     /// OCSF `modifier`, optional.
@@ -6909,7 +6909,7 @@ pub struct FindingInfo {
     /// Created Time: The time when the finding was created.
     ///
     /// OCSF `created_time_dt`, optional.
-    pub created_time_dt: Option<String>,
+    pub created_time_dt: Option<Datetime>,
     /// Data Sources: A list of data sources utilized in generation of the finding.
     ///
     /// OCSF `data_sources`, optional.
@@ -6925,7 +6925,7 @@ pub struct FindingInfo {
     /// First Seen: The time when the finding was first observed. e.g. The time when a vulnerability was first observed. It can differ from the created_time timestamp, which reflects the time this finding was created.
     ///
     /// OCSF `first_seen_time_dt`, optional.
-    pub first_seen_time_dt: Option<String>,
+    pub first_seen_time_dt: Option<Datetime>,
     /// Kill Chain: The Cyber Kill Chain® provides a detailed description of each phase and its associated activities within the broader context of a cyber attack.
     ///
     /// OCSF `kill_chain`, optional.
@@ -6937,7 +6937,7 @@ pub struct FindingInfo {
     /// Last Seen: The time when the finding was most recently observed. e.g. The time when a vulnerability was most recently observed. It can differ from the modified_time timestamp, which reflects the time this finding was last modified.
     ///
     /// OCSF `last_seen_time_dt`, optional.
-    pub last_seen_time_dt: Option<String>,
+    pub last_seen_time_dt: Option<Datetime>,
     /// Modified Time: The time when the finding was last modified.
     ///
     /// OCSF `modified_time`, optional.
@@ -6945,7 +6945,7 @@ pub struct FindingInfo {
     /// Modified Time: The time when the finding was last modified.
     ///
     /// OCSF `modified_time_dt`, optional.
-    pub modified_time_dt: Option<String>,
+    pub modified_time_dt: Option<Datetime>,
     /// Product Identifier: The unique identifier of the product that reported the finding.
     ///
     /// OCSF `product_uid`, optional.
@@ -7329,7 +7329,7 @@ pub struct HttpCookie {
     /// Expiration Time: The expiration time of the HTTP cookie.
     ///
     /// OCSF `expiration_time_dt`, optional.
-    pub expiration_time_dt: Option<String>,
+    pub expiration_time_dt: Option<Datetime>,
     /// HTTP Only: A cookie attribute to make it inaccessible via JavaScript
     ///
     /// OCSF `http_only`, optional.
@@ -7678,7 +7678,7 @@ pub struct KbArticle {
     /// Created Time: The date the kb article was released by the vendor.
     ///
     /// OCSF `created_time_dt`, optional.
-    pub created_time_dt: Option<String>,
+    pub created_time_dt: Option<Datetime>,
     /// The patch is superseded.: The kb article has been replaced by another.
     ///
     /// OCSF `is_superseded`, optional.
@@ -7921,7 +7921,7 @@ pub struct LdapPerson {
     /// Created Time: The timestamp when the user was created.
     ///
     /// OCSF `created_time_dt`, optional.
-    pub created_time_dt: Option<String>,
+    pub created_time_dt: Option<Datetime>,
     /// Deleted Time: The timestamp when the user was deleted. In Active Directory (AD), when a user is deleted they are moved to a temporary container and then removed after 30 days. So, this field can be populated even after a user is deleted for the next 30 days.
     ///
     /// OCSF `deleted_time`, optional.
@@ -7929,7 +7929,7 @@ pub struct LdapPerson {
     /// Deleted Time: The timestamp when the user was deleted. In Active Directory (AD), when a user is deleted they are moved to a temporary container and then removed after 30 days. So, this field can be populated even after a user is deleted for the next 30 days.
     ///
     /// OCSF `deleted_time_dt`, optional.
-    pub deleted_time_dt: Option<String>,
+    pub deleted_time_dt: Option<Datetime>,
     /// Email Addresses: A list of additional email addresses for the user.
     ///
     /// OCSF `email_addrs`, optional.
@@ -7949,7 +7949,7 @@ pub struct LdapPerson {
     /// Hire Time: The timestamp when the user was or will be hired by the organization.
     ///
     /// OCSF `hire_time_dt`, optional.
-    pub hire_time_dt: Option<String>,
+    pub hire_time_dt: Option<Datetime>,
     /// Job Title: The user's job title.
     ///
     /// OCSF `job_title`, optional.
@@ -7965,7 +7965,7 @@ pub struct LdapPerson {
     /// Last Login: The last time when the user logged in.
     ///
     /// OCSF `last_login_time_dt`, optional.
-    pub last_login_time_dt: Option<String>,
+    pub last_login_time_dt: Option<Datetime>,
     /// LDAP Common Name: The LDAP and X.500 commonName attribute, typically the full name of the person. For example, John Doe.
     ///
     /// OCSF `ldap_cn`, optional.
@@ -7981,7 +7981,7 @@ pub struct LdapPerson {
     /// Leave Time: The timestamp when the user left or will be leaving the organization.
     ///
     /// OCSF `leave_time_dt`, optional.
-    pub leave_time_dt: Option<String>,
+    pub leave_time_dt: Option<Datetime>,
     /// Geo Location: The geographical location associated with a user. This is typically the user's usual work location.
     ///
     /// OCSF `location`, optional.
@@ -7997,7 +7997,7 @@ pub struct LdapPerson {
     /// Modified Time: The timestamp when the user entry was last modified.
     ///
     /// OCSF `modified_time_dt`, optional.
-    pub modified_time_dt: Option<String>,
+    pub modified_time_dt: Option<Datetime>,
     /// Office Location: The primary office location associated with the user. This could be any string and isn't a specific address. For example, South East Virtual.
     ///
     /// OCSF `office_location`, optional.
@@ -8293,7 +8293,7 @@ pub struct Logger {
     /// Logged Time: The time when the logging system collected and logged the event.This attribute is distinct from the event time in that event time typically contain the time extracted from the original event. Most of the time, these two times will be different.
     ///
     /// OCSF `logged_time_dt`, optional.
-    pub logged_time_dt: Option<String>,
+    pub logged_time_dt: Option<Datetime>,
     /// Name: The name of the logging product instance.
     ///
     /// OCSF `name`, recommended.
@@ -8309,7 +8309,7 @@ pub struct Logger {
     /// Transmission Time: The time when the event was transmitted from the logging device to it's next destination
     ///
     /// OCSF `transmit_time_dt`, optional.
-    pub transmit_time_dt: Option<String>,
+    pub transmit_time_dt: Option<Datetime>,
     /// Unique ID: The unique identifier of the logging product instance.
     ///
     /// OCSF `uid`, recommended.
@@ -8625,7 +8625,7 @@ pub struct Metadata {
     /// Logged Time: The time when the logging system collected and logged the event.This attribute is distinct from the event time in that event time typically contain the time extracted from the original event. Most of the time, these two times will be different.
     ///
     /// OCSF `logged_time_dt`, optional.
-    pub logged_time_dt: Option<String>,
+    pub logged_time_dt: Option<Datetime>,
     /// Loggers: An array of Logger objects that describe the devices and logging products between the event source and its eventual destination. Note, this attribute can be used when there is a complex end-to-end path of event flow.
     ///
     /// OCSF `loggers`, optional.
@@ -8637,7 +8637,7 @@ pub struct Metadata {
     /// Modified Time: The time when the event was last modified or enriched.
     ///
     /// OCSF `modified_time_dt`, optional.
-    pub modified_time_dt: Option<String>,
+    pub modified_time_dt: Option<Datetime>,
     /// Original Time: The original event time as reported by the event source. For example, the time in the original format from system event log such as Syslog on Unix/Linux and the System event file on Windows. Omit if event is generated instead of collected via logs.
     ///
     /// OCSF `original_time`, recommended.
@@ -8649,7 +8649,7 @@ pub struct Metadata {
     /// Processed Time: The event processed time, such as an ETL operation.
     ///
     /// OCSF `processed_time_dt`, optional.
-    pub processed_time_dt: Option<String>,
+    pub processed_time_dt: Option<Datetime>,
     /// Product: The product that reported the event.
     ///
     /// OCSF `product`, required.
@@ -10402,7 +10402,7 @@ pub struct Process {
     /// Created Time: The time when the process was created/started.
     ///
     /// OCSF `created_time_dt`, optional.
-    pub created_time_dt: Option<String>,
+    pub created_time_dt: Option<Datetime>,
     /// File: The process file object.
     ///
     /// OCSF `file`, recommended.
@@ -10454,7 +10454,7 @@ pub struct Process {
     /// Terminated Time: The time when the process was terminated.
     ///
     /// OCSF `terminated_time_dt`, optional.
-    pub terminated_time_dt: Option<String>,
+    pub terminated_time_dt: Option<Datetime>,
     /// Thread ID: The Identifier of the thread associated with the event, as returned by the operating system.
     ///
     /// OCSF `tid`, optional.
@@ -11224,7 +11224,7 @@ pub struct Session {
     /// Created Time: The time when the session was created.
     ///
     /// OCSF `created_time_dt`, optional.
-    pub created_time_dt: Option<String>,
+    pub created_time_dt: Option<Datetime>,
     /// User Credential ID: The unique identifier of the user's credential. For example, AWS Access Key ID.
     ///
     /// OCSF `credential_uid`, optional.
@@ -11240,7 +11240,7 @@ pub struct Session {
     /// Expiration Time: The session expiration time.
     ///
     /// OCSF `expiration_time_dt`, optional.
-    pub expiration_time_dt: Option<String>,
+    pub expiration_time_dt: Option<Datetime>,
     /// Multi Factor Authentication: Indicates whether Multi Factor Authentication was used during authentication.
     ///
     /// OCSF `is_mfa`, optional.
@@ -12483,7 +12483,7 @@ pub struct Vulnerability {
     /// First Seen: The time when the vulnerability was first observed.
     ///
     /// OCSF `first_seen_time_dt`, optional.
-    pub first_seen_time_dt: Option<String>,
+    pub first_seen_time_dt: Option<Datetime>,
     /// Fix Availability: Indicates if a fix is available for the reported vulnerability.
     ///
     /// OCSF `fix_available`, optional.
@@ -12511,7 +12511,7 @@ pub struct Vulnerability {
     /// Last Seen: The time when the vulnerability was most recently observed.
     ///
     /// OCSF `last_seen_time_dt`, optional.
-    pub last_seen_time_dt: Option<String>,
+    pub last_seen_time_dt: Option<Datetime>,
     /// Software Packages: List of vulnerable packages as identified by the security product
     ///
     /// OCSF `packages`, optional.

@@ -8,6 +8,7 @@ mod write;
 
 pub use generated::*;
 pub use json::Json;
+pub use time::Datetime;
 pub use unmapped::Unmapped;
 pub use write::{RowObject, WriteRow};
 

@@ -75,6 +75,13 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     Some(seconds * 1_000 + millis)
 }
 
+/// A `datetime_t` value: epoch milliseconds, UTC. Rows carry the number; it becomes RFC 3339 text
+/// (`2024-01-02T03:04:05.006Z`, [`format_rfc3339_ms`]) only where JSON is shown, and a UTC
+/// millisecond timestamp in the lake, so a plugin never formats a date and the host never
+/// parses one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Datetime(pub i64);
+
 /// Formats epoch milliseconds as RFC 3339 in UTC with milliseconds, e.g. `2024-01-02T03:04:05.006Z`.
 pub fn format_rfc3339_ms(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);

@@ -3,7 +3,7 @@
 //! names, escaping or serialiser in between. The host renders a row as JSON when a person needs
 //! to read it.
 
-use super::{Json, Unmapped};
+use super::{Datetime, Json, Unmapped};
 use crate::row::RowWrite;
 
 /// A value that writes itself into a row.
@@ -71,6 +71,12 @@ impl WriteRow for i32 {
 impl WriteRow for i64 {
     fn write_row(&self, out: &mut Vec<u8>) {
         out.int(*self);
+    }
+}
+
+impl WriteRow for Datetime {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        out.int(self.0);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use lakegate_plugin_sdk::input::JsonRecord;
 use lakegate_plugin_sdk::ocsf::{
-    self, time, Account, AccountChangeActivity, Actor, AuthenticationActivity, Idp, Json,
+    self, time, Account, AccountChangeActivity, Actor, AuthenticationActivity, Datetime, Idp, Json,
     NetworkEndpoint, Session, Unmapped, User, UserType,
 };
 use lakegate_plugin_sdk::{Output, Reject};
@@ -62,7 +62,7 @@ pub(crate) fn actor(mut id: JsonRecord<'_>, unmapped: &mut Unmapped) -> Actor {
                 match time::parse_rfc3339_ms(&created) {
                     Some(ms) => {
                         s.created_time = Some(ms);
-                        s.created_time_dt = Some(time::format_rfc3339_ms(ms));
+                        s.created_time_dt = Some(Datetime(ms));
                     }
                     None => unmapped.insert(
                         "userIdentity.sessionContext.attributes.creationDate",

@@ -14,7 +14,7 @@ macro_rules! ocsf_record {
             activity_name: ($activity.id() == 99).then(|| $event.api_operation.clone()),
             severity_id: ocsf::Severity::Informational,
             time: Some($event.time),
-            time_dt: Some(time::format_rfc3339_ms($event.time)),
+            time_dt: Some(Datetime($event.time)),
             status_id: Some(if $ok { $($status)::+::Success } else { $($status)::+::Failure }),
             status_code: $event.error_code,
             status_detail: $event.error_message,
@@ -35,7 +35,7 @@ mod identity;
 
 use lakegate_plugin_sdk::input::{keep_raw, JsonRecord};
 use lakegate_plugin_sdk::ocsf::{
-    self, class, time, Api, Cloud, Feature, HttpRequest, Json, NetworkEndpoint, Request,
+    self, class, time, Api, Cloud, Datetime, Feature, HttpRequest, Json, NetworkEndpoint, Request,
     ResourceDetails, Response, Unmapped,
 };
 use lakegate_plugin_sdk::{export_source, Framing, Manifest, Output, Reject, Source};

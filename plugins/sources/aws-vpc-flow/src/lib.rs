@@ -4,7 +4,7 @@
 mod format;
 
 use lakegate_plugin_sdk::ocsf::{
-    self, class, time, Action, Cloud, Disposition, NetworkActivity, NetworkActivityActivity,
+    self, class, Action, Cloud, Datetime, Disposition, NetworkActivity, NetworkActivityActivity,
     NetworkConnectionInfo, NetworkEndpoint, NetworkTraffic, Unmapped,
 };
 use lakegate_plugin_sdk::{export_source, Framing, Manifest, Output, Reject, Source};
@@ -261,11 +261,11 @@ impl<'a> Flow<'a> {
             activity_id: activity,
             severity_id: ocsf::Severity::Informational,
             time: Some(time),
-            time_dt: Some(time::format_rfc3339_ms(time)),
+            time_dt: Some(Datetime(time)),
             start_time: Some(time),
-            start_time_dt: Some(time::format_rfc3339_ms(time)),
+            start_time_dt: Some(Datetime(time)),
             end_time,
-            end_time_dt: end_time.map(time::format_rfc3339_ms),
+            end_time_dt: end_time.map(Datetime),
             action_id: Some(action),
             disposition_id: Some(disposition),
             status_code: self.log_status.map(Into::into),

@@ -141,7 +141,7 @@ impl Source for OktaSystemLog {
                     activity_name: ($activity.id() == 99).then(|| event_type.clone()),
                     severity_id: cx.severity,
                     time: Some(time),
-                    time_dt: Some(time::format_rfc3339_ms(time)),
+                    time_dt: Some(ocsf::Datetime(time)),
                     status_id: cx.status.and_then(|s| $($status)::+::from_id(s.id())),
                     status: cx.status.and_then(|s| s.other_label()),
                     status_detail: cx.status_detail,
