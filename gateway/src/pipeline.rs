@@ -302,7 +302,8 @@ impl State {
             };
             match checked {
                 Ok(_) => {
-                    partitioned.add(table, key, kept.len());
+                    let (region, account) = (&event.region, &event.account);
+                    partitioned.add(table, region, account, event.time, kept.len());
                     kept.push(match event.record {
                         Logged::Row(logged) => logged,
                         Logged::Json(_) => row.clone(),

@@ -325,7 +325,7 @@ fn object(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
@@ -336,7 +336,7 @@ mod tests {
 
     /// A Network Activity table with scalars, nested objects, lists of strings and of objects,
     /// JSON text and `unmapped`.
-    fn table() -> (Declarations, SchemaRef, Vec<Column>, Layout) {
+    pub(in crate::lake) fn table() -> (Declarations, SchemaRef, Vec<Column>, Layout) {
         let paths = [
             "time",
             "time_dt",
@@ -376,7 +376,7 @@ mod tests {
         )
     }
 
-    fn record(time: i64, members: &str) -> String {
+    pub(in crate::lake) fn record(time: i64, members: &str) -> String {
         record_with(time, METADATA, members)
     }
 

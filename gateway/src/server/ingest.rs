@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::config::{check_account, check_region};
 use crate::host::Plugin;
 use crate::lake::dead_letter::{DeadLetter, Raw};
-use crate::lake::{Chunk, PartitionKey, Partitioned};
+use crate::lake::{Chunk, Partitioned};
 use crate::pipeline::{now_ms, Durability, Pipeline};
 use crate::sources::{Counters, Source, Sources};
 use crate::wal::{Logged, WalEvent};
@@ -494,8 +494,7 @@ fn translate(
                     .tables
                     .get(&a.class_uid)
                     .expect("validation accepts declared classes only, and each has a table");
-                let key = PartitionKey::new(table, region, account, a.time);
-                partitioned.add(table, key, events.len());
+                partitioned.add(table, region, account, a.time, events.len());
                 origins.push((index, piece.number(a.record)));
                 events.push(WalEvent {
                     class_uid: a.class_uid,
