@@ -399,7 +399,7 @@ impl Schema {
         let mut reader = RowReader::new(row);
         let def = self.classes.get(&reader.class()?).ok_or(Malformed)?;
         let mut out = Vec::with_capacity(row.len() * 2);
-        self.render_object(&mut reader, def, &mut out)?;
+        self.render_object(&mut reader, def, &mut out, 0)?;
         if !reader.is_done() {
             return Err(Malformed);
         }
@@ -411,7 +411,11 @@ impl Schema {
         r: &mut RowReader<'_>,
         def: &Definition,
         out: &mut Vec<u8>,
+        depth: usize,
     ) -> Result<(), Malformed> {
+        if depth > MAX_ROW_NESTING {
+            return Err(Malformed);
+        }
         out.push(b'{');
         let mut first = true;
         while let Some(index) = r.member()? {
@@ -422,7 +426,7 @@ impl Schema {
             json_string(name, out);
             out.push(b':');
             let tag = r.tag()?;
-            self.render_value(r, tag, attr, out)?;
+            self.render_value(r, tag, attr, out, depth + 1)?;
         }
         out.push(b'}');
         Ok(())
@@ -434,7 +438,11 @@ impl Schema {
         tag: Tag,
         attr: &Attribute,
         out: &mut Vec<u8>,
+        depth: usize,
     ) -> Result<(), Malformed> {
+        if depth > MAX_ROW_NESTING {
+            return Err(Malformed);
+        }
         match tag {
             Tag::Null => out.extend_from_slice(b"null"),
             Tag::Bool => out.extend_from_slice(if r.boolean()? { b"true" } else { b"false" }),
@@ -449,7 +457,7 @@ impl Schema {
                 let Kind::Object(object) = &attr.kind else {
                     return Err(Malformed);
                 };
-                self.render_object(r, &self.objects[object], out)?;
+                self.render_object(r, &self.objects[object], out, depth + 1)?;
             }
             Tag::Array => {
                 out.push(b'[');
@@ -458,7 +466,7 @@ impl Schema {
                         out.push(b',');
                     }
                     let tag = r.tag()?;
-                    self.render_value(r, tag, attr, out)?;
+                    self.render_value(r, tag, attr, out, depth + 1)?;
                 }
                 out.push(b']');
             }
@@ -1728,8 +1736,19 @@ impl<'de> Visitor<'de> for NotNull {
     }
 }
 
+/// How deep values may nest in a row that is skipped or rendered: far beyond what the lake
+/// stores, and bounded, so that a row from a plugin cannot exhaust the host's stack.
+const MAX_ROW_NESTING: usize = 64;
+
 /// Reads past a value of a row.
 fn skip(r: &mut RowReader<'_>, tag: Tag) -> Result<(), Malformed> {
+    skip_nested(r, tag, 0)
+}
+
+fn skip_nested(r: &mut RowReader<'_>, tag: Tag, depth: usize) -> Result<(), Malformed> {
+    if depth > MAX_ROW_NESTING {
+        return Err(Malformed);
+    }
     match tag {
         Tag::Null => {}
         Tag::Bool => {
@@ -1747,13 +1766,13 @@ fn skip(r: &mut RowReader<'_>, tag: Tag) -> Result<(), Malformed> {
         Tag::Object => {
             while r.member()?.is_some() {
                 let tag = r.tag()?;
-                skip(r, tag)?;
+                skip_nested(r, tag, depth + 1)?;
             }
         }
         Tag::Array => {
             for _ in 0..r.count()? {
                 let tag = r.tag()?;
-                skip(r, tag)?;
+                skip_nested(r, tag, depth + 1)?;
             }
         }
         Tag::Map => {
@@ -2221,6 +2240,20 @@ mod tests {
         let rendered: Value =
             serde_json::from_str(&schema_1_1_0().render_row(&dated_row).unwrap()).unwrap();
         assert_eq!(rendered["time_dt"], "2024-05-01T07:41:04.007Z");
+        // Values nested without end (in an undeclared member, skipped) are refused, not followed.
+        let deep = with(&|r| {
+            r.member(index("api_activity", "message"));
+            for _ in 0..100_000 {
+                let at = r.array();
+                r.set_count(at, 1);
+            }
+            r.null();
+        });
+        assert_eq!(
+            row_rules(&deep, &declared),
+            ["<record>: plugin emitted a row that does not follow the row format"]
+        );
+        assert_eq!(schema_1_1_0().render_row(&deep), Err(Malformed));
         // Structure errors name no attribute: the row cannot be read further.
         for bad in [&good[..good.len() - 1], &good[..3], &[][..]] {
             assert_eq!(
