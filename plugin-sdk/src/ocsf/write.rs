@@ -127,12 +127,13 @@ impl WriteRow for serde_json::Map<String, serde_json::Value> {
 
 impl WriteRow for Unmapped {
     fn write_row(&self, out: &mut Vec<u8>) {
+        let entries = self.entries();
         let at = out.map();
-        for (key, value) in &self.0 {
+        for (key, value) in entries {
             out.text(key);
             out.text(value);
         }
-        out.set_count(at, self.0.len());
+        out.set_count(at, entries.len());
     }
 }
 
