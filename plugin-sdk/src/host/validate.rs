@@ -1516,6 +1516,25 @@ impl Member<'_, '_> {
 struct One<'w, 'a>(Member<'w, 'a>);
 
 impl One<'_, '_> {
+    /// Writes a value into the row if the attribute is of `kind`; records a mismatch with the
+    /// value `found` builds otherwise.
+    fn write_if<E>(
+        self,
+        kind: &Kind,
+        found: impl FnOnce() -> Value,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), E> {
+        let Member {
+            walk, attr, slot, ..
+        } = self.0;
+        if attr.kind == *kind {
+            walk.put(slot, write);
+        } else {
+            walk.mismatch(attr, &found());
+        }
+        Ok(())
+    }
+
     /// Checks a value of an attribute that takes JSON text and writes the text into the row.
     fn text(self, raw: &RawValue) {
         let Member {
@@ -1562,15 +1581,7 @@ impl<'de> Visitor<'de> for One<'_, '_> {
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        let Member {
-            walk, attr, slot, ..
-        } = self.0;
-        if attr.kind == Kind::Boolean {
-            walk.put(slot, |row| row.boolean(v));
-        } else {
-            walk.mismatch(attr, &Value::Bool(v));
-        }
-        Ok(())
+        self.write_if(&Kind::Boolean, || Value::Bool(v), |row| row.boolean(v))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
@@ -1591,27 +1602,11 @@ impl<'de> Visitor<'de> for One<'_, '_> {
         if let Ok(n) = i64::try_from(v) {
             return self.visit_i64(n);
         }
-        let Member {
-            walk, attr, slot, ..
-        } = self.0;
-        if attr.kind == Kind::Float {
-            walk.put(slot, |row| row.float(v as f64));
-        } else {
-            walk.mismatch(attr, &Value::from(v));
-        }
-        Ok(())
+        self.write_if(&Kind::Float, || Value::from(v), |row| row.float(v as f64))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        let Member {
-            walk, attr, slot, ..
-        } = self.0;
-        if attr.kind == Kind::Float {
-            walk.put(slot, |row| row.float(v));
-        } else {
-            walk.mismatch(attr, &Value::from(v));
-        }
-        Ok(())
+        self.write_if(&Kind::Float, || Value::from(v), |row| row.float(v))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
