@@ -87,7 +87,9 @@ pub fn translate_batch<P: Source>(
         context,
         carry: context.carry.clone(),
         translation: Translation {
-            events: Vec::with_capacity(data.len() * 2),
+            // Rows are about 1.2x (CloudTrail) to 6x (VPC flow) their input: room for the
+            // larger without growing (each growth copies the whole buffer).
+            events: Vec::with_capacity(data.len() * 2 + ends.len() * 640),
             format: EventFormat::Rows,
             ..Translation::default()
         },

@@ -93,6 +93,8 @@ pub trait RowWrite {
     fn int(&mut self, v: i64);
     fn float(&mut self, v: f64);
     fn string(&mut self, v: &str);
+    /// A string made of `parts` one after the other.
+    fn string_of(&mut self, parts: &[&str]);
     /// JSON text, taken as it is.
     fn json(&mut self, text: &str);
     /// Starts an object value: members and [`RowWrite::end`] follow.
@@ -141,6 +143,15 @@ impl RowWrite for Vec<u8> {
     fn string(&mut self, v: &str) {
         self.push(Tag::String as u8);
         self.text(v);
+    }
+
+    fn string_of(&mut self, parts: &[&str]) {
+        self.push(Tag::String as u8);
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.extend_from_slice(&(len as u32).to_le_bytes());
+        for part in parts {
+            self.extend_from_slice(part.as_bytes());
+        }
     }
 
     fn json(&mut self, text: &str) {

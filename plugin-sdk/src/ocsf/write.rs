@@ -40,8 +40,7 @@ impl<'a> RowObject<'a> {
     /// Writes one string member made of `parts` one after the other, e.g. a `type_name`.
     pub fn entry_joined(&mut self, index: u16, parts: &[&str]) {
         self.out.member(index);
-        let joined: String = parts.concat();
-        self.out.string(&joined);
+        self.out.string_of(parts);
     }
 
     /// Closes the object.
