@@ -1,9 +1,9 @@
 //! Turns validated OCSF records into one Arrow record batch with the table's fixed schema.
-//! The validator wrote each record as a row of the table while it checked the record's JSON
-//! ([`lakegate_plugin_sdk::host::row`]), so appending it is a walk over typed values that name
-//! their column by position: nothing is parsed or looked up by name here, and no work is done
-//! for the columns a record does not set (absent values are filled in as nulls in bulk, when a
-//! later record sets the column or at the end).
+//! Records are rows ([`lakegate_plugin_sdk::row`]): members named by attribute index with typed
+//! values, which the table's layout places among its columns, so appending one is a walk with
+//! no parse and no lookup by name, and no work is done for the columns a record does not set
+//! (absent values are filled in as nulls in bulk, when a later record sets the column or at the
+//! end).
 
 use std::sync::Arc;
 

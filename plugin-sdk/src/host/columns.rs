@@ -58,8 +58,9 @@ pub enum ColumnKind {
 }
 
 /// Where the members of one object go in its table: by the attribute's index in the object's
-/// definition, the position of the member's column among the object's columns. The validator
-/// walks it along with the record to write the record as a row of the table ([`super::row`]).
+/// definition (the index rows name members by, [`crate::row`]), the position of the member's
+/// column among the object's columns. The validator walks it along with a record, so that a
+/// valid record has a column for every value, and the lake places rows' members by it.
 #[derive(Debug, Clone, Default)]
 pub struct Layout {
     slots: Vec<Option<Slot>>,

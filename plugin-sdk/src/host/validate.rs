@@ -330,9 +330,8 @@ impl Schema {
         self.check(text, declarations, None).0
     }
 
-    /// Validates one record like [`Schema::validate_json`] and writes it into `row` as a row of
-    /// its class's lake table ([`super::row`]), in the same pass: the lake then needs no parse
-    /// of its own. `row` is cleared first; after a violation its content means nothing. A value
+    /// Validates one record like [`Schema::validate_json`] and writes it into `row` as a row
+    /// ([`crate::row`]), in the same pass: what a plugin of interface 0.2 would have emitted. `row` is cleared first; after a violation its content means nothing. A value
     /// the table has no column for (an object whose members all lie beyond the lake's depth) is
     /// a violation here.
     pub fn validate_row(
