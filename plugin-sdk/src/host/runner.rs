@@ -576,3 +576,131 @@ fn check_shape(t: Translation, records: usize) -> Result<Translation, PluginFail
     }
     Ok(t)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::row::RowWrite;
+
+    /// A translator that answers every batch with the same translation.
+    struct Canned(Manifest, Translation);
+
+    impl Translator for Canned {
+        fn manifest(&self) -> &Manifest {
+            &self.0
+        }
+
+        fn translate(
+            &mut self,
+            _: &BatchContext,
+            _: &[u8],
+            _: &[u32],
+        ) -> Result<Translation, PluginFailure> {
+            Ok(self.1.clone())
+        }
+    }
+
+    fn manifest() -> Manifest {
+        Manifest::new("canned", "0.1.0")
+            .framing(Framing::TextLines)
+            .class(
+                6003,
+                &[
+                    "actor.user.name",
+                    "api.operation",
+                    "src_endpoint.ip",
+                    "metadata",
+                    "time",
+                    "severity_id",
+                ],
+            )
+    }
+
+    const RECORD: &str = r#"{"class_uid":6003,"category_uid":6,"activity_id":1,"type_uid":600301,"severity_id":1,"time":7,"metadata":{"version":"1.1.0","product":{"vendor_name":"v","name":"p"}},"actor":{"user":{"name":"alice"}},"api":{"operation":"op"},"src_endpoint":{"ip":"192.0.2.1"}}"#;
+
+    fn reasons(report: &Report) -> Vec<(u64, &str, &str)> {
+        report
+            .rejected
+            .iter()
+            .map(|r| (r.record, r.stage.name(), r.reason.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn rows_are_checked_and_bad_ones_rejected_alone() {
+        let manifest = manifest();
+        let declarations = Declarations::new(schema_1_1_0(), &manifest.classes);
+        let mut row = Vec::new();
+        schema_1_1_0()
+            .validate_row(RECORD, &declarations, &mut row)
+            .unwrap();
+        let mut events = Vec::new();
+        for r in [&row[..], &row[..row.len() - 1]] {
+            events.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            events.extend_from_slice(r);
+        }
+        // The last row's length runs past the end of the batch.
+        events.extend_from_slice(&100u32.to_le_bytes());
+        events.push(1);
+        let translation = Translation {
+            events,
+            format: EventFormat::Rows,
+            origins: vec![0, 1, 2],
+            ..Translation::default()
+        };
+        let mut runner = Runner::new(Canned(manifest, translation)).unwrap();
+        let report = runner.run(b"a\nb\nc\n", &RunOptions::default()).unwrap();
+        assert_eq!(report.accepted.len(), 1);
+        assert_eq!(report.accepted[0].row, row, "a valid row is kept as it is");
+        assert_eq!(report.accepted[0].event()["actor"]["user"]["name"], "alice");
+        assert_eq!(
+            reasons(&report),
+            [
+                (
+                    2,
+                    "validation",
+                    "<record>: plugin emitted a row that does not follow the row format"
+                ),
+                (
+                    3,
+                    "validation",
+                    "<record>: plugin emitted a row whose length overruns its batch"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn json_lines_must_match_their_origins_and_end_with_a_newline() {
+        let translation = |events: &str, origins: Vec<u32>| Translation {
+            events: events.as_bytes().to_vec(),
+            origins,
+            ..Translation::default()
+        };
+        let run = |t: Translation| {
+            let mut runner = Runner::new(Canned(manifest(), t)).unwrap();
+            runner.run(b"a\n", &RunOptions::default()).unwrap()
+        };
+        let ok = run(translation(&format!("{RECORD}\n"), vec![0]));
+        assert_eq!(ok.accepted[0].json, RECORD, "the plugin's own line is kept");
+        let mut written = Vec::new();
+        written.class(6003);
+        assert!(
+            ok.accepted[0].row.starts_with(&written),
+            "and its row written"
+        );
+        for (t, reason) in [
+            (
+                translation(RECORD, vec![0]),
+                "plugin returned unterminated event lines but 1 origins",
+            ),
+            (
+                translation(&format!("{RECORD}\n"), vec![0, 0]),
+                "plugin returned 1 event lines but 2 origins",
+            ),
+        ] {
+            let report = run(t);
+            assert_eq!(reasons(&report), [(1, "plugin", reason)]);
+        }
+    }
+}
