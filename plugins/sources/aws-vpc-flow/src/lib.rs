@@ -52,11 +52,31 @@ impl Source for VpcFlow {
         }
         let event = format::with_format(out.carry(), |format| translate_line(format, line))?;
         out.emit(&event);
+        METADATA.set(event.metadata);
         Ok(())
     }
 }
 
 export_source!(VpcFlow);
+
+thread_local! {
+    /// The previous record's `metadata`, taken back after it is emitted: every record has the
+    /// same but for the flow log version, and building it was a dozen allocations per record.
+    static METADATA: std::cell::Cell<Option<Box<ocsf::Metadata>>> = const { std::cell::Cell::new(None) };
+}
+
+/// The `metadata` of a flow record, without its version.
+fn flow_metadata() -> Box<ocsf::Metadata> {
+    let mut metadata = ocsf::metadata("AWS", "Amazon VPC");
+    metadata.profiles = vec!["cloud".into(), "security_control".into(), "datetime".into()];
+    if let Some(product) = metadata.product.as_mut() {
+        product.feature = Some(Box::new(ocsf::Feature {
+            name: Some("Flowlogs".into()),
+            ..Default::default()
+        }));
+    }
+    metadata
+}
 
 /// Builds one Network Activity record from the fields of `line`.
 fn translate_line(format: &Format, line: &str) -> Result<NetworkActivity, Reject> {
@@ -248,14 +268,11 @@ impl<'a> Flow<'a> {
         if let Some(p) = self.traffic_path.filter(|p| !(1..=8).contains(p)) {
             unmapped.insert("traffic_path", p.to_string());
         }
-        let mut metadata = ocsf::metadata("AWS", "Amazon VPC");
-        metadata.profiles = vec!["cloud".into(), "security_control".into(), "datetime".into()];
+        let mut metadata = METADATA.take().unwrap_or_else(flow_metadata);
         if let Some(product) = metadata.product.as_mut() {
-            product.version = self.version.map(Into::into);
-            product.feature = Some(Box::new(ocsf::Feature {
-                name: Some("Flowlogs".into()),
-                ..Default::default()
-            }));
+            if product.version.as_deref() != self.version {
+                product.version = self.version.map(Into::into);
+            }
         }
         Ok(NetworkActivity {
             activity_id: activity,
@@ -350,6 +367,28 @@ mod tests {
         assert_eq!(e["connection_info"]["protocol_num"], 6);
         assert_eq!(e["dst_endpoint"]["port"], 3389);
         assert_eq!(e["src_endpoint"]["interface_uid"], "eni-1");
+    }
+
+    #[test]
+    fn each_record_has_its_own_flow_log_version_though_metadata_is_reused() {
+        let rest = "123456789010 eni-1 172.31.9.69 172.31.9.12 49761 3389 6 20 4249 1418530010 1418530070 ACCEPT OK";
+        let input = format!("2 {rest}\n7 {rest}\n7 {rest}\n- {rest}\n2 {rest}\n");
+        let report = harness::run::<VpcFlow>(input.as_bytes()).expect("runs");
+        let versions: Vec<_> = report
+            .accepted
+            .iter()
+            .map(|a| a.event()["metadata"]["product"]["version"].clone())
+            .collect();
+        let v = |s: &str| serde_json::Value::from(s);
+        assert_eq!(
+            versions,
+            [v("2"), v("7"), v("7"), serde_json::Value::Null, v("2")]
+        );
+        for a in &report.accepted {
+            let metadata = &a.event()["metadata"];
+            assert_eq!(metadata["product"]["feature"]["name"], "Flowlogs");
+            assert_eq!(metadata["profiles"].as_array().map(Vec::len), Some(3));
+        }
     }
 
     #[test]
