@@ -544,11 +544,8 @@ fn translate(
                 ..DeadLetter::new(&source.name, plugin, "lake", m.reason, &raw)
             });
         }
-        let mut index = 0;
-        events.retain(|_| {
-            index += 1;
-            !misfit[index - 1]
-        });
+        let mut misfit = misfit.into_iter();
+        events.retain(|_| !misfit.next().unwrap_or(false));
     }
     Translated {
         events,

@@ -456,9 +456,10 @@ impl<T: Translator> Runner<T> {
                     .schema
                     .validate_row_bytes(emitted, &self.declarations)
                     .map(|valid| {
-                        let json = match options.json {
-                            true => self.schema.render_row(emitted).unwrap_or_default(),
-                            false => String::new(),
+                        let json = if options.json {
+                            self.schema.render_row(emitted).unwrap_or_default()
+                        } else {
+                            String::new()
                         };
                         (valid, json, emitted.to_vec())
                     }),
@@ -543,26 +544,24 @@ enum Outcome {
 
 /// Checks that a translation refers only to records of its batch.
 fn check_shape(t: Translation, records: usize) -> Result<Translation, PluginFailure> {
-    let (emitted, what) = match t.format {
+    let origins = t.origins.len();
+    let shape = match t.format {
+        EventFormat::JsonLines if t.events.last().is_some_and(|&b| b != b'\n') => Err(format!(
+            "plugin returned unterminated event lines but {origins} origins"
+        )),
         EventFormat::JsonLines => {
-            let lines = memchr::memchr_iter(b'\n', &t.events).count();
-            let complete = t.events.is_empty() || t.events.last() == Some(&b'\n');
-            (if complete { lines } else { usize::MAX }, "event lines")
+            Ok((memchr::memchr_iter(b'\n', &t.events).count(), "event lines"))
         }
-        EventFormat::Rows => (split_rows(&t.events).count(), "rows"),
+        EventFormat::Rows => Ok((split_rows(&t.events).count(), "rows")),
     };
-    if emitted != t.origins.len() {
-        return Err(PluginFailure {
-            reason: format!(
-                "plugin returned {} {what} but {} origins",
-                if emitted == usize::MAX {
-                    "unterminated".to_string()
-                } else {
-                    emitted.to_string()
-                },
-                t.origins.len()
-            ),
-        });
+    match shape {
+        Ok((emitted, _)) if emitted == origins => {}
+        Ok((emitted, what)) => {
+            return Err(PluginFailure {
+                reason: format!("plugin returned {emitted} {what} but {origins} origins"),
+            })
+        }
+        Err(reason) => return Err(PluginFailure { reason }),
     }
     if let Some(bad) = t
         .origins

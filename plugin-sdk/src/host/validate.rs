@@ -1153,7 +1153,7 @@ impl<'a> Walk<'a> {
                     "member {index} is not an attribute of OCSF {} `{}`",
                     self.schema.version, def.name
                 );
-                self.violation_at(self.path_text(), rule);
+                self.violation(rule);
                 skip(r, tag)?;
                 continue;
             };
