@@ -254,6 +254,12 @@ impl<'a> RowReader<'a> {
         let len = u32::from_le_bytes(self.take()?) as usize;
         let (text, rest) = self.rest.split_at_checked(len).ok_or(Malformed)?;
         self.rest = rest;
+        // Most texts are short and ASCII, which `is_ascii` checks a word at a time where
+        // `from_utf8` pays for its general case on every call.
+        if text.is_ascii() {
+            // SAFETY: ASCII bytes are valid UTF-8.
+            return Ok(unsafe { std::str::from_utf8_unchecked(text) });
+        }
         std::str::from_utf8(text).map_err(|_| Malformed)
     }
 }

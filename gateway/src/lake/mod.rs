@@ -509,7 +509,8 @@ pub fn write_parquet(
         .set_data_page_size_limit(768 << 10)
         .set_dictionary_page_size_limit(768 << 10)
         .set_write_batch_size(256)
-        .set_max_row_group_size(128 * 1024)
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .set_max_row_group_bytes(Some(256 << 20))
         .set_created_by(format!("lakegate {}", env!("CARGO_PKG_VERSION")));
     // Dictionaries pay for strings, which repeat (names, captions, accounts); numbers and
     // times rarely do, and ZSTD packs their plain values smaller than dictionary indexes

@@ -2,6 +2,7 @@
 //! the Hive types of its catalog table. Fixed per (source, class, OCSF version): never inferred
 //! from data, so every file of a table has the same schema.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -11,7 +12,7 @@ use lakegate_plugin_sdk::host::columns::{Column, ColumnKind};
 pub fn arrow_schema(columns: &[Column], metadata: Vec<(String, String)>) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(
         columns.iter().map(field).collect::<Vec<_>>(),
-        metadata.into_iter().collect(),
+        metadata.into_iter().collect::<HashMap<_, _>>(),
     ))
 }
 
