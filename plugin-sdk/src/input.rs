@@ -1,23 +1,28 @@
 //! Reading JSON input records field by field, so that whatever a plugin does not map is kept in
 //! `unmapped` rather than dropped.
 //!
-//! A [`JsonRecord`] borrows from the input: it cuts an object into its members without building a
-//! value tree, and parses a member only when the plugin takes it. Members passed on whole (e.g.
-//! into a `json_t` attribute) are never parsed at all; see [`crate::ocsf::Json`].
+//! A [`JsonRecord`] borrows from the input: one scan cuts the record and every object and array in
+//! it into their parts ([`Raw`] values), without decoding or copying strings. Taking a nested
+//! object out costs nothing more, and members passed on whole (e.g. into a `json_t` attribute, see
+//! [`crate::ocsf::Json`]) keep their original text.
+
+mod scan;
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
+use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use crate::ocsf::Unmapped;
 use crate::Reject;
 
+use scan::{Members, Shape};
+pub use scan::{Raw, SyntaxError};
+
 /// A JSON object whose members are taken out as they are mapped; the rest goes to `unmapped`.
 #[derive(Debug, Clone, Default)]
 pub struct JsonRecord<'a> {
-    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    members: Members<'a>,
 }
 
 impl<'a> JsonRecord<'a> {
@@ -25,60 +30,62 @@ impl<'a> JsonRecord<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<JsonRecord<'a>, Reject> {
         let text = std::str::from_utf8(bytes)
             .map_err(|e| Reject::new(format!("record is not UTF-8: {e}")))?;
-        Self::parse_str(text)
-    }
-
-    fn parse_str(text: &'a str) -> Result<JsonRecord<'a>, Reject> {
-        match serde_json::from_str::<JsonRecord<'a>>(text) {
-            Ok(record) => Ok(record),
-            Err(e) if e.is_data() => Err(Reject::new(format!(
-                "record is a JSON {}, not an object",
-                kind_of_text(text)
-            ))),
-            Err(e) => Err(Reject::new(format!("record is not valid JSON: {e}"))),
+        match text.trim_start().as_bytes().first() {
+            Some(b'{') => {}
+            Some(_) => {
+                return Err(Reject::new(format!(
+                    "record is a JSON {}, not an object",
+                    kind_of_text(text)
+                )))
+            }
+            None => return Err(Reject::new("record is empty")),
         }
+        let value =
+            scan::parse(text).map_err(|e| Reject::new(format!("record is not valid JSON: {e}")))?;
+        Ok(Self::from_raw(value, |_| {}).expect("the text starts an object"))
     }
 
     /// The record in a raw JSON value when it is an object; any other value is handed to
     /// `other` (e.g. to keep it in `unmapped`).
-    pub fn from_raw(raw: &'a RawValue, other: impl FnOnce(&'a RawValue)) -> Option<JsonRecord<'a>> {
-        let record = Self::object(raw.get());
-        if record.is_none() {
-            other(raw);
+    pub fn from_raw(raw: Raw<'a>, other: impl FnOnce(Raw<'a>)) -> Option<JsonRecord<'a>> {
+        match raw.shape {
+            Shape::Object(members) => Some(JsonRecord { members }),
+            _ => {
+                other(raw);
+                None
+            }
         }
-        record
     }
 
     /// An object from JSON text; `None` when it is not one (no message is built).
     pub(crate) fn object(text: &'a str) -> Option<JsonRecord<'a>> {
-        if !text.starts_with('{') {
-            return None;
-        }
-        serde_json::from_str(text).ok()
+        Self::from_raw(scan::parse(text).ok()?, |_| {})
     }
 
     fn position(&self, key: &str) -> Option<usize> {
         self.members.iter().position(|(k, _)| k == key)
     }
 
-    /// Removes and returns a member as raw JSON; JSON `null` counts as absent.
-    pub fn take(&mut self, key: &str) -> Option<&'a RawValue> {
+    fn get(&self, key: &str) -> Option<&Raw<'a>> {
+        Some(&self.members[self.position(key)?].1)
+    }
+
+    /// Removes and returns a member; JSON `null` counts as absent.
+    pub fn take(&mut self, key: &str) -> Option<Raw<'a>> {
         let (_, raw) = self.members.swap_remove(self.position(key)?);
-        (raw.get() != "null").then_some(raw)
+        (!raw.is_null()).then_some(raw)
     }
 
     /// Removes a member and returns it as text: strings as they are, numbers and booleans written
     /// out. An empty string or `null` counts as absent. Objects and arrays stay in the record.
     pub fn take_str(&mut self, key: &str) -> Option<String> {
         let i = self.position(key)?;
-        let raw = self.members[i].1.get();
-        let text = match raw.as_bytes().first() {
-            Some(b'{' | b'[') => return None,
-            Some(b'"') => string_of(self.members[i].1)
-                .map(Cow::into_owned)
-                .filter(|s| !s.is_empty()),
-            _ if raw == "null" => None,
-            _ => Some(raw.to_string()),
+        let raw = &self.members[i].1;
+        let text = match raw.shape {
+            Shape::Object(_) | Shape::Array(_) => return None,
+            Shape::String { .. } => raw.as_str().map(Cow::into_owned).filter(|s| !s.is_empty()),
+            Shape::Null => None,
+            Shape::Number | Shape::Bool => Some(raw.get().to_string()),
         };
         self.members.swap_remove(i);
         text
@@ -88,14 +95,9 @@ impl<'a> JsonRecord<'a> {
     /// `null` is removed.
     pub fn take_object(&mut self, key: &str) -> Option<JsonRecord<'a>> {
         let i = self.position(key)?;
-        let raw = self.members[i].1;
-        match raw.get().as_bytes().first() {
-            Some(b'{') => {
-                let record = Self::object(raw.get())?;
-                self.members.swap_remove(i);
-                Some(record)
-            }
-            _ if raw.get() == "null" => {
+        match self.members[i].1.shape {
+            Shape::Object(_) => Self::from_raw(self.members.swap_remove(i).1, |_| {}),
+            Shape::Null => {
                 self.members.swap_remove(i);
                 None
             }
@@ -104,23 +106,25 @@ impl<'a> JsonRecord<'a> {
     }
 
     /// Removes an array member and returns its elements; other shapes stay in the record.
-    pub fn take_array(&mut self, key: &str) -> Option<Vec<&'a RawValue>> {
+    pub fn take_array(&mut self, key: &str) -> Option<Vec<Raw<'a>>> {
         let i = self.position(key)?;
-        let items = serde_json::from_str::<Vec<&'a RawValue>>(self.members[i].1.get()).ok()?;
-        self.members.swap_remove(i);
-        Some(items)
+        if !matches!(self.members[i].1.shape, Shape::Array(_)) {
+            return None;
+        }
+        match self.members.swap_remove(i).1.shape {
+            Shape::Array(items) => Some(items),
+            _ => None,
+        }
     }
 
     /// A string member, without removing it.
     pub fn get_str(&self, key: &str) -> Option<String> {
-        let raw = self.members.get(self.position(key)?)?.1;
-        string_of(raw).map(Cow::into_owned)
+        self.get(key)?.as_str().map(Cow::into_owned)
     }
 
     /// A number member, without removing it.
     pub fn get_f64(&self, key: &str) -> Option<f64> {
-        let raw = self.members.get(self.position(key)?)?.1;
-        serde_json::from_str::<f64>(raw.get()).ok()
+        self.get(key)?.as_f64()
     }
 
     /// Whether nothing is left.
@@ -149,42 +153,32 @@ impl<'a> JsonRecord<'a> {
 /// Keeps one raw value in `unmapped` under `key`: objects flattened into `key.member` entries,
 /// strings as they are, arrays, numbers and booleans as their compact JSON text; `null` is left
 /// out.
-pub fn keep_raw(key: &str, raw: &RawValue, unmapped: &mut Unmapped) {
+pub fn keep_raw(key: &str, raw: Raw<'_>, unmapped: &mut Unmapped) {
     keep(key.to_string(), raw, unmapped);
 }
 
-fn keep(key: String, raw: &RawValue, unmapped: &mut Unmapped) {
-    match raw.get().as_bytes().first() {
-        Some(b'{') => match JsonRecord::object(raw.get()) {
-            Some(record) if !record.is_empty() => record.into_unmapped(&key, unmapped),
-            _ => unmapped.insert(key, "{}"),
-        },
-        Some(b'"') => {
-            if let Some(text) = string_of(raw) {
+fn keep(key: String, raw: Raw<'_>, unmapped: &mut Unmapped) {
+    match raw.shape {
+        Shape::Object(members) if !members.is_empty() => {
+            JsonRecord { members }.into_unmapped(&key, unmapped)
+        }
+        Shape::Object(_) => unmapped.insert(key, "{}"),
+        Shape::String { .. } => {
+            if let Some(text) = raw.as_str() {
                 unmapped.insert(key, text.into_owned());
             }
         }
-        _ if raw.get() == "null" => {}
+        Shape::Null => {}
         // Arrays, numbers and booleans keep their JSON text, without the input's whitespace.
-        _ => unmapped.insert(key, compact(raw.get())),
+        Shape::Array(_) | Shape::Number | Shape::Bool => unmapped.insert(key, compact(raw.get())),
     }
 }
 
-/// A JSON string's text, borrowed unless it has escapes; `None` for any other JSON type.
-pub(crate) fn string_of(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
-    if !text.starts_with('"') {
-        return None;
+/// JSON text without whitespace outside strings. The input is valid JSON.
+pub(crate) fn compact(text: &str) -> String {
+    if !text.contains([' ', '\n', '\r', '\t']) {
+        return text.to_string();
     }
-    // A raw value is valid JSON: without escapes, the text between the quotes is the string.
-    if !text.contains('\\') {
-        return Some(Cow::Borrowed(&text[1..text.len() - 1]));
-    }
-    serde_json::from_str::<String>(text).map(Cow::Owned).ok()
-}
-
-/// JSON text without whitespace outside strings. The input is valid JSON (a raw value).
-fn compact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let (mut in_string, mut escaped) = (false, false);
     for c in text.chars() {
@@ -202,30 +196,6 @@ fn compact(text: &str) -> String {
         }
     }
     out
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for JsonRecord<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Members<'a>(std::marker::PhantomData<&'a ()>);
-
-        impl<'de: 'a, 'a> Visitor<'de> for Members<'a> {
-            type Value = JsonRecord<'a>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-                    members.push((key, map.next_value::<&'de RawValue>()?));
-                }
-                Ok(JsonRecord { members })
-            }
-        }
-
-        deserializer.deserialize_map(Members(std::marker::PhantomData))
-    }
 }
 
 /// A JSON string (an object key or a value), borrowed from the input unless it has escapes.
@@ -295,11 +265,7 @@ mod tests {
     fn nested_objects_flatten_and_scalars_keep_their_json_text() {
         let mut u = Unmapped::default();
         let value = serde_json::json!({"a": {"b": 1, "c": "x"}, "d": [1, 2], "e": null, "f": {}});
-        keep_raw(
-            "extra",
-            &RawValue::from_string(value.to_string()).unwrap(),
-            &mut u,
-        );
+        keep_raw("extra", scan::parse(&value.to_string()).unwrap(), &mut u);
         assert_eq!(u.get("extra.a.b"), Some("1"));
         assert_eq!(u.get("extra.a.c"), Some("x"));
         assert_eq!(u.get("extra.d"), Some("[1,2]"));
@@ -310,9 +276,8 @@ mod tests {
     #[test]
     fn kept_arrays_lose_only_the_whitespace_outside_strings() {
         let mut u = Unmapped::default();
-        let raw: Box<RawValue> =
-            serde_json::from_str("[ {\"b\": \"x y\\\" z\", \"a\": 1} ,\n 2 ]").unwrap();
-        keep_raw("k", &raw, &mut u);
+        let raw = scan::parse("[ {\"b\": \"x y\\\" z\", \"a\": 1} ,\n 2 ]").unwrap();
+        keep_raw("k", raw, &mut u);
         assert_eq!(
             u.get("k"),
             Some(r#"[{"b":"x y\" z","a":1}]"#.replace("}]", "},2]").as_str())
@@ -325,13 +290,16 @@ mod tests {
         let items = r.take_array("list").unwrap();
         assert_eq!(items.len(), 2);
         let mut kept = Vec::new();
-        let first = JsonRecord::from_raw(items[0], |_| unreachable!()).unwrap();
-        assert!(JsonRecord::from_raw(items[1], |raw| kept.push(raw.get().to_string())).is_none());
+        let mut items = items.into_iter();
+        let first = JsonRecord::from_raw(items.next().unwrap(), |_| unreachable!()).unwrap();
+        assert!(JsonRecord::from_raw(items.next().unwrap(), |raw| kept
+            .push(raw.get().to_string()))
+        .is_none());
         assert_eq!(
             (first.get_str("k").as_deref(), kept),
             (Some("v"), vec!["3".to_string()])
         );
-        assert_eq!(r.take("obj").map(RawValue::get), Some(r#"{"x":1}"#));
+        assert_eq!(r.take("obj").map(|raw| raw.get()), Some(r#"{"x":1}"#));
     }
 
     #[test]
@@ -344,9 +312,13 @@ mod tests {
             JsonRecord::parse(b" \"s\"").unwrap_err().reason,
             "record is a JSON string, not an object"
         );
-        assert!(JsonRecord::parse(b"{\"a\":")
-            .unwrap_err()
-            .reason
-            .starts_with("record is not valid JSON"));
+        assert_eq!(
+            JsonRecord::parse(b"{\"a\":").unwrap_err().reason,
+            "record is not valid JSON: unexpected end of the text at byte 5"
+        );
+        assert_eq!(
+            JsonRecord::parse(b" \n").unwrap_err().reason,
+            "record is empty"
+        );
     }
 }

@@ -1,9 +1,8 @@
 //! `json_t` attribute values: raw JSON passed through untouched, or a parsed value.
 
-use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::input::JsonRecord;
+use crate::input::{compact, JsonRecord, Raw};
 
 /// The value of an OCSF `json_t` attribute (e.g. `api.request.data`).
 ///
@@ -13,27 +12,27 @@ use crate::input::JsonRecord;
 #[derive(Debug, Clone)]
 pub enum Json {
     /// Original JSON text, on one line.
-    Raw(Box<RawValue>),
+    Raw(RawJson),
     /// A parsed value.
     Value(Value),
 }
 
 impl Json {
-    /// Raw JSON text from the input. Text spread over several lines is parsed instead, so that
-    /// every emitted record stays on one line.
-    pub fn raw(raw: &RawValue) -> Json {
+    /// Raw JSON text from the input. Text spread over several lines loses its whitespace, so
+    /// that every emitted record stays on one line.
+    pub fn raw(raw: Raw<'_>) -> Json {
         let text = raw.get();
-        if text.contains(['\n', '\r']) {
-            Json::Value(serde_json::from_str(text).unwrap_or(Value::Null))
+        Json::Raw(RawJson(if text.contains(['\n', '\r']) {
+            compact(text).into()
         } else {
-            Json::Raw(raw.to_owned())
-        }
+            text.into()
+        }))
     }
 
     /// The string member `key` of an object value.
     pub fn str_member(&self, key: &str) -> Option<String> {
         match self {
-            Json::Raw(raw) => JsonRecord::from_raw(raw, |_| {})?.get_str(key),
+            Json::Raw(raw) => JsonRecord::object(raw.get())?.get_str(key),
             Json::Value(v) => v.get(key)?.as_str().map(str::to_string),
         }
     }
@@ -44,6 +43,18 @@ impl Json {
             Json::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
             Json::Value(v) => v.clone(),
         }
+    }
+}
+
+/// JSON text as the input held it: only [`Json::raw`] makes one, from a value the input's scan
+/// found valid.
+#[derive(Debug, Clone)]
+pub struct RawJson(Box<str>);
+
+impl RawJson {
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        &self.0
     }
 }
 
@@ -74,16 +85,18 @@ mod tests {
     }
 
     #[test]
-    fn raw_text_is_written_as_it_came_and_multi_line_text_is_reparsed() {
-        let one_line: Box<RawValue> = serde_json::from_str(r#"{"b": 1, "a": "x"}"#).unwrap();
-        let json = Json::raw(&one_line);
+    fn raw_text_is_written_as_it_came_and_multi_line_text_loses_its_whitespace() {
+        let member = |text: &'static str| {
+            JsonRecord::parse(text.as_bytes())
+                .unwrap()
+                .take("m")
+                .unwrap()
+        };
+        let json = Json::raw(member(r#"{"m": {"b": 1, "a": "x"}}"#));
         assert_eq!(text(&json), r#"{"b": 1, "a": "x"}"#);
         assert_eq!(json.str_member("a").as_deref(), Some("x"));
-        let multi: Box<RawValue> = serde_json::from_str("{\n \"a\": [1,\n 2]\n}").unwrap();
-        assert_eq!(text(&Json::raw(&multi)), r#"{"a":[1,2]}"#);
-        assert_eq!(
-            Json::raw(&one_line),
-            Json::from(serde_json::json!({"a": "x", "b": 1}))
-        );
+        let multi = Json::raw(member("{\"m\": {\n \"a\": [1,\n 2], \"s\": \"x y\"\n}}"));
+        assert_eq!(text(&multi), r#"{"a":[1,2],"s":"x y"}"#);
+        assert_eq!(json, Json::from(serde_json::json!({"a": "x", "b": 1})));
     }
 }

@@ -7,7 +7,7 @@ mod unmapped;
 mod write;
 
 pub use generated::*;
-pub use json::Json;
+pub use json::{Json, RawJson};
 pub use time::Datetime;
 pub use unmapped::Unmapped;
 pub use write::{RowObject, WriteRow};
