@@ -63,7 +63,15 @@ impl<'a> JsonRecord<'a> {
     }
 
     fn position(&self, key: &str) -> Option<usize> {
-        self.members.iter().position(|(k, _)| k == key)
+        // Names of the same length mostly differ in their first or last byte: checking those
+        // first spares a `memcmp` call per member, which costs much more in a component.
+        let (first, last) = (key.as_bytes().first(), key.as_bytes().last());
+        self.members.iter().position(|(k, _)| {
+            k.len() == key.len()
+                && k.as_bytes().first() == first
+                && k.as_bytes().last() == last
+                && k == key
+        })
     }
 
     fn get(&self, key: &str) -> Option<&Raw<'a>> {

@@ -85,14 +85,23 @@ const UNMAPPED: &[&str] = &[
 
 impl Field {
     /// The field for a header token; `_` and `-` spellings (Parquet and text) are the same.
+    /// The field a header token names (`_` and `-` alike), without allocating for the tokens
+    /// of data lines, which every line's first token is checked as.
     fn from_name(token: &str) -> Option<Field> {
-        let name = token.replace('_', "-");
-        if let Some((_, f)) = KNOWN.iter().find(|(n, _)| *n == name) {
+        let named = |name: &str| {
+            name.len() == token.len()
+                && name
+                    .bytes()
+                    .zip(token.bytes())
+                    .all(|(n, t)| n == t || (n == b'-' && t == b'_'))
+        };
+        if let Some((_, f)) = KNOWN.iter().find(|(n, _)| named(n)) {
             return Some(f.clone());
         }
         UNMAPPED
-            .contains(&name.as_str())
-            .then_some(Field::Other(name))
+            .iter()
+            .find(|n| named(n))
+            .map(|name| Field::Other(name.to_string()))
     }
 
     /// The field's flow-log name, for messages.
@@ -124,10 +133,15 @@ impl Format {
     /// `Some` when `line` is a header line: its first token is a field name rather than data.
     /// The result says whether every token is a known field.
     pub(crate) fn parse_header(line: &str) -> Option<Result<Format, String>> {
-        let first = line.split_ascii_whitespace().next()?;
+        let first = values(line).next()?;
+        // Every field name starts with a lowercase letter; a data line mostly starts with its
+        // version number, which spares looking it up among the names.
+        if !first.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return None;
+        }
         Field::from_name(first)?;
         let mut fields = Vec::new();
-        for token in line.split_ascii_whitespace() {
+        for token in values(line) {
             match Field::from_name(token) {
                 Some(f) => fields.push(f),
                 None => {
@@ -136,6 +150,12 @@ impl Format {
                     )))
                 }
             }
+        }
+        if fields.len() > MAX_FIELDS {
+            return Some(Err(format!(
+                "header line names {} fields, more than the {MAX_FIELDS} a line may hold",
+                fields.len()
+            )));
         }
         Some(Ok(Format { fields }))
     }
@@ -174,9 +194,40 @@ pub(crate) fn with_format<T>(carry: Option<&[u8]>, f: impl FnOnce(&Format) -> T)
     })
 }
 
+/// The most fields a format may have (every known field is 40).
+pub(crate) const MAX_FIELDS: usize = 64;
+
+/// The values of a line, separated by ASCII whitespace (a byte loop: `split_ascii_whitespace`
+/// was a fifth of the plugin's instructions).
+pub(crate) fn values(line: &str) -> impl Iterator<Item = &str> {
+    let bytes = line.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        }
+        let start = at;
+        while bytes.get(at).is_some_and(|b| !b.is_ascii_whitespace()) {
+            at += 1;
+        }
+        (at > start).then(|| &line[start..at])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_split_at_any_ascii_whitespace() {
+        for line in ["", " ", "a", " a\tb  c\r\n", "2 eni-1 - 10.0.0.1\x0c443"] {
+            assert_eq!(
+                values(line).collect::<Vec<_>>(),
+                line.split_ascii_whitespace().collect::<Vec<_>>(),
+                "{line:?}"
+            );
+        }
+    }
 
     #[test]
     fn headers_are_recognised_by_their_first_token() {

@@ -9,7 +9,7 @@ use lakegate_plugin_sdk::ocsf::{
 };
 use lakegate_plugin_sdk::{export_source, Framing, Manifest, Output, Reject, Source};
 
-use format::{Field, Format};
+use format::{Field, Format, MAX_FIELDS};
 
 /// The VPC Flow Logs plugin.
 pub struct VpcFlow;
@@ -80,13 +80,20 @@ fn flow_metadata() -> Box<ocsf::Metadata> {
 
 /// Builds one Network Activity record from the fields of `line`.
 fn translate_line(format: &Format, line: &str) -> Result<NetworkActivity, Reject> {
-    let values: Vec<&str> = line.split_ascii_whitespace().collect();
-    if values.len() != format.fields.len() {
+    // The values go on the stack: a line has as many as its format has fields, or is refused.
+    let mut values = [""; MAX_FIELDS];
+    let mut found = 0;
+    for value in format::values(line) {
+        if let Some(slot) = values.get_mut(found) {
+            *slot = value;
+        }
+        found += 1;
+    }
+    if found != format.fields.len() {
         return Err(Reject::new(format!(
-            "expected {} space-separated fields ({}), found {}",
+            "expected {} space-separated fields ({}), found {found}",
             format.fields.len(),
             format.describe(),
-            values.len()
         )));
     }
     let mut f = Flow::default();
