@@ -480,6 +480,56 @@ mod tests {
     }
 
     #[test]
+    fn agrees_with_serde_json_on_mangled_records() {
+        // Real records with bytes overwritten, inserted and cut off (xorshift64*, fixed seed):
+        // whatever the damage, both must find the same texts to be JSON.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
+        };
+        let specials = b"{}[]\":,\\ \n\t0123456789-+.eEtrufalsn\x01\x7f";
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/sources");
+        let (mut checked, mut valid) = (0, 0);
+        for file in [
+            "aws-cloudtrail/golden/aws-reference.input.jsonl",
+            "aws-cloudtrail/golden/panther-rule-tests.input.jsonl",
+            "okta-system-log/golden/panther-scenarios.input.jsonl",
+        ] {
+            let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                for _ in 0..20 {
+                    let mut bytes = line.as_bytes().to_vec();
+                    for _ in 0..=next(3) {
+                        let at = next(bytes.len());
+                        let byte = specials[next(specials.len())];
+                        match next(3) {
+                            0 => bytes[at] = byte,
+                            1 => bytes.insert(at, byte),
+                            _ => bytes.truncate(at.max(1)),
+                        }
+                    }
+                    let Ok(mangled) = std::str::from_utf8(&bytes) else {
+                        continue;
+                    };
+                    let ours = parse(mangled).is_ok();
+                    let theirs = serde_json::from_str::<serde::de::IgnoredAny>(mangled).is_ok();
+                    assert_eq!(ours, theirs, "{mangled}");
+                    checked += 1;
+                    valid += usize::from(ours);
+                }
+            }
+        }
+        // About 2,000 texts, a third of them still JSON.
+        assert!(
+            checked > 1_500 && valid > 400,
+            "{checked} texts, {valid} JSON"
+        );
+    }
+
+    #[test]
     fn agrees_with_serde_json_on_what_is_json() {
         let cases = [
             r#"{"a":[1,2,{"b":null}],"c":"\u00e9\ud83d\ude00","d":-0.0e-0}"#,
