@@ -312,21 +312,16 @@ mod tests {
 
     #[test]
     fn non_objects_are_rejected_with_what_they_are() {
-        assert_eq!(
-            JsonRecord::parse(b"[1]").unwrap_err().reason,
-            "record is a JSON array, not an object"
-        );
-        assert_eq!(
-            JsonRecord::parse(b" \"s\"").unwrap_err().reason,
-            "record is a JSON string, not an object"
-        );
-        assert_eq!(
-            JsonRecord::parse(b"{\"a\":").unwrap_err().reason,
-            "record is not valid JSON: unexpected end of the text at byte 5"
-        );
-        assert_eq!(
-            JsonRecord::parse(b" \n").unwrap_err().reason,
-            "record is empty"
-        );
+        for (input, reason) in [
+            (&b"[1]"[..], "record is a JSON array, not an object"),
+            (b" \"s\"", "record is a JSON string, not an object"),
+            (
+                b"{\"a\":",
+                "record is not valid JSON: unexpected end of the text at byte 5",
+            ),
+            (b" \n", "record is empty"),
+        ] {
+            assert_eq!(JsonRecord::parse(input).unwrap_err().reason, reason);
+        }
     }
 }
