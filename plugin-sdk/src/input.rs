@@ -116,13 +116,12 @@ impl<'a> JsonRecord<'a> {
     /// Removes an array member and returns its elements; other shapes stay in the record.
     pub fn take_array(&mut self, key: &str) -> Option<Vec<Raw<'a>>> {
         let i = self.position(key)?;
-        if !matches!(self.members[i].1.shape, Shape::Array(_)) {
+        let Shape::Array(items) = &mut self.members[i].1.shape else {
             return None;
-        }
-        match self.members.swap_remove(i).1.shape {
-            Shape::Array(items) => Some(items),
-            _ => None,
-        }
+        };
+        let items = std::mem::take(items);
+        self.members.swap_remove(i);
+        Some(items)
     }
 
     /// A string member, without removing it.

@@ -164,15 +164,11 @@ impl RowWrite for Vec<u8> {
     }
 
     fn array(&mut self) -> usize {
-        self.push(Tag::Array as u8);
-        self.extend_from_slice(&[0; 4]);
-        self.len() - 4
+        counted(self, Tag::Array)
     }
 
     fn map(&mut self) -> usize {
-        self.push(Tag::Map as u8);
-        self.extend_from_slice(&[0; 4]);
-        self.len() - 4
+        counted(self, Tag::Map)
     }
 
     fn text(&mut self, v: &str) {
@@ -184,6 +180,13 @@ impl RowWrite for Vec<u8> {
     fn set_count(&mut self, at: usize, count: usize) {
         self[at..at + 4].copy_from_slice(&(count as u32).to_le_bytes());
     }
+}
+
+/// Writes `tag` and a count of zero; returns where the count is, to be set later.
+fn counted(row: &mut Vec<u8>, tag: Tag) -> usize {
+    row.push(tag as u8);
+    row.extend_from_slice(&[0; 4]);
+    row.len() - 4
 }
 
 /// Reads a row front to back.

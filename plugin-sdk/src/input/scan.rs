@@ -41,7 +41,7 @@ impl<'a> Raw<'a> {
 
     /// Whether the value is JSON `null`.
     pub fn is_null(&self) -> bool {
-        self.shape == Shape::Null
+        matches!(self.shape, Shape::Null)
     }
 
     /// A string value's text, borrowed unless it has escapes; `None` for any other JSON type.
