@@ -23,7 +23,7 @@ pub struct Config {
     pub plugin_dir: Option<PathBuf>,
     /// Write-ahead log.
     pub wal: WalConfig,
-    /// When buffered records become Parquet files, and how much memory they may take.
+    /// When buffered records become Parquet files, and how much may wait in the log for that.
     pub flush: FlushConfig,
     /// Largest gRPC message accepted, e.g. "64MiB".
     #[serde(deserialize_with = "bytes")]
@@ -44,18 +44,22 @@ pub struct WalConfig {
     pub fsync: bool,
 }
 
-/// Flush (file rolling) policy and memory caps.
+/// Flush (file rolling) policy and caps. Buffered records wait in the write-ahead log (the lake
+/// keeps only where they are) and are read back when their partition is written, so the caps
+/// bound the log and the size of one write rather than memory held per record.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlushConfig {
     /// A partition is written once its oldest buffered record is this old ("5m").
     #[serde(with = "duration")]
     pub max_age: Duration,
-    /// A partition is written once its buffered records take this much ("16MiB"). The Parquet
-    /// file is several times smaller.
+    /// A partition is written once its buffered records take this much as logged ("32MiB"):
+    /// also about the most memory writing one file takes for its records (then as Arrow
+    /// columns, about half that). The Parquet file is several times smaller.
     #[serde(deserialize_with = "bytes")]
     pub max_partition_bytes: u64,
-    /// All partitions together may buffer this much; past it the largest is written early.
+    /// All partitions together may buffer this much (as logged); past it the largest is written
+    /// early.
     #[serde(deserialize_with = "bytes")]
     pub max_buffered_bytes: u64,
     /// At most this many partitions are open; past it the oldest is written early.
@@ -122,8 +126,8 @@ impl Default for FlushConfig {
     fn default() -> Self {
         FlushConfig {
             max_age: Duration::from_secs(300),
-            max_partition_bytes: 16 << 20,
-            max_buffered_bytes: 64 << 20,
+            max_partition_bytes: 32 << 20,
+            max_buffered_bytes: 256 << 20,
             max_open_partitions: 64,
             zstd_level: 3,
         }
@@ -386,7 +390,7 @@ mod tests {
         assert_eq!(c.wal.segment_bytes, 8 << 20);
         assert!(c.wal.fsync);
         assert_eq!(c.flush.max_age, Duration::from_secs(2));
-        assert_eq!(c.flush.max_partition_bytes, 16 << 20);
+        assert_eq!(c.flush.max_partition_bytes, 32 << 20, "the default");
         let ct = &c.sources["ct"];
         assert_eq!(ct.lake_sources[&6003], "ct_api");
         assert_eq!(ct.max_age, Some(Duration::from_millis(500)));

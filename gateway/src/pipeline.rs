@@ -19,9 +19,11 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::lake::catalog::Catalog;
 use crate::lake::dead_letter::{DeadLetter, DeadLetterWriter};
-use crate::lake::{self, Buffers, Chunk, LakeTable, PartitionKey, Partitioned};
+use crate::lake::{self, Buffers, Events, LakeTable, PartitionKey, Run};
 use crate::sources::{Counters, Source, Sources};
-use crate::wal::{CommitEntry, DataEntry, Logged, Recovery, Wal, WalEvent};
+use crate::wal::{
+    self, CommitEntry, DataEntry, LogReader, Logged, Place, Recovery, Span, Wal, WalEvent,
+};
 use lakegate_plugin_sdk::host::validate::schema_1_1_0;
 
 /// What a flush wrote.
@@ -34,10 +36,10 @@ pub struct Flushed {
 /// A translated batch waiting to be made durable.
 struct Append {
     source: Arc<Source>,
-    /// What the log keeps: the events as JSON.
+    /// What the log keeps: the events as rows, each partition's together.
     events: Vec<WalEvent>,
-    /// What the lake buffers: the same events as Arrow columns.
-    chunks: Vec<Chunk>,
+    /// Each partition's run of `events`: the lake notes where in the log it is.
+    runs: Vec<Run>,
     letters: Vec<DeadLetter>,
     reply: oneshot::Sender<Result<(), String>>,
 }
@@ -49,7 +51,7 @@ enum Command {
 
 /// What the WAL thread hands the lake thread, in log order.
 enum Durable {
-    Batch { seq: u64, chunks: Vec<Chunk> },
+    Batch { seq: u64, parts: Vec<(Run, Span)> },
     Flush { reply: oneshot::Sender<Flushed> },
 }
 
@@ -118,6 +120,7 @@ impl Pipeline {
             stats: stats.clone(),
             received_seq: 0,
             released_below: 0,
+            reader: LogReader::new(&lake.join("wal")),
         };
         let mut orphans = Vec::new();
         let (wal, recovery) = Wal::open(
@@ -125,7 +128,7 @@ impl Pipeline {
             config.wal.segment_bytes,
             config.wal.fsync,
             &lake,
-            |entry, committed| state.replay(entry, committed, &mut orphans),
+            |entry, place, committed| state.replay(entry, place, committed, &mut orphans),
         )?;
         if !orphans.is_empty() {
             state.dead_letters.append(&orphans)?;
@@ -163,7 +166,7 @@ impl Pipeline {
         &self,
         source: Arc<Source>,
         events: Vec<WalEvent>,
-        chunks: Vec<Chunk>,
+        runs: Vec<Run>,
         letters: Vec<DeadLetter>,
     ) -> Result<Durability, String> {
         let (reply, rx) = oneshot::channel();
@@ -171,7 +174,7 @@ impl Pipeline {
             .send(Command::Append(Append {
                 source,
                 events,
-                chunks,
+                runs,
                 letters,
                 reply,
             }))
@@ -246,6 +249,20 @@ struct State {
     received_seq: u64,
     /// Segments below this sequence number have been released.
     released_below: u64,
+    /// Reads buffered events back from the log.
+    reader: LogReader,
+}
+
+/// A run of recovered events of one partition (see [`State::replay`]).
+struct Replayed {
+    table: Arc<LakeTable>,
+    key: PartitionKey,
+    /// Their positions in the entry.
+    events: std::ops::Range<usize>,
+    /// The events encoded as the log encodes them, as rows.
+    held: Vec<u8>,
+    /// Whether the log has every one of them as a row.
+    logged_rows: bool,
 }
 
 /// The WAL thread's state.
@@ -260,13 +277,14 @@ struct Logger {
 const TICK: Duration = Duration::from_millis(200);
 
 impl State {
-    /// Buffers the events of a logged entry that no committed file holds: validated again,
-    /// which writes their rows, since the log keeps them as JSON. Events that cannot go back
-    /// into the lake (their source or class is gone, or they no longer pass) become
-    /// `orphans`, for the dead-letter area.
+    /// Buffers the events of a logged entry that no committed file holds, checked again.
+    /// Events that cannot go back into the lake (their source or class is gone, or they no
+    /// longer pass) become `orphans`, for the dead-letter area. The buffers note where in the
+    /// log the rest are (events the log kept as JSON are held in memory, as rows).
     fn replay(
         &mut self,
         entry: DataEntry,
+        place: &Place<'_>,
         committed: &dyn Fn(&str, u64) -> bool,
         orphans: &mut Vec<DeadLetter>,
     ) {
@@ -274,10 +292,10 @@ impl State {
         let orphan = |record: &Logged, reason: String| {
             lake_letter(&entry.source, source.as_deref(), record, reason)
         };
-        let mut partitioned = Partitioned::default();
-        let mut kept: Vec<Vec<u8>> = Vec::new();
+        // Consecutive events of one partition that go back into it.
+        let mut run: Option<Replayed> = None;
         let mut row = Vec::new();
-        for event in entry.events {
+        for (i, event) in entry.events.into_iter().enumerate() {
             let Some((source, table)) = source
                 .as_ref()
                 .and_then(|s| Some((s, s.tables.get(&event.class_uid)?)))
@@ -300,37 +318,60 @@ impl State {
                 Logged::Row(logged) => schema.validate_row_bytes(logged, &source.declarations),
                 Logged::Json(json) => schema.validate_row(json, &source.declarations, &mut row),
             };
-            match checked {
-                Ok(_) => {
-                    let (region, account) = (&event.region, &event.account);
-                    partitioned.add(table, region, account, event.time, kept.len());
-                    kept.push(match event.record {
-                        Logged::Row(logged) => logged,
-                        Logged::Json(_) => row.clone(),
-                    });
-                }
-                Err(violations) => {
-                    let reasons: Vec<String> = violations.iter().map(ToString::to_string).collect();
-                    orphans.push(orphan(
-                        &event.record,
-                        format!(
-                            "recovered from the write-ahead log, but source `{}` no longer accepts it: {}",
-                            entry.source,
-                            reasons.join("; ")
-                        ),
-                    ));
+            if let Err(violations) = checked {
+                let reasons: Vec<String> = violations.iter().map(ToString::to_string).collect();
+                orphans.push(orphan(
+                    &event.record,
+                    format!(
+                        "recovered from the write-ahead log, but source `{}` no longer accepts it: {}",
+                        entry.source,
+                        reasons.join("; ")
+                    ),
+                ));
+                continue;
+            }
+            let continues = run
+                .as_ref()
+                .is_some_and(|r| r.key == key && r.events.end == i);
+            if !continues {
+                if let Some(done) = run.take() {
+                    self.buffer_replayed(done, place, entry.seq);
                 }
             }
+            let r = run.get_or_insert_with(|| Replayed {
+                table: table.clone(),
+                key,
+                events: i..i,
+                held: Vec::new(),
+                logged_rows: true,
+            });
+            r.events.end = i + 1;
+            r.logged_rows &= matches!(event.record, Logged::Row(_));
+            let record = match event.record {
+                Logged::Row(logged) => logged,
+                Logged::Json(_) => row.clone(),
+            };
+            wal::encode_event(
+                &mut r.held,
+                &WalEvent {
+                    record: Logged::Row(record),
+                    ..event
+                },
+            );
         }
-        let (chunks, misfits) = partitioned.build(|i| &kept[i]);
-        for chunk in chunks {
-            self.buffers
-                .insert(&chunk.table, &chunk.key, entry.seq, chunk.batch);
+        if let Some(done) = run {
+            self.buffer_replayed(done, place, entry.seq);
         }
-        for misfit in misfits {
-            let record = Logged::Row(kept[misfit.member].clone());
-            orphans.push(orphan(&record, misfit.reason));
-        }
+    }
+
+    /// Buffers a run of recovered events: where it is in the log if the log has it as rows,
+    /// else its rows.
+    fn buffer_replayed(&mut self, run: Replayed, place: &Place<'_>, seq: u64) {
+        let events = match place.span(run.events).filter(|_| run.logged_rows) {
+            Some(span) => Events::Logged(span),
+            None => Events::Held(run.held.into()),
+        };
+        self.buffers.insert(&run.table, &run.key, seq, events);
     }
 
     fn run(mut self, wal: &Mutex<Wal>, from_wal: Receiver<Durable>) {
@@ -341,11 +382,15 @@ impl State {
                     let mut next = Some(first);
                     while let Some(d) = next {
                         match d {
-                            Durable::Batch { seq, chunks } => {
+                            Durable::Batch { seq, parts } => {
                                 self.received_seq = self.received_seq.max(seq);
-                                for chunk in chunks {
-                                    self.buffers
-                                        .insert(&chunk.table, &chunk.key, seq, chunk.batch);
+                                for (run, span) in parts {
+                                    self.buffers.insert(
+                                        &run.table,
+                                        &run.key,
+                                        seq,
+                                        Events::Logged(span),
+                                    );
                                 }
                             }
                             Durable::Flush { reply } => flushes.push(reply),
@@ -401,7 +446,10 @@ impl State {
         if min_live > self.released_below {
             let mut wal = lock(wal);
             match wal.release(min_live) {
-                Ok(_) => self.released_below = min_live,
+                Ok(_) => {
+                    self.released_below = min_live;
+                    self.reader.forget_below(wal.first_segment());
+                }
                 Err(e) => error!(error = %e, "cannot delete a write-ahead log segment"),
             }
             self.stats.wal_segments.store(
@@ -422,14 +470,32 @@ impl State {
             return Ok(None);
         };
         let source = self.sources.by_name.get(&table.source).cloned();
-        let (tmp, file) = match lake::write_parquet(&self.lake, &sealed, self.zstd_level) {
+        let mut misfits = Vec::new();
+        let batch = match lake::build(&sealed, &mut self.reader, &mut misfits) {
+            Ok(batch) => batch,
+            Err(e) => {
+                self.buffers.restore(sealed);
+                return Err(e);
+            }
+        };
+        if !misfits.is_empty() {
+            if let Err(e) = self.dead_letter_misfits(&table.source, source.as_deref(), misfits) {
+                self.buffers.restore(sealed);
+                return Err(e);
+            }
+        }
+        let Some(batch) = batch else {
+            // Nothing left to write: the log no longer needs these entries for it.
+            return Ok(None);
+        };
+        let (tmp, file) = match lake::write_parquet(&self.lake, &sealed, &batch, self.zstd_level) {
             Ok(written) => written,
             Err(e) => {
                 self.buffers.restore(sealed);
                 return Err(e);
             }
         };
-        let rows = sealed.rows() as u64;
+        let rows = batch.num_rows() as u64;
         let commit = CommitEntry {
             file: file.clone(),
             partition: key.dir(),
@@ -462,6 +528,39 @@ impl State {
         }
         info!(file = %file, rows, "committed");
         Ok(Some(rows))
+    }
+}
+
+impl State {
+    /// Sends the events a partition's file cannot take to the dead-letter area, durably.
+    fn dead_letter_misfits(
+        &mut self,
+        source_name: &str,
+        source: Option<&Source>,
+        misfits: Vec<lake::Misfit>,
+    ) -> Result<(), String> {
+        let letters: Vec<DeadLetter> = misfits
+            .into_iter()
+            .map(|m| {
+                error!(source = source_name, reason = %m.reason, "an acknowledged event cannot go into the lake: dead-lettered");
+                if m.is_row {
+                    lake_letter(source_name, source, &Logged::Row(m.bytes), m.reason)
+                } else {
+                    let plugin = source.map(|s| (&s.manifest, &s.info));
+                    DeadLetter {
+                        framing: "lakegate-wal-events".into(),
+                        ..DeadLetter::new(source_name, plugin, "lake", m.reason, &m.bytes)
+                    }
+                }
+            })
+            .collect();
+        if let Some(source) = source {
+            Counters::add(&source.counters.dead_lettered, letters.len() as u64);
+        }
+        self.dead_letters
+            .append(&letters)
+            .and_then(|()| self.dead_letters.sync())
+            .map_err(|e| format!("dead-letter area: {e}"))
     }
 }
 
@@ -501,15 +600,16 @@ impl Logger {
         for Append {
             source,
             events,
-            chunks,
+            runs,
             letters,
             reply,
         } in appends
         {
+            let ranges: Vec<_> = runs.iter().map(|r| r.events.clone()).collect();
             let seq = if events.is_empty() {
-                Ok(0)
+                Ok((0, Vec::new()))
             } else {
-                wal.append_data(&source.name, &events)
+                wal.append_data(&source.name, &events, &ranges)
                     .map_err(|e| e.to_string())
             };
             let written = seq.and_then(|seq| {
@@ -518,9 +618,12 @@ impl Logger {
                     .map(|()| seq)
                     .map_err(|e| format!("dead-letter area: {e}"))
             });
-            // The log has the events now; the lake takes their columns.
+            // The log has the events now; the lake notes where.
             match written {
-                Ok(seq) => logged.push((source, seq, events.len(), chunks, letters.len(), reply)),
+                Ok((seq, spans)) => {
+                    let parts: Vec<(Run, Span)> = runs.into_iter().zip(spans).collect();
+                    logged.push((source, seq, events.len(), parts, letters.len(), reply))
+                }
                 Err(e) => {
                     error!(error = %e, "cannot log a batch");
                     let _ = reply.send(Err(e));
@@ -539,7 +642,7 @@ impl Logger {
         if let Err(e) = &synced {
             error!(error = %e, "cannot sync the write-ahead log");
         }
-        for (source, seq, events, chunks, letters, reply) in logged {
+        for (source, seq, events, parts, letters, reply) in logged {
             if let Err(e) = &synced {
                 // Not durable: not acknowledged. The client sends it again.
                 let _ = reply.send(Err(e.clone()));
@@ -548,9 +651,9 @@ impl Logger {
             Counters::add(&source.counters.events_acknowledged, events as u64);
             Counters::add(&source.counters.dead_lettered, letters as u64);
             let _ = reply.send(Ok(()));
-            if !chunks.is_empty() {
+            if !parts.is_empty() {
                 // Blocks while the lake thread is behind: that is the backpressure.
-                let _ = self.to_lake.send(Durable::Batch { seq, chunks });
+                let _ = self.to_lake.send(Durable::Batch { seq, parts });
             }
         }
     }

@@ -13,6 +13,10 @@
 //!
 //! Strings are `len u16 | bytes` except a `record` (`len u32 | bytes`).
 //!
+//! The log is also where the lake's buffered events are: an appended entry's events come back
+//! as [`Span`]s (where a run of them lies in a segment, with its own checksum), which the lake
+//! keeps instead of the events and reads with a [`LogReader`] when it writes their partition.
+//!
 //! A frame that is cut short or fails its checksum at the end of the last segment is a torn write
 //! from a crash: the segment is truncated there, and nothing in it was acknowledged. Anywhere
 //! else it is corruption: reported, and the rest of that segment is skipped.
@@ -20,6 +24,8 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -70,6 +76,45 @@ pub struct DataEntry {
     pub seq: u64,
     pub source: String,
     pub events: Vec<WalEvent>,
+}
+
+/// Where a run of consecutive events of one data entry lies in the log: the bytes of their
+/// encoding (`class_uid | time | region | account | kind | record` each), and their checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub segment: u64,
+    /// Byte offset in the segment file.
+    pub offset: u64,
+    pub len: u32,
+    pub crc: u32,
+}
+
+/// Where a recovered data entry's events lie, for [`Place::span`].
+pub struct Place<'a> {
+    segment: u64,
+    /// File offset of the entry's payload.
+    base: u64,
+    payload: &'a [u8],
+    /// Where each event starts in `payload`, and where the last one ends.
+    starts: Vec<usize>,
+    /// Whether events carry their kind (entries written before rows do not).
+    rows: bool,
+}
+
+impl Place<'_> {
+    /// The span of events `events` of the entry, if the entry keeps rows.
+    pub fn span(&self, events: Range<usize>) -> Option<Span> {
+        let (from, to) = (
+            *self.starts.get(events.start)?,
+            *self.starts.get(events.end)?,
+        );
+        self.rows.then(|| Span {
+            segment: self.segment,
+            offset: self.base + from as u64,
+            len: (to - from) as u32,
+            crc: crc32fast::hash(&self.payload[from..to]),
+        })
+    }
 }
 
 /// A Parquet file about to be committed, and the sequence numbers whose events (in that
@@ -136,14 +181,15 @@ fn segment_path(dir: &Path, index: u64) -> PathBuf {
 
 impl Wal {
     /// Opens the log in `dir`, replaying what is there: `data` is called with every data entry
-    /// in order, except the events already in committed files (`committed(partition, seq)`
-    /// is what the caller uses to skip them, built from the commits found first).
+    /// in order and where its events lie, except the events already in committed files
+    /// (`committed(partition, seq)` is what the caller uses to skip them, built from the commits
+    /// found first).
     pub fn open(
         dir: &Path,
         segment_bytes: u64,
         fsync: bool,
         lake: &Path,
-        mut data: impl FnMut(DataEntry, &dyn Fn(&str, u64) -> bool),
+        mut data: impl FnMut(DataEntry, &Place<'_>, &dyn Fn(&str, u64) -> bool),
     ) -> Result<(Wal, Recovery), WalError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let mut indexes: Vec<u64> = std::fs::read_dir(dir)
@@ -206,11 +252,18 @@ impl Wal {
             let mut max_seq = None;
             for payload in frames(&bytes).0 {
                 if payload[0] == DATA || payload[0] == DATA_JSON {
-                    let entry = decode_data(payload).ok_or_else(|| bad_frame(&path))?;
+                    let (entry, starts) = decode_data(payload).ok_or_else(|| bad_frame(&path))?;
                     recovery.data_entries += 1;
                     max_seq = Some(entry.seq);
                     next_seq = next_seq.max(entry.seq + 1);
-                    data(entry, &is_committed);
+                    let place = Place {
+                        segment: index,
+                        base: (payload.as_ptr() as usize - bytes.as_ptr() as usize) as u64,
+                        payload,
+                        starts,
+                        rows: payload[0] == DATA,
+                    };
+                    data(entry, &place, &is_committed);
                 }
             }
             segments.insert(index, Segment { path, max_seq });
@@ -246,8 +299,14 @@ impl Wal {
         ))
     }
 
-    /// Appends a data entry (not yet durable: call [`Wal::sync`]) and returns its sequence number.
-    pub fn append_data(&mut self, source: &str, events: &[WalEvent]) -> Result<u64, WalError> {
+    /// Appends a data entry (not yet durable: call [`Wal::sync`]) and returns its sequence
+    /// number and the span of each run of its events in `runs`.
+    pub fn append_data(
+        &mut self,
+        source: &str,
+        events: &[WalEvent],
+        runs: &[Range<usize>],
+    ) -> Result<(u64, Vec<Span>), WalError> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut buf = std::mem::take(&mut self.buf);
@@ -256,26 +315,33 @@ impl Wal {
         buf.extend_from_slice(&seq.to_le_bytes());
         put_str(&mut buf, source);
         buf.extend_from_slice(&(events.len() as u32).to_le_bytes());
+        let mut starts = Vec::with_capacity(events.len() + 1);
         for e in events {
-            buf.extend_from_slice(&e.class_uid.to_le_bytes());
-            buf.extend_from_slice(&e.time.to_le_bytes());
-            put_str(&mut buf, &e.region);
-            put_str(&mut buf, &e.account);
-            let (kind, bytes) = match &e.record {
-                Logged::Json(json) => (0, json.as_bytes()),
-                Logged::Row(row) => (1, &row[..]),
-            };
-            buf.push(kind);
-            buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-            buf.extend_from_slice(bytes);
+            starts.push(buf.len());
+            encode_event(&mut buf, e);
         }
+        starts.push(buf.len());
+        // The payload follows the frame's header at the end of the segment.
+        let base = self.current_len + HEADER as u64;
         let written = self.write_frame(&buf);
+        let spans = runs
+            .iter()
+            .map(|r| {
+                let (from, to) = (starts[r.start], starts[r.end]);
+                Span {
+                    segment: self.current_index,
+                    offset: base + from as u64,
+                    len: (to - from) as u32,
+                    crc: crc32fast::hash(&buf[from..to]),
+                }
+            })
+            .collect();
         self.buf = buf;
         written?;
         if let Some(s) = self.segments.get_mut(&self.current_index) {
             s.max_seq = Some(seq);
         }
-        Ok(seq)
+        Ok((seq, spans))
     }
 
     /// Appends a commit entry and makes it durable.
@@ -370,6 +436,98 @@ impl Wal {
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
+
+    /// The oldest segment on disk.
+    pub fn first_segment(&self) -> u64 {
+        self.segments
+            .first_key_value()
+            .map_or(self.current_index, |(&i, _)| i)
+    }
+}
+
+/// Reads spans of events back from the log's segments.
+pub struct LogReader {
+    dir: PathBuf,
+    files: BTreeMap<u64, File>,
+}
+
+impl LogReader {
+    pub fn new(dir: &Path) -> LogReader {
+        LogReader {
+            dir: dir.to_path_buf(),
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// Appends the bytes of `span` to `into`, and checks them against the span's checksum:
+    /// `Err` if they cannot be read, `Ok(Err)` (with the bytes appended) if they do not match.
+    pub fn read(&mut self, span: &Span, into: &mut Vec<u8>) -> Result<Result<(), String>, String> {
+        let path = segment_path(&self.dir, span.segment);
+        let file = match self.files.entry(span.segment) {
+            std::collections::btree_map::Entry::Occupied(f) => f.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?)
+            }
+        };
+        let from = into.len();
+        into.resize(from + span.len as usize, 0);
+        if let Err(e) = file.read_exact_at(&mut into[from..], span.offset) {
+            into.truncate(from);
+            return Err(format!("{}: {e}", path.display()));
+        }
+        if crc32fast::hash(&into[from..]) != span.crc {
+            return Ok(Err(format!(
+                "{}: {} bytes at offset {} no longer match their checksum",
+                path.display(),
+                span.len,
+                span.offset
+            )));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Closes the files of segments below `segment` (deleted, or about to be).
+    pub fn forget_below(&mut self, segment: u64) {
+        self.files = self.files.split_off(&segment);
+    }
+}
+
+/// Encodes one event as a data entry keeps it.
+pub fn encode_event(buf: &mut Vec<u8>, e: &WalEvent) {
+    buf.extend_from_slice(&e.class_uid.to_le_bytes());
+    buf.extend_from_slice(&e.time.to_le_bytes());
+    put_str(buf, &e.region);
+    put_str(buf, &e.account);
+    let (kind, bytes) = match &e.record {
+        Logged::Json(json) => (0, json.as_bytes()),
+        Logged::Row(row) => (1, &row[..]),
+    };
+    buf.push(kind);
+    buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    buf.extend_from_slice(bytes);
+}
+
+/// The time and row of each event in `bytes` (encoded events, as a [`Span`] holds them),
+/// appended to `out` as `(time, range of the row in bytes)`. `None` if they do not decode or an
+/// event is not a row.
+pub fn rows_in(bytes: &[u8], out: &mut Vec<(i64, Range<usize>)>) -> Option<()> {
+    let mut r = Reader(bytes);
+    while !r.0.is_empty() {
+        r.u32()?;
+        let time = r.u64()? as i64;
+        let region = r.u16()? as usize;
+        r.take(region)?;
+        let account = r.u16()? as usize;
+        r.take(account)?;
+        if r.u8()? != 1 {
+            return None;
+        }
+        let len = r.u32()? as usize;
+        let start = bytes.len() - r.0.len();
+        r.take(len)?;
+        out.push((time, start..start + len));
+    }
+    Some(())
 }
 
 fn bad_frame(path: &Path) -> WalError {
@@ -440,13 +598,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn decode_data(payload: &[u8]) -> Option<DataEntry> {
+/// A data entry, and where each of its events starts in `payload` (and the last one ends).
+fn decode_data(payload: &[u8]) -> Option<(DataEntry, Vec<usize>)> {
     let mut r = Reader(&payload[1..]);
     let seq = r.u64()?;
     let source = r.short_str()?;
     let n = r.u32()? as usize;
     let mut events = Vec::with_capacity(n.min(1 << 16));
+    let mut starts = Vec::with_capacity(n.min(1 << 16) + 1);
     for _ in 0..n {
+        starts.push(payload.len() - r.0.len());
         let class_uid = r.u32()?;
         let time = r.u64()? as i64;
         let region = r.short_str()?;
@@ -466,11 +627,15 @@ fn decode_data(payload: &[u8]) -> Option<DataEntry> {
             record,
         });
     }
-    Some(DataEntry {
-        seq,
-        source,
-        events,
-    })
+    starts.push(payload.len() - r.0.len());
+    Some((
+        DataEntry {
+            seq,
+            source,
+            events,
+        },
+        starts,
+    ))
 }
 
 fn decode_commit(payload: &[u8]) -> Option<CommitEntry> {
@@ -502,7 +667,7 @@ mod tests {
 
     fn replay(dir: &Path, lake: &Path) -> (Vec<DataEntry>, Recovery, Wal) {
         let mut got = Vec::new();
-        let (wal, rec) = Wal::open(dir, 1 << 20, true, lake, |e, committed| {
+        let (wal, rec) = Wal::open(dir, 1 << 20, true, lake, |e, _, committed| {
             let mut e = e;
             e.events.retain(|_| !committed("p", e.seq));
             got.push(e)
@@ -522,8 +687,11 @@ mod tests {
     fn entries_survive_a_reopen_in_order() {
         let d = temp("reopen");
         let (_, _, mut wal) = replay(&d.join("wal"), &d);
-        assert_eq!(wal.append_data("s", &[event(1), event(2)]).unwrap(), 1);
-        assert_eq!(wal.append_data("s", &[event(3)]).unwrap(), 2);
+        assert_eq!(
+            wal.append_data("s", &[event(1), event(2)], &[]).unwrap().0,
+            1
+        );
+        assert_eq!(wal.append_data("s", &[event(3)], &[]).unwrap().0, 2);
         wal.sync().unwrap();
         drop(wal);
         let (got, rec, wal) = replay(&d.join("wal"), &d);
@@ -541,7 +709,8 @@ mod tests {
             record: Logged::Json(r#"{"time":5}"#.into()),
             ..event(5)
         };
-        wal.append_data("s", &[json.clone(), event(6)]).unwrap();
+        wal.append_data("s", &[json.clone(), event(6)], &[])
+            .unwrap();
         // A data entry as lakegate wrote it before it logged rows: every event as JSON.
         let mut old = vec![DATA_JSON];
         old.extend_from_slice(&2u64.to_le_bytes());
@@ -567,11 +736,58 @@ mod tests {
     }
 
     #[test]
+    fn spans_read_back_as_their_rows_and_recovery_finds_the_same_spans() {
+        let d = temp("spans");
+        let (_, _, mut wal) = replay(&d.join("wal"), &d);
+        wal.append_data("s", &[event(1)], &[]).unwrap();
+        let events = [event(2), event(3), event(4), event(5)];
+        let (seq, spans) = wal.append_data("s", &events, &[0..1, 1..4]).unwrap();
+        assert_eq!(seq, 2);
+        // Not yet readable for sure: the lake gets spans only once they are synced.
+        wal.sync().unwrap();
+        let mut reader = LogReader::new(&d.join("wal"));
+        let mut bytes = Vec::new();
+        let mut rows = Vec::new();
+        for span in &spans {
+            let from = bytes.len();
+            reader.read(span, &mut bytes).unwrap().unwrap();
+            rows_in(&bytes[from..], &mut rows).unwrap();
+        }
+        let times: Vec<i64> = rows.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, [2, 3, 4, 5]);
+        let (_, last) = &rows[3];
+        assert_eq!(
+            &bytes[spans[0].len as usize..][last.clone()],
+            5i64.to_le_bytes()
+        );
+        drop(wal);
+        // Recovery places the entry's events where the append said they were.
+        let mut found = Vec::new();
+        Wal::open(&d.join("wal"), 1 << 20, true, &d, |e, place, _| {
+            if e.seq == 2 {
+                found = vec![place.span(0..1), place.span(1..4)];
+            }
+        })
+        .unwrap();
+        assert_eq!(found, spans.iter().copied().map(Some).collect::<Vec<_>>());
+        // Bytes that changed on disk are named, not taken.
+        let segment = segment_path(&d.join("wal"), spans[1].segment);
+        let mut file = std::fs::read(&segment).unwrap();
+        file[spans[1].offset as usize + 3] ^= 0x40;
+        std::fs::write(&segment, file).unwrap();
+        let mut reader = LogReader::new(&d.join("wal"));
+        let damaged = reader.read(&spans[1], &mut Vec::new()).unwrap();
+        assert!(damaged
+            .unwrap_err()
+            .contains("no longer match their checksum"));
+    }
+
+    #[test]
     fn a_torn_tail_is_cut_and_earlier_entries_kept() {
         let d = temp("torn");
         let (_, _, mut wal) = replay(&d.join("wal"), &d);
-        wal.append_data("s", &[event(1)]).unwrap();
-        wal.append_data("s", &[event(2)]).unwrap();
+        wal.append_data("s", &[event(1)], &[]).unwrap();
+        wal.append_data("s", &[event(2)], &[]).unwrap();
         wal.sync().unwrap();
         drop(wal);
         // Cut the last frame in half, as a crash mid-write would.
@@ -593,7 +809,7 @@ mod tests {
     fn a_flipped_bit_fails_the_checksum() {
         let d = temp("crc");
         let (_, _, mut wal) = replay(&d.join("wal"), &d);
-        wal.append_data("s", &[event(1)]).unwrap();
+        wal.append_data("s", &[event(1)], &[]).unwrap();
         wal.sync().unwrap();
         drop(wal);
         let seg = segment_path(&d.join("wal"), 1);
@@ -610,7 +826,7 @@ mod tests {
     fn commits_with_files_hide_their_events_and_segments_are_released() {
         let d = temp("commit");
         let (_, _, mut wal) = replay(&d.join("wal"), &d);
-        let seq = wal.append_data("s", &[event(1)]).unwrap();
+        let (seq, _) = wal.append_data("s", &[event(1)], &[]).unwrap();
         wal.sync().unwrap();
         // A commit whose file exists, and one whose file never appeared.
         std::fs::write(d.join("a.parquet"), b"x").unwrap();

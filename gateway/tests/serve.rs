@@ -666,6 +666,57 @@ fn oversized_messages_and_cancelled_calls_leave_the_gateway_serving() {
     assert!(gw.stop());
 }
 
+/// A write-ahead log left by a gateway that logged events as JSON (before rows): its events
+/// are checked again, held as rows and written; the ones the lake cannot take are dead letters.
+#[test]
+fn events_a_log_kept_as_json_are_recovered_into_the_lake() {
+    use lakegate::wal::{Logged, Wal, WalEvent};
+    let lake = lake("json-log");
+    let golden: Value = serde_json::from_str(
+        &std::fs::read_to_string(golden("aws-vpc-flow", "default-v2.ocsf.json")).unwrap(),
+    )
+    .unwrap();
+    let records = golden["records"].as_array().unwrap();
+    let event = |ocsf: &Value, class_uid: u32| WalEvent {
+        class_uid,
+        time: ocsf["time"].as_i64().unwrap(),
+        region: "us-east-1".into(),
+        account: "123456789010".into(),
+        record: Logged::Json(ocsf.to_string()),
+    };
+    let mut events: Vec<WalEvent> = records.iter().map(|r| event(&r["ocsf"], 4001)).collect();
+    // A class the source has no table for, and a record that no longer passes.
+    events.push(event(&records[0]["ocsf"], 2004));
+    let mut broken = records[1]["ocsf"].clone();
+    broken["activity_id"] = 77.into();
+    events.push(event(&broken, 4001));
+    let (mut wal, _) = Wal::open(&lake.join("wal"), 64 << 20, true, &lake, |_, _, _| {}).unwrap();
+    wal.append_data("aws-vpc-flow", &events, &[]).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+
+    let gw = Gateway::start(&lake, Some(HOUR_FLUSH));
+    assert!(gw.stop());
+    let rows = rows_per_source(&read_lake(&lake));
+    assert_eq!(rows["aws-vpc-flow-4001"], records.len() as u64);
+    let letters = dead_letters(&lake, "aws-vpc-flow");
+    let reasons: Vec<&str> = letters
+        .iter()
+        .map(|l| l["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("no longer has a table for class 2004")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("no longer accepts it")),
+        "{reasons:?}"
+    );
+}
+
 #[test]
 fn acknowledged_records_survive_kill_9_and_are_written_once() {
     let lake = lake("crash");

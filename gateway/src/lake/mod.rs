@@ -9,13 +9,12 @@ pub mod rows;
 pub mod schema;
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
-use arrow_array::{RecordBatch, UInt32Array};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use lakegate_plugin_sdk::host::columns::{Column, Layout, Table};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
@@ -25,6 +24,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
 use crate::config::FlushConfig;
+use crate::wal::{self, LogReader, Span};
 
 /// One table: a (source, class) pair, stored as its own custom source.
 #[derive(Debug)]
@@ -154,9 +154,9 @@ impl PartitionKey {
     }
 }
 
-/// Accepted records grouped by partition, to become one chunk of Arrow columns per partition
-/// ([`Partitioned::build`]). Each record is known by a caller's number (its `member`), which
-/// finds its row, and traces a row that does not fit back to its record.
+/// Accepted records grouped by partition, in the order the log keeps them: a partition's
+/// records of one entry are one run, which the lake reads back in one piece when it writes the
+/// partition. Each record is known by a caller's number (its `member`).
 #[derive(Default)]
 pub struct Partitioned {
     groups: Vec<Group>,
@@ -172,20 +172,13 @@ struct Group {
     members: Vec<usize>,
 }
 
-/// One partition's records of a call, as columns of its table.
-#[derive(Debug)]
-pub struct Chunk {
+/// One partition's run of a log entry's events.
+#[derive(Debug, Clone)]
+pub struct Run {
     pub table: Arc<LakeTable>,
     pub key: PartitionKey,
-    pub batch: RecordBatch,
-}
-
-/// A row its table cannot hold: the validator wrote it for that table, so this is a gateway
-/// bug. Its record goes to the dead-letter area rather than into the lake.
-#[derive(Debug)]
-pub struct Misfit {
-    pub member: usize,
-    pub reason: String,
+    /// Positions of the events in the entry.
+    pub events: Range<usize>,
 }
 
 impl Partitioned {
@@ -224,95 +217,65 @@ impl Partitioned {
         self.last = Some(i);
     }
 
-    /// One chunk per partition from the records' rows (`row` finds a member's), and the rows
-    /// that did not fit (the rest of their partition is built without them).
-    pub fn build<'r>(self, row: impl Fn(usize) -> &'r [u8]) -> (Vec<Chunk>, Vec<Misfit>) {
-        let mut chunks = Vec::with_capacity(self.groups.len());
-        let mut misfits = Vec::new();
-        for mut group in self.groups {
-            let key = group.key;
-            while !group.members.is_empty() {
-                let table = &group.table;
-                let rows = group.members.iter().map(|&m| row(m));
-                match rows::build(&table.schema, &table.columns, &table.layout, rows) {
-                    Ok(batch) => {
-                        chunks.push(Chunk {
-                            table: group.table,
-                            key,
-                            batch,
-                        });
-                        break;
-                    }
-                    Err(e) => {
-                        misfits.push(Misfit {
-                            member: group.members.remove(e.index),
-                            reason: format!(
-                                "does not fit table {}: {}",
-                                table.lake_source, e.reason
-                            ),
-                        });
-                    }
+    /// The members in log order (partition by partition, in order of each partition's first
+    /// record, each in the order added) and each partition's run of positions in it.
+    pub fn into_runs(self) -> (Vec<usize>, Vec<Run>) {
+        let mut order = Vec::new();
+        let runs = self
+            .groups
+            .into_iter()
+            .map(|g| {
+                let from = order.len();
+                order.extend(g.members);
+                Run {
+                    table: g.table,
+                    key: g.key,
+                    events: from..order.len(),
                 }
-            }
-        }
-        (chunks, misfits)
+            })
+            .collect();
+        (order, runs)
     }
 }
 
-/// How many rows a partition gathers in small chunks (a call's share of it may be a few
-/// records) before they are concatenated into one: enough that a chunk's per-column overhead
-/// is small.
-const CHUNK_ROWS: usize = 4096;
+/// Where some of a partition's buffered events are, encoded as the log encodes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Events {
+    /// In the write-ahead log, read back when the partition is written.
+    Logged(Span),
+    /// In memory: events recovered from log entries that kept JSON, as rows.
+    Held(Arc<[u8]>),
+}
 
-/// The records buffered for one partition, as chunks of Arrow columns.
+impl Events {
+    fn bytes(&self) -> usize {
+        match self {
+            Events::Logged(span) => span.len as usize,
+            Events::Held(bytes) => bytes.len(),
+        }
+    }
+}
+
+/// The events buffered for one partition: where they are, not the events themselves.
 struct Buffer {
     table: Arc<LakeTable>,
-    /// Chunks of at least [`CHUNK_ROWS`] rows.
-    chunks: Vec<RecordBatch>,
-    /// Smaller chunks, concatenated once they hold [`CHUNK_ROWS`] rows together.
-    small: Vec<RecordBatch>,
-    small_rows: usize,
-    small_bytes: usize,
-    /// The Arrow memory of all chunks.
+    events: Vec<Events>,
+    /// The logged size of the events.
     bytes: usize,
     opened: Instant,
-    /// WAL sequence numbers with rows here, ascending.
+    /// WAL sequence numbers with events here, ascending.
     seqs: Vec<u64>,
 }
 
-impl Buffer {
-    /// Concatenates the small chunks into one.
-    fn gather_small(&mut self) {
-        let small = std::mem::take(&mut self.small);
-        self.small_rows = 0;
-        self.bytes -= std::mem::take(&mut self.small_bytes);
-        let chunk = match small.len() {
-            0 => return,
-            1 => small.into_iter().next().expect("one chunk"),
-            _ => arrow_select::concat::concat_batches(&self.table.schema, &small)
-                .expect("chunks of one table share its schema"),
-        };
-        self.bytes += chunk.get_array_memory_size();
-        self.chunks.push(chunk);
-    }
-}
-
-/// A partition's records, taken from the buffers to be written: one batch sorted by time.
+/// A partition's events, taken from the buffers to be written.
 pub struct Sealed {
     pub key: PartitionKey,
     pub seqs: Vec<u64>,
-    pub batch: RecordBatch,
-    table: Arc<LakeTable>,
+    pub table: Arc<LakeTable>,
+    events: Vec<Events>,
 }
 
-impl Sealed {
-    /// Records in it.
-    pub fn rows(&self) -> usize {
-        self.batch.num_rows()
-    }
-}
-
-/// The open partitions and their records, with the caps that bound memory.
+/// The open partitions and where their events are, with the caps that bound them.
 pub struct Buffers {
     config: FlushConfig,
     open: HashMap<PartitionKey, Buffer>,
@@ -328,55 +291,30 @@ impl Buffers {
         }
     }
 
-    /// The buffer of `key`, opened if need be.
-    fn open(&mut self, key: &PartitionKey, table: &Arc<LakeTable>) -> &mut Buffer {
-        self.open.entry(key.clone()).or_insert_with(|| Buffer {
-            table: table.clone(),
-            chunks: Vec::new(),
-            small: Vec::new(),
-            small_rows: 0,
-            small_bytes: 0,
-            bytes: 0,
-            opened: Instant::now(),
-            seqs: Vec::new(),
-        })
-    }
-
-    /// Buffers a chunk of WAL entry `seq` for `table`.
-    pub fn insert(
-        &mut self,
-        table: &Arc<LakeTable>,
-        key: &PartitionKey,
-        seq: u64,
-        chunk: RecordBatch,
-    ) {
+    /// Buffers `events` of WAL entry `seq` for `table`.
+    pub fn insert(&mut self, table: &Arc<LakeTable>, key: &PartitionKey, seq: u64, events: Events) {
         // One lookup, and no key clone, for a partition that is open already.
         let buffer = match self.open.get_mut(key) {
             Some(buffer) => buffer,
-            None => self.open(key, table),
+            None => self.open.entry(key.clone()).or_insert_with(|| Buffer {
+                table: table.clone(),
+                events: Vec::new(),
+                bytes: 0,
+                opened: Instant::now(),
+                seqs: Vec::new(),
+            }),
         };
-        let before = buffer.bytes;
-        let size = chunk.get_array_memory_size();
+        let size = events.bytes();
         buffer.bytes += size;
-        if chunk.num_rows() >= CHUNK_ROWS {
-            buffer.chunks.push(chunk);
-        } else {
-            buffer.small_rows += chunk.num_rows();
-            buffer.small_bytes += size;
-            buffer.small.push(chunk);
-            if buffer.small_rows >= CHUNK_ROWS {
-                buffer.gather_small();
-            }
-        }
+        buffer.events.push(events);
         if buffer.seqs.last() != Some(&seq) {
             buffer.seqs.push(seq);
         }
-        let after = buffer.bytes;
-        self.bytes = self.bytes + after - before;
+        self.bytes += size;
     }
 
-    /// Partitions due now: too old, too big, or over the memory and partition caps (largest
-    /// first, then oldest), in a deterministic order.
+    /// Partitions due now: too old, too big, or over the buffered-bytes and partition caps
+    /// (largest first, then oldest), in a deterministic order.
     pub fn due(&self, now: Instant, all: bool) -> Vec<PartitionKey> {
         let mut due: Vec<PartitionKey> = self
             .open
@@ -395,7 +333,7 @@ impl Buffers {
         if bytes > self.config.max_buffered_bytes || open > self.config.max_open_partitions {
             let mut rest: Vec<(&PartitionKey, &Buffer)> =
                 self.open.iter().filter(|(k, _)| !due.contains(k)).collect();
-            // Largest first when memory is the problem, oldest first when partitions are.
+            // Largest first when bytes are the problem, oldest first when partitions are.
             if bytes > self.config.max_buffered_bytes {
                 rest.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(b.0)));
             } else {
@@ -418,42 +356,34 @@ impl Buffers {
 
     /// Puts a sealed partition back after a failed write, to be tried again.
     pub fn restore(&mut self, sealed: Sealed) {
-        let size = sealed.batch.get_array_memory_size();
-        let buffer = self.open(&sealed.key, &sealed.table);
-        buffer.chunks.push(sealed.batch);
-        buffer.bytes += size;
-        buffer.seqs.extend(sealed.seqs);
+        let Sealed {
+            key,
+            seqs,
+            table,
+            events,
+        } = sealed;
+        for events in events {
+            self.insert(&table, &key, seqs[0], events);
+        }
+        let buffer = self.open.get_mut(&key).expect("inserted above");
+        buffer.seqs.extend(seqs);
         buffer.seqs.sort_unstable();
         buffer.seqs.dedup();
-        self.bytes += size;
     }
 
-    /// Takes a partition's records out as one batch sorted by time.
+    /// Takes a partition's events out, to be written.
     pub fn seal(&mut self, key: &PartitionKey) -> Option<Sealed> {
-        let mut buffer = self.open.remove(key)?;
+        let buffer = self.open.remove(key)?;
         self.bytes -= buffer.bytes;
-        buffer.gather_small();
-        // Each step lets go of its input, so sealing holds at most two copies of the records.
-        let chunks = std::mem::take(&mut buffer.chunks);
-        let batch = match chunks.len() {
-            0 => return None,
-            1 => chunks.into_iter().next().expect("one chunk"),
-            _ => {
-                let batch = arrow_select::concat::concat_batches(&buffer.table.schema, &chunks)
-                    .expect("chunks of one table share its schema");
-                drop(chunks);
-                batch
-            }
-        };
         Some(Sealed {
             key: key.clone(),
             seqs: buffer.seqs,
-            batch: sorted_by_time(batch),
             table: buffer.table,
+            events: buffer.events,
         })
     }
 
-    /// The lowest WAL sequence number with records still buffered.
+    /// The lowest WAL sequence number with events still buffered.
     pub fn min_seq(&self) -> Option<u64> {
         self.open
             .values()
@@ -462,26 +392,85 @@ impl Buffers {
             .copied()
     }
 
-    /// Bytes buffered and partitions open.
+    /// Bytes buffered (as logged) and partitions open.
     pub fn usage(&self) -> (usize, usize) {
         (self.bytes, self.open.len())
     }
 }
 
-/// `batch` with its rows in `time` order (stable: records of the same millisecond keep their
-/// arrival order).
-fn sorted_by_time(batch: RecordBatch) -> RecordBatch {
-    let times = batch
-        .column_by_name("time")
-        .and_then(|c| c.as_primitive_opt::<Int64Type>())
-        .expect("every table has a non-null INT64 `time`");
-    if times.values().is_sorted() {
-        return batch;
+/// A sealed partition's events that cannot go into its file: what they are and why.
+#[derive(Debug)]
+pub struct Misfit {
+    /// A row ([`lakegate_plugin_sdk::row`]), or the encoded events of a span that does not
+    /// read back as rows.
+    pub bytes: Vec<u8>,
+    pub is_row: bool,
+    pub reason: String,
+}
+
+/// Reads a sealed partition's events back and builds them into one batch of its table, sorted
+/// by time (stably: records of the same millisecond keep their arrival order), each column
+/// built once. Events that cannot be read or do not fit the table are `misfits`, for the
+/// dead-letter area; an I/O error fails the whole partition (it stays buffered).
+pub fn build(
+    sealed: &Sealed,
+    reader: &mut LogReader,
+    misfits: &mut Vec<Misfit>,
+) -> Result<Option<RecordBatch>, String> {
+    let table = &sealed.table;
+    let total = sealed.events.iter().map(Events::bytes).sum();
+    let mut arena: Vec<u8> = Vec::with_capacity(total);
+    let mut rows: Vec<(i64, Range<usize>)> = Vec::new();
+    for events in &sealed.events {
+        let from = arena.len();
+        let read = match events {
+            Events::Logged(span) => reader.read(span, &mut arena)?,
+            Events::Held(bytes) => {
+                arena.extend_from_slice(bytes);
+                Ok(())
+            }
+        };
+        let before = rows.len();
+        let decoded = read.and_then(|()| {
+            wal::rows_in(&arena[from..], &mut rows).ok_or_else(|| {
+                "logged events that do not decode as rows (a gateway bug)".to_string()
+            })
+        });
+        match decoded {
+            Ok(()) => rows[before..]
+                .iter_mut()
+                .for_each(|(_, r)| *r = r.start + from..r.end + from),
+            Err(reason) => {
+                rows.truncate(before);
+                misfits.push(Misfit {
+                    bytes: arena.split_off(from),
+                    is_row: false,
+                    reason: format!("cannot read events back from the write-ahead log: {reason}"),
+                });
+            }
+        }
     }
-    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
-    order.sort_by_key(|&i| times.value(i as usize));
-    arrow_select::take::take_record_batch(&batch, &UInt32Array::from(order))
-        .expect("indices are in range")
+    rows.sort_by_key(|(time, _)| *time);
+    while !rows.is_empty() {
+        let batch = rows::build(
+            &table.schema,
+            &table.columns,
+            &table.layout,
+            rows.iter().map(|(_, r)| &arena[r.clone()]),
+        );
+        match batch {
+            Ok(batch) => return Ok(Some(batch)),
+            Err(e) => {
+                let (_, row) = rows.remove(e.index);
+                misfits.push(Misfit {
+                    bytes: arena[row].to_vec(),
+                    is_row: true,
+                    reason: format!("does not fit table {}: {}", table.lake_source, e.reason),
+                });
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Writes a sealed partition as a Parquet file under a hidden temporary name in its partition
@@ -490,9 +479,10 @@ fn sorted_by_time(batch: RecordBatch) -> RecordBatch {
 pub fn write_parquet(
     lake: &Path,
     sealed: &Sealed,
+    batch: &RecordBatch,
     zstd_level: i32,
 ) -> Result<(PathBuf, String), String> {
-    let (table, batch) = (&sealed.table, &sealed.batch);
+    let table = &sealed.table;
     let dir = sealed.key.dir();
     let name = format!("{}.parquet", uuid::Uuid::now_v7());
     let final_rel = format!("{dir}/{name}");
@@ -574,6 +564,7 @@ pub fn remove_temporaries(lake: &Path) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wal::{Wal, WalEvent};
 
     #[test]
     fn days_format_as_utc_dates() {
@@ -617,28 +608,23 @@ mod tests {
         ))
     }
 
-    /// A chunk of `table()` with these `(time, msg)` rows.
+    /// A batch of `table()` with these `(time, msg)` rows.
     fn chunk(rows: &[(i64, String)]) -> RecordBatch {
         let msg: arrow_array::StringArray = rows.iter().map(|(_, m)| Some(m.as_str())).collect();
         let time = arrow_array::Int64Array::from_iter_values(rows.iter().map(|(t, _)| *t));
         RecordBatch::try_new(table().schema.clone(), vec![Arc::new(msg), Arc::new(time)]).unwrap()
     }
 
-    /// One row at `time` with a message of `len` bytes.
-    fn record(time: i64, len: usize) -> RecordBatch {
-        chunk(&[(time, "x".repeat(len))])
+    /// Events held in memory that take `len` bytes.
+    fn held(len: usize) -> Events {
+        Events::Held(vec![0; len].into())
     }
 
-    fn times(sealed: &Sealed) -> Vec<i64> {
-        sealed.batch["time"]
-            .as_primitive::<Int64Type>()
-            .values()
-            .to_vec()
-    }
-
-    #[test]
-    fn records_are_grouped_by_partition_in_order_and_misfits_are_named() {
-        use lakegate_plugin_sdk::host::validate::schema_1_1_0;
+    /// The Network Activity table of the row tests, as a lake table.
+    fn network_table() -> (
+        Arc<LakeTable>,
+        lakegate_plugin_sdk::host::validate::Declarations,
+    ) {
         let (declarations, ..) = rows::tests::table();
         let table = Arc::new(LakeTable::new(
             "s-4001".into(),
@@ -649,19 +635,52 @@ mod tests {
             declarations.table(4001).unwrap().clone(),
             Duration::from_secs(3600),
         ));
-        let times = [1, DAY_MS + 1, 2, 3, 4];
-        let mut rows: Vec<Vec<u8>> = times
-            .iter()
-            .map(|&t| {
-                let mut row = Vec::new();
-                let text = rows::tests::record(t, "");
-                schema_1_1_0()
-                    .validate_row(&text, &declarations, &mut row)
-                    .unwrap();
-                row
-            })
-            .collect();
-        rows[3].truncate(9);
+        (table, declarations)
+    }
+
+    /// A logged event of the Network Activity table at `time`, told apart by `bytes`.
+    fn event(
+        declarations: &lakegate_plugin_sdk::host::validate::Declarations,
+        time: i64,
+        bytes: i64,
+    ) -> WalEvent {
+        let mut row = Vec::new();
+        let text = rows::tests::record(time, &format!(r#", "traffic": {{"bytes": {bytes}}}"#));
+        lakegate_plugin_sdk::host::validate::schema_1_1_0()
+            .validate_row(&text, declarations, &mut row)
+            .unwrap();
+        WalEvent {
+            class_uid: 4001,
+            time,
+            region: "us-east-1".into(),
+            account: "external".into(),
+            record: wal::Logged::Row(row),
+        }
+    }
+
+    /// `(time, traffic.bytes)` of each row of a built batch.
+    fn time_and_tag(batch: &RecordBatch) -> Vec<(i64, i64)> {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::Int64Type;
+        let times = batch["time"].as_primitive::<Int64Type>();
+        let traffic = batch["traffic"].as_struct();
+        let tags = traffic.column_by_name("bytes").unwrap();
+        let tags = tags.as_primitive::<Int64Type>();
+        (0..batch.num_rows())
+            .map(|i| (times.value(i), tags.value(i)))
+            .collect()
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lakegate-lake-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn records_are_grouped_by_partition_in_log_order() {
+        let (table, _) = network_table();
+        let times = [1, DAY_MS + 1, 2, 3, 2 * DAY_MS, 4];
         // Equal values in other allocations are the same partition.
         let (region, same_region, account): (Arc<str>, Arc<str>, Arc<str>) =
             ("us-east-1".into(), "us-east-1".into(), "external".into());
@@ -670,52 +689,37 @@ mod tests {
             let region = if member == 2 { &same_region } else { &region };
             p.add(&table, region, &account, time, member);
         }
-        let (mut chunks, misfits) = p.build(|i| &rows[i]);
-        chunks.sort_by_key(|c| c.key.day);
-        let chunk_times: Vec<Vec<i64>> = chunks
-            .iter()
-            .map(|c| {
-                c.batch["time"]
-                    .as_primitive::<Int64Type>()
-                    .values()
-                    .to_vec()
-            })
-            .collect();
-        assert_eq!(chunk_times, [vec![1, 2, 4], vec![DAY_MS + 1]]);
+        let (order, runs) = p.into_runs();
+        assert_eq!(order, [0, 2, 3, 5, 1, 4]);
+        let runs: Vec<(i64, Range<usize>)> =
+            runs.into_iter().map(|r| (r.key.day, r.events)).collect();
+        assert_eq!(runs, [(0, 0..4), (1, 4..5), (2, 5..6)]);
+        let key = PartitionKey::new(&table, &region, &account, DAY_MS + 1);
         assert_eq!(
-            chunks[1].key.dir(),
+            key.dir(),
             "ext/s-4001/region=us-east-1/accountId=external/eventDay=19700102"
-        );
-        assert_eq!(misfits.len(), 1);
-        assert_eq!(misfits[0].member, 3);
-        assert!(
-            misfits[0].reason.contains("does not fit table s-4001"),
-            "{}",
-            misfits[0].reason
         );
     }
 
     #[test]
     fn caps_flush_the_largest_or_oldest_early() {
-        let (a, b_, c) = (record(5, 900), record(5, 100), record(5, 5000));
-        let size = |r: &RecordBatch| r.get_array_memory_size();
         let mut b = Buffers::new(FlushConfig {
             max_age: Duration::from_secs(3600),
             max_partition_bytes: 1 << 20,
-            max_buffered_bytes: (size(&a) + size(&b_) + size(&c) - 1) as u64,
+            max_buffered_bytes: 900 + 100 + 5000 - 1,
             max_open_partitions: 3,
             zstd_level: 3,
         });
         let (t, now) = (table(), Instant::now());
-        b.insert(&t, &key(1), 1, a);
-        b.insert(&t, &key(2), 1, b_);
+        b.insert(&t, &key(1), 1, held(900));
+        b.insert(&t, &key(2), 1, held(100));
         assert!(b.due(now, false).is_empty());
-        b.insert(&t, &key(3), 2, c);
+        b.insert(&t, &key(3), 2, held(5000));
         // Over the cap by a byte: the largest (day 3) goes first, and that is enough.
         assert_eq!(b.due(now, false), vec![key(3)]);
         b.seal(&key(3));
         for d in 4..=5 {
-            b.insert(&t, &key(d), 3, record(5, 30));
+            b.insert(&t, &key(d), 3, held(30));
         }
         // Four open partitions, cap three: the oldest goes.
         assert_eq!(b.due(now, false), vec![key(1)]);
@@ -723,75 +727,123 @@ mod tests {
         let sealed = b.seal(&key(1)).unwrap();
         assert_eq!(sealed.seqs, vec![1]);
         assert_eq!(b.due(now, true).len(), 3);
+        // A partition past its own size is due by itself.
+        b.insert(&t, &key(6), 4, held(1 << 20));
+        assert_eq!(b.due(now, false), vec![key(6)]);
     }
 
     #[test]
-    fn rows_of_many_chunks_are_sealed_in_time_order_stably() {
-        let (t, mut b) = (table(), Buffers::new(FlushConfig::default()));
-        // Three chunks; every time appears three times, once per chunk, with its chunk in `msg`.
-        for c in 0..3 {
-            let rows: Vec<(i64, String)> = (0..CHUNK_ROWS)
-                .map(|i| ((CHUNK_ROWS - i) as i64, c.to_string()))
+    fn a_partition_is_read_back_from_the_log_and_built_once_sorted_by_time() {
+        let dir = temp("build");
+        let (table, declarations) = network_table();
+        let (mut log, _) = Wal::open(&dir.join("wal"), 1 << 20, false, &dir, |_, _, _| {}).unwrap();
+        let mut b = Buffers::new(FlushConfig::default());
+        let key = PartitionKey::new(&table, &"us-east-1".into(), &"external".into(), 0);
+        // Two entries; every time appears in both, and `traffic.bytes` says which entry and
+        // which of the entry's events it is. The second entry has another partition's event
+        // in the middle of it, which the partition's runs leave out.
+        let mut logged = Vec::new();
+        for entry in 0..2 {
+            let mut events: Vec<WalEvent> = (0..3)
+                .map(|i| event(&declarations, 30 - 10 * i, entry * 10 + i))
                 .collect();
-            b.insert(&t, &key(0), 1, chunk(&rows));
+            let mut run = 0..3;
+            if entry == 1 {
+                events.insert(1, event(&declarations, DAY_MS, 99));
+                events.swap(0, 1);
+                run = 1..4;
+            }
+            let (seq, spans) = log
+                .append_data("s", &events, std::slice::from_ref(&run))
+                .unwrap();
+            logged.push((seq, spans[0]));
         }
-        let s = b.seal(&key(0)).unwrap();
-        assert_eq!(s.rows(), 3 * CHUNK_ROWS);
-        let times = times(&s);
-        assert!(times.is_sorted(), "sorted by time");
-        let msgs = s.batch["msg"].as_string::<i32>();
-        let first_time: Vec<&str> = (0..3).map(|r| msgs.value(r)).collect();
-        assert_eq!((times[0], first_time), (1, vec!["0", "1", "2"]), "stable");
-    }
-
-    #[test]
-    fn sealed_rows_are_sorted_by_time() {
-        let (t, mut b) = (table(), Buffers::new(FlushConfig::default()));
-        for (seq, time) in [(1, 30), (1, 10), (2, 20)] {
-            b.insert(&t, &key(0), seq, record(time, 0));
+        log.sync().unwrap();
+        for (seq, span) in &logged {
+            b.insert(&table, &key, *seq, Events::Logged(*span));
         }
-        let s = b.seal(&key(0)).unwrap();
-        assert_eq!(times(&s), [10, 20, 30]);
-        assert_eq!(s.seqs, [1, 2]);
-        assert_eq!(b.usage(), (0, 0));
-    }
-
-    #[test]
-    fn small_chunks_are_gathered_and_a_failed_write_goes_back_whole() {
-        let (t, mut b) = (table(), Buffers::new(FlushConfig::default()));
-        let per_chunk = 100;
-        let chunks = CHUNK_ROWS / per_chunk + 2;
-        let mut added = 0;
-        for c in 0..chunks {
-            let rows: Vec<(i64, String)> = (0..per_chunk)
-                .map(|i| (-((c * per_chunk + i) as i64), "m".into()))
-                .collect();
-            let chunk = chunk(&rows);
-            added += chunk.get_array_memory_size();
-            b.insert(&t, &key(0), c as u64 + 1, chunk);
-        }
-        // Gathered into one chunk once they held CHUNK_ROWS rows, then two more small ones;
-        // the buffer counts what it holds, which one concatenated chunk makes smaller.
-        let buffer = &b.open[&key(0)];
-        assert_eq!((buffer.chunks.len(), buffer.small.len()), (1, 1));
-        assert_eq!(buffer.chunks[0].num_rows(), (chunks - 1) * per_chunk);
-        let (bytes, open) = b.usage();
-        assert_eq!(open, 1);
-        assert!(bytes < added, "{bytes} bytes held for {added} inserted");
+        assert_eq!(b.usage(), ((logged[0].1.len + logged[1].1.len) as usize, 1));
+        let sealed = b.seal(&key).unwrap();
+        assert_eq!(sealed.seqs, [1, 2]);
+        let mut reader = LogReader::new(&dir.join("wal"));
+        let mut misfits = Vec::new();
+        let batch = build(&sealed, &mut reader, &mut misfits).unwrap().unwrap();
+        assert!(misfits.is_empty(), "{misfits:?}");
         assert_eq!(
-            bytes,
-            buffer.chunks[0].get_array_memory_size() + buffer.small[0].get_array_memory_size()
+            time_and_tag(&batch),
+            [(10, 2), (10, 12), (20, 1), (20, 11), (30, 0), (30, 10)],
+            "sorted by time; equal times in the order they were logged"
         );
-        let sealed = b.seal(&key(0)).unwrap();
-        let n = (chunks * per_chunk) as i64;
-        assert_eq!(times(&sealed), (1 - n..=0).collect::<Vec<_>>());
-        assert_eq!(sealed.seqs, (1..=chunks as u64).collect::<Vec<_>>());
-        // A failed write puts it back whole.
+        // A failed write puts it back whole, to be built again.
         b.restore(sealed);
-        assert!(b.usage().0 > 0);
-        let again = b.seal(&key(0)).unwrap();
-        assert_eq!(again.rows(), n as usize);
+        assert_eq!(b.usage().1, 1);
+        let again = b.seal(&key).unwrap();
+        assert_eq!(again.seqs, [1, 2]);
+        let rebuilt = build(&again, &mut reader, &mut misfits).unwrap().unwrap();
+        assert_eq!(rebuilt.num_rows(), 6);
         assert_eq!(b.usage(), (0, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rows_that_do_not_fit_and_damaged_log_bytes_become_misfits_the_rest_is_written() {
+        let dir = temp("misfits");
+        let (table, declarations) = network_table();
+        let (mut log, _) = Wal::open(&dir.join("wal"), 1 << 20, false, &dir, |_, _, _| {}).unwrap();
+        let key = PartitionKey::new(&table, &"us-east-1".into(), &"external".into(), 0);
+        let mut short = event(&declarations, 5, 1);
+        if let wal::Logged::Row(row) = &mut short.record {
+            row.truncate(9);
+        }
+        let events = [
+            event(&declarations, 7, 0),
+            short,
+            event(&declarations, 3, 2),
+        ];
+        let whole = |n: usize| [Range { start: 0, end: n }];
+        let (_, good) = log.append_data("s", &events, &whole(3)).unwrap();
+        let (_, damaged) = log
+            .append_data("s", &[event(&declarations, 1, 3)], &whole(1))
+            .unwrap();
+        log.sync().unwrap();
+        // A bit flips on disk in the second entry's event.
+        let segment = dir
+            .join("wal")
+            .join(format!("{:020}.wal", damaged[0].segment));
+        let mut bytes = std::fs::read(&segment).unwrap();
+        bytes[damaged[0].offset as usize + 20] ^= 1;
+        std::fs::write(&segment, bytes).unwrap();
+        let mut b = Buffers::new(FlushConfig::default());
+        b.insert(&table, &key, 1, Events::Logged(good[0]));
+        b.insert(&table, &key, 2, Events::Logged(damaged[0]));
+        let sealed = b.seal(&key).unwrap();
+        let mut misfits = Vec::new();
+        let mut reader = LogReader::new(&dir.join("wal"));
+        let batch = build(&sealed, &mut reader, &mut misfits).unwrap().unwrap();
+        assert_eq!(time_and_tag(&batch), [(3, 2), (7, 0)]);
+        assert_eq!(misfits.len(), 2, "{misfits:?}");
+        let damaged_misfit = &misfits[0];
+        assert!(!damaged_misfit.is_row);
+        assert!(
+            damaged_misfit
+                .reason
+                .contains("no longer match their checksum"),
+            "{}",
+            damaged_misfit.reason
+        );
+        assert_eq!(damaged_misfit.bytes.len(), damaged[0].len as usize);
+        assert!(misfits[1].is_row);
+        assert!(
+            misfits[1].reason.contains("does not fit table s-4001"),
+            "{}",
+            misfits[1].reason
+        );
+        // A log that is gone is an error for the whole partition, which stays buffered.
+        drop(reader);
+        std::fs::remove_dir_all(dir.join("wal")).unwrap();
+        let err = build(&sealed, &mut LogReader::new(&dir.join("wal")), &mut misfits);
+        assert!(err.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -801,10 +853,10 @@ mod tests {
         use parquet::file::statistics::Statistics;
         let (t, mut b) = (table(), Buffers::new(FlushConfig::default()));
         let rows: Vec<(i64, String)> = (0..100).map(|i| (i, "x".repeat(40))).collect();
-        b.insert(&t, &key(0), 1, chunk(&rows));
+        b.insert(&t, &key(0), 1, held(0));
         let sealed = b.seal(&key(0)).unwrap();
         let lake = std::env::temp_dir().join(format!("lakegate-dict-{}", std::process::id()));
-        let (tmp, _) = write_parquet(&lake, &sealed, 3).unwrap();
+        let (tmp, _) = write_parquet(&lake, &sealed, &chunk(&rows), 3).unwrap();
         let reader = SerializedFileReader::new(std::fs::File::open(&tmp).unwrap()).unwrap();
         let group = reader.metadata().row_group(0);
         let column = |name: &str| {

@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::config::{check_account, check_region};
 use crate::host::Plugin;
 use crate::lake::dead_letter::{DeadLetter, Raw};
-use crate::lake::{Chunk, Partitioned};
+use crate::lake::{Partitioned, Run};
 use crate::pipeline::{now_ms, Durability, Pipeline};
 use crate::sources::{Counters, Source, Sources};
 use crate::wal::{Logged, WalEvent};
@@ -137,7 +137,7 @@ impl IngestService {
                 .submit(
                     state.source.clone(),
                     translated.events,
-                    translated.chunks,
+                    translated.runs,
                     translated.letters,
                 )
                 .await
@@ -404,18 +404,19 @@ struct Tally {
 }
 
 struct Translated {
+    /// The events, each partition's together.
     events: Vec<WalEvent>,
-    /// The events as Arrow columns, one chunk per partition.
-    chunks: Vec<Chunk>,
+    /// Each partition's run of `events`.
+    runs: Vec<Run>,
     letters: Vec<DeadLetter>,
     plugin: PluginStream,
     tally: Tally,
 }
 
 /// Runs pieces of records through the source's plugin; every log record ends up as events or
-/// dead letters. The validator writes each event as a row of its table as it checks it, and the
-/// rows become Arrow chunks here, on the caller's (blocking, parallel) thread, so the lake
-/// thread only gathers and encodes them.
+/// dead letters. The validator writes each event as a row of its table as it checks it; the
+/// rows go into the log grouped by partition, and the lake reads them back from there when it
+/// writes their partition.
 fn translate(
     source: &Source,
     framing: Framing,
@@ -432,8 +433,6 @@ fn translate(
     };
     let mut events = Vec::new();
     let mut partitioned = Partitioned::default();
-    // The input record and line of each event, to name a misfit.
-    let mut origins = Vec::new();
     let mut letters = Vec::new();
     let mut tally = Tally::default();
     source.with_runner(|runner| {
@@ -495,7 +494,6 @@ fn translate(
                     .get(&a.class_uid)
                     .expect("validation accepts declared classes only, and each has a table");
                 partitioned.add(table, region, account, a.time, events.len());
-                origins.push((index, piece.number(a.record)));
                 events.push(WalEvent {
                     class_uid: a.class_uid,
                     time: a.time,
@@ -519,37 +517,18 @@ fn translate(
             }
         }
     });
-    let (chunks, misfits) = partitioned.build(|i| match &events[i].record {
-        Logged::Row(row) => row,
-        Logged::Json(_) => &[],
-    });
-    if !misfits.is_empty() {
-        let mut misfit = vec![false; events.len()];
-        for m in misfits {
-            let event = &events[m.member];
-            let (record, line) = origins[m.member];
-            misfit[m.member] = true;
-            tally.events -= 1;
-            *tally.per_class.entry(event.class_uid).or_default() -= 1;
-            tally
-                .rejections
-                .push(rejection(record, line, "lake", None, &m.reason));
-            let plugin = Some((&source.manifest, &source.info));
-            let (_, raw) = event.record.readable();
-            letters.push(DeadLetter {
-                received_ms,
-                framing: framing.name().into(),
-                record,
-                line,
-                ..DeadLetter::new(&source.name, plugin, "lake", m.reason, &raw)
-            });
-        }
-        let mut misfit = misfit.into_iter();
-        events.retain(|_| !misfit.next().unwrap_or(false));
+    // The log keeps each partition's events of this slice together: one run each.
+    let (order, runs) = partitioned.into_runs();
+    if runs.len() > 1 {
+        let mut slots: Vec<Option<WalEvent>> = events.into_iter().map(Some).collect();
+        events = order
+            .into_iter()
+            .map(|i| slots[i].take().expect("each event once"))
+            .collect();
     }
     Translated {
         events,
-        chunks,
+        runs,
         letters,
         plugin,
         tally,
