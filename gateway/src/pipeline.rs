@@ -1,14 +1,18 @@
-//! The durable half of the gateway, on two threads:
+//! The durable half of the gateway, on three threads:
 //! - `lakegate-wal` makes batches durable: the write-ahead log (group commit: every append that
 //!   is waiting goes into one fsync) and the dead-letter area. Ingest handlers send it translated
-//!   batches and wait for its reply; only then do they acknowledge. It hands each durable batch
-//!   on to the lake thread, in order.
-//! - `lakegate-lake` owns the partition buffers, the Parquet writer and the catalog, so encoding
-//!   a file never holds up acknowledgements. It logs each file's commit through the shared log
-//!   and deletes the segments nothing buffered needs any more.
+//!   batches and wait for its reply; only then do they acknowledge. It hands where each durable
+//!   batch's events lie in the log on to the lake thread, in order.
+//! - `lakegate-lake` owns the partition buffers (spans of the log, not records): it decides
+//!   when a partition is due, hands it to the writer, and deletes the log segments nothing
+//!   buffered or being written needs any more.
+//! - `lakegate-writer` reads a due partition's events back from the log, writes its Parquet file,
+//!   commits it through the shared log and records it in the catalog, so neither
+//!   acknowledgements nor buffering wait for an encoder.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,7 +23,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::lake::catalog::Catalog;
 use crate::lake::dead_letter::{DeadLetter, DeadLetterWriter};
-use crate::lake::{self, Buffers, Events, LakeTable, PartitionKey, Run};
+use crate::lake::{self, Buffers, Events, LakeTable, PartitionKey, Run, Sealed};
 use crate::sources::{Counters, Source, Sources};
 use crate::wal::{
     self, CommitEntry, DataEntry, LogReader, Logged, Place, Recovery, Span, Wal, WalEvent,
@@ -83,7 +87,6 @@ impl Pipeline {
         std::fs::create_dir_all(&lake)?;
         let removed = lake::remove_temporaries(&lake)?;
         let mut catalog = Catalog::open(&lake)?;
-        let mut tables = HashMap::new();
         for source in sources.by_name.values() {
             for table in source.tables.values() {
                 catalog.ensure_table(
@@ -104,23 +107,30 @@ impl Pipeline {
                     .into(),
                     table.glue_columns(),
                 )?;
-                tables.insert(table.lake_source.clone(), table.clone());
             }
         }
         let run = uuid::Uuid::now_v7().to_string();
         let stats = Arc::new(Stats::default());
+        let first_segment = Arc::new(AtomicU64::new(0));
         let mut state = State {
-            lake: lake.clone(),
-            zstd_level: config.flush.zstd_level,
             buffers: Buffers::new(config.flush.clone()),
-            dead_letters: DeadLetterWriter::new(&lake, &format!("{run}-lake")),
-            catalog,
-            sources,
-            tables,
+            sources: sources.clone(),
             stats: stats.clone(),
             received_seq: 0,
             released_below: 0,
+            writing: BTreeMap::new(),
+            next_job: 0,
+            first_segment: first_segment.clone(),
+        };
+        let mut writer = Writer {
+            lake: lake.clone(),
+            zstd_level: config.flush.zstd_level,
+            dead_letters: DeadLetterWriter::new(&lake, &format!("{run}-lake")),
+            catalog,
+            sources,
             reader: LogReader::new(&lake.join("wal")),
+            first_segment,
+            flushed: Flushed::default(),
         };
         let mut orphans = Vec::new();
         let (wal, recovery) = Wal::open(
@@ -131,8 +141,8 @@ impl Pipeline {
             |entry, place, committed| state.replay(entry, place, committed, &mut orphans),
         )?;
         if !orphans.is_empty() {
-            state.dead_letters.append(&orphans)?;
-            state.dead_letters.sync()?;
+            writer.dead_letters.append(&orphans)?;
+            writer.dead_letters.sync()?;
         }
         report_recovery(&recovery, removed, orphans.len(), state.buffers.usage().0);
         state.received_seq = wal.next_seq().saturating_sub(1);
@@ -150,10 +160,19 @@ impl Pipeline {
         let wal_thread = std::thread::Builder::new()
             .name("lakegate-wal".into())
             .spawn(move || logger.run(rx, runtime))?;
+        // Two sealed partitions waiting for the writer: a sealed partition is only where its
+        // records are in the log, so the lake thread goes on taking batches while a file is
+        // written, and stops (pushing back on the WAL thread) only when the writer falls behind.
+        let (jobs, for_writer) = sync_channel(2);
+        let (done, from_writer) = std::sync::mpsc::channel();
+        let writer_wal = wal.clone();
+        let writer_thread = std::thread::Builder::new()
+            .name("lakegate-writer".into())
+            .spawn(move || writer.run(&writer_wal, for_writer, done))?;
         let lake_thread = std::thread::Builder::new()
             .name("lakegate-lake".into())
             .spawn(move || {
-                state.run(&wal, from_wal);
+                state.run(&wal, from_wal, jobs, from_writer, writer_thread);
                 let _ = wal_thread.join();
             })?;
         Ok((Pipeline { tx, stats }, lake_thread))
@@ -235,22 +254,54 @@ fn report_recovery(recovery: &Recovery, temporaries: usize, orphans: usize, buff
     }
 }
 
+/// The lake thread's state: what is buffered, and which partitions are being written.
 struct State {
-    lake: PathBuf,
-    zstd_level: i32,
     buffers: Buffers,
-    dead_letters: DeadLetterWriter,
-    catalog: Catalog,
     sources: Arc<Sources>,
-    tables: HashMap<Arc<str>, Arc<LakeTable>>,
     stats: Arc<Stats>,
     /// The highest sequence number received from the WAL thread: everything logged after it
     /// is still on its way here and must stay in the log.
     received_seq: u64,
     /// Segments below this sequence number have been released.
     released_below: u64,
-    /// Reads buffered events back from the log.
+    /// The lowest sequence number of each partition handed to the writer and not yet written,
+    /// by job: the log keeps them until the file is committed.
+    writing: BTreeMap<u64, u64>,
+    next_job: u64,
+    /// The oldest segment still on disk, for the writer to close the files of older ones.
+    first_segment: Arc<AtomicU64>,
+}
+
+/// The writer thread's state: reads partitions back, writes and commits their files.
+struct Writer {
+    lake: PathBuf,
+    zstd_level: i32,
+    dead_letters: DeadLetterWriter,
+    catalog: Catalog,
+    sources: Arc<Sources>,
     reader: LogReader,
+    first_segment: Arc<AtomicU64>,
+    /// What the jobs of the flush now in progress wrote.
+    flushed: Flushed,
+}
+
+/// Work for the writer thread, in order.
+enum Job {
+    /// Write a sealed partition (`for_flush`: counted in the next report).
+    Write {
+        id: u64,
+        sealed: Sealed,
+        for_flush: bool,
+    },
+    /// Report what the flush's writes came to.
+    Report(oneshot::Sender<Flushed>),
+}
+
+/// A finished [`Job::Write`], back to the lake thread.
+struct Done {
+    id: u64,
+    /// The partition, if it could not be written: buffered again, to be tried again.
+    failed: Option<Sealed>,
 }
 
 /// A run of recovered events of one partition (see [`State::replay`]).
@@ -374,7 +425,14 @@ impl State {
         self.buffers.insert(&run.table, &run.key, seq, events);
     }
 
-    fn run(mut self, wal: &Mutex<Wal>, from_wal: Receiver<Durable>) {
+    fn run(
+        mut self,
+        wal: &Mutex<Wal>,
+        from_wal: Receiver<Durable>,
+        jobs: SyncSender<Job>,
+        from_writer: Receiver<Done>,
+        writer: std::thread::JoinHandle<()>,
+    ) {
         loop {
             let mut flushes = Vec::new();
             match from_wal.recv_timeout(TICK) {
@@ -401,100 +459,145 @@ impl State {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            let due = self.buffers.due(Instant::now(), !flushes.is_empty());
-            let flushed = self.flush(wal, due);
+            self.settle(&from_writer);
+            let for_flush = !flushes.is_empty();
+            self.hand_over(
+                &jobs,
+                self.buffers.due(Instant::now(), for_flush),
+                for_flush,
+            );
             for reply in flushes {
-                let _ = reply.send(flushed);
+                let _ = jobs.send(Job::Report(reply));
             }
+            self.release(wal);
             let (bytes, open) = self.buffers.usage();
-            use std::sync::atomic::Ordering::Relaxed;
             self.stats.buffered_bytes.store(bytes as u64, Relaxed);
             self.stats.open_partitions.store(open as u64, Relaxed);
         }
         // The WAL thread is gone, so the server has stopped: write everything, empty the log.
-        let due = self.buffers.due(Instant::now(), true);
-        let flushed = self.flush(wal, due);
+        let (reply, flushed) = oneshot::channel();
+        self.hand_over(&jobs, self.buffers.due(Instant::now(), true), true);
+        let _ = jobs.send(Job::Report(reply));
+        drop(jobs);
+        let _ = writer.join();
+        self.settle(&from_writer);
+        let flushed = flushed.blocking_recv().unwrap_or_default();
         info!(
             files = flushed.files,
             events = flushed.events,
             "flushed on shutdown"
         );
-        if self.buffers.usage().1 == 0 {
+        if self.buffers.usage().1 == 0 && self.writing.is_empty() {
             if let Err(e) = lock(wal).clear() {
                 error!(error = %e, "cannot clear the write-ahead log");
             }
         }
     }
 
-    /// Writes the given partitions, then releases what the log no longer needs.
-    fn flush(&mut self, wal: &Mutex<Wal>, due: Vec<PartitionKey>) -> Flushed {
-        let mut flushed = Flushed::default();
+    /// Seals the given partitions and hands them to the writer (waiting while it is behind).
+    fn hand_over(&mut self, jobs: &SyncSender<Job>, due: Vec<PartitionKey>, for_flush: bool) {
         for key in due {
-            match self.flush_partition(wal, &key) {
-                Ok(Some(rows)) => {
-                    flushed.files += 1;
-                    flushed.events += rows;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    error!(partition = %key.dir(), error = %e, "cannot write partition; its records stay buffered and logged")
+            let Some(sealed) = self.buffers.seal(&key) else {
+                continue;
+            };
+            let id = self.next_job;
+            self.next_job += 1;
+            self.writing.insert(id, sealed.seqs[0]);
+            if let Err(e) = jobs.send(Job::Write {
+                id,
+                sealed,
+                for_flush,
+            }) {
+                // The writer is gone (it panicked): keep the partition, in the log as well.
+                if let Job::Write { sealed, .. } = e.0 {
+                    self.writing.remove(&id);
+                    self.buffers.restore(sealed);
                 }
             }
         }
+    }
+
+    /// Takes in what the writer finished: partitions it could not write are buffered again.
+    fn settle(&mut self, from_writer: &Receiver<Done>) {
+        while let Ok(done) = from_writer.try_recv() {
+            self.writing.remove(&done.id);
+            if let Some(sealed) = done.failed {
+                self.buffers.restore(sealed);
+            }
+        }
+    }
+
+    /// Deletes the log segments nothing buffered or being written needs any more.
+    fn release(&mut self, wal: &Mutex<Wal>) {
+        let min_live = [self.buffers.min_seq(), self.writing.values().min().copied()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.received_seq + 1);
         // Only when the oldest needed entry moved: the lock waits behind the WAL thread's fsync.
-        let min_live = self.buffers.min_seq().unwrap_or(self.received_seq + 1);
         if min_live > self.released_below {
             let mut wal = lock(wal);
             match wal.release(min_live) {
                 Ok(_) => {
                     self.released_below = min_live;
-                    self.reader.forget_below(wal.first_segment());
+                    self.first_segment.store(wal.first_segment(), Relaxed);
                 }
                 Err(e) => error!(error = %e, "cannot delete a write-ahead log segment"),
             }
-            self.stats.wal_segments.store(
-                wal.segment_count() as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            self.stats
+                .wal_segments
+                .store(wal.segment_count() as u64, Relaxed);
         }
-        flushed
+    }
+}
+
+impl Writer {
+    fn run(mut self, wal: &Mutex<Wal>, jobs: Receiver<Job>, done: std::sync::mpsc::Sender<Done>) {
+        for job in jobs {
+            match job {
+                Job::Write {
+                    id,
+                    sealed,
+                    for_flush,
+                } => {
+                    let failed = match self.write(wal, &sealed) {
+                        Ok(rows) => {
+                            if let (Some(rows), true) = (rows, for_flush) {
+                                self.flushed.files += 1;
+                                self.flushed.events += rows;
+                            }
+                            None
+                        }
+                        Err(e) => {
+                            error!(partition = %sealed.key.dir(), error = %e, "cannot write partition; its records stay buffered and logged");
+                            Some(sealed)
+                        }
+                    };
+                    let _ = done.send(Done { id, failed });
+                    self.reader.forget_below(self.first_segment.load(Relaxed));
+                }
+                Job::Report(reply) => {
+                    let _ = reply.send(std::mem::take(&mut self.flushed));
+                }
+            }
+        }
     }
 
-    fn flush_partition(
-        &mut self,
-        wal: &Mutex<Wal>,
-        key: &PartitionKey,
-    ) -> Result<Option<u64>, String> {
-        let table = self.tables[&*key.lake_source].clone();
-        let Some(sealed) = self.buffers.seal(key) else {
-            return Ok(None);
-        };
+    /// Reads a sealed partition back from the log, writes its file and commits it; returns
+    /// the rows written, or why the partition could not be written.
+    fn write(&mut self, wal: &Mutex<Wal>, sealed: &Sealed) -> Result<Option<u64>, String> {
+        let (table, key) = (&sealed.table, &sealed.key);
         let source = self.sources.by_name.get(&table.source).cloned();
         let mut misfits = Vec::new();
-        let batch = match lake::build(&sealed, &mut self.reader, &mut misfits) {
-            Ok(batch) => batch,
-            Err(e) => {
-                self.buffers.restore(sealed);
-                return Err(e);
-            }
-        };
+        let batch = lake::build(sealed, &mut self.reader, &mut misfits)?;
         if !misfits.is_empty() {
-            if let Err(e) = self.dead_letter_misfits(&table.source, source.as_deref(), misfits) {
-                self.buffers.restore(sealed);
-                return Err(e);
-            }
+            self.dead_letter_misfits(&table.source, source.as_deref(), misfits)?;
         }
         let Some(batch) = batch else {
             // Nothing left to write: the log no longer needs these entries for it.
             return Ok(None);
         };
-        let (tmp, file) = match lake::write_parquet(&self.lake, &sealed, &batch, self.zstd_level) {
-            Ok(written) => written,
-            Err(e) => {
-                self.buffers.restore(sealed);
-                return Err(e);
-            }
-        };
+        let (tmp, file) = lake::write_parquet(&self.lake, sealed, &batch, self.zstd_level)?;
         let rows = batch.num_rows() as u64;
         let commit = CommitEntry {
             file: file.clone(),
@@ -507,7 +610,6 @@ impl State {
             .and_then(|()| lake::publish(&self.lake, &tmp, &file).map_err(|e| e.to_string()))
         {
             let _ = std::fs::remove_file(&tmp);
-            self.buffers.restore(sealed);
             return Err(e);
         }
         if let Err(e) = self.catalog.add_partition(
@@ -521,17 +623,12 @@ impl State {
         if let Some(source) = source {
             Counters::add(&source.counters.events_written, rows);
             Counters::add(&source.counters.files_written, 1);
-            source
-                .counters
-                .last_write_ms
-                .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+            source.counters.last_write_ms.store(now_ms(), Relaxed);
         }
         info!(file = %file, rows, "committed");
         Ok(Some(rows))
     }
-}
 
-impl State {
     /// Sends the events a partition's file cannot take to the dead-letter area, durably.
     fn dead_letter_misfits(
         &mut self,
