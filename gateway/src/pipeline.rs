@@ -148,8 +148,8 @@ impl Pipeline {
         state.received_seq = wal.next_seq().saturating_sub(1);
         let wal = Arc::new(Mutex::new(wal));
         let (tx, rx) = mpsc::channel(64);
-        // One batch waiting for the lake thread: each batch is megabytes of columns, and a deeper
-        // queue only holds more of them in memory without making the lake thread any faster.
+        // One batch waiting for the lake thread, which only notes spans: when the writer falls
+        // behind, the lake thread waits for it, and this queue pushes back on the WAL thread.
         let (to_lake, from_wal) = sync_channel(1);
         let logger = Logger {
             wal: wal.clone(),
