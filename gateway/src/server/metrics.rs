@@ -63,7 +63,7 @@ pub fn render(sources: &Sources, pipeline: &Pipeline) -> String {
     let gauges = [
         (
             "lakegate_buffered_bytes",
-            "Bytes of records buffered in open partitions",
+            "Bytes of records (as logged) waiting in open partitions for their Parquet file",
             stats.buffered_bytes.load(Relaxed),
         ),
         (
