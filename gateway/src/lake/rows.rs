@@ -167,9 +167,13 @@ impl Builder {
     /// Appends nulls until there are `n` entries.
     fn pad_to(&mut self, n: usize) {
         let missing = n.saturating_sub(self.len());
-        if missing == 0 {
-            return;
+        if missing > 0 {
+            self.pad(missing);
         }
+    }
+
+    /// Appends `missing` nulls.
+    fn pad(&mut self, missing: usize) {
         match self {
             Builder::Boolean(b) => b.append_nulls(missing),
             Builder::Integer(b) => b.append_nulls(missing),
@@ -314,10 +318,11 @@ fn object(
         let child = children
             .get_mut(usize::from(slot.position))
             .ok_or(Malformed)?;
-        if child.len() > at {
-            return Err(Malformed);
+        match child.len() {
+            len if len > at => return Err(Malformed),
+            len if len < at => child.pad(at - len),
+            _ => {}
         }
-        child.pad_to(at);
         let tag = row.tag()?;
         child.append(row, tag, &slot.nested)?;
     }
