@@ -11,14 +11,17 @@ pub mod schema;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use lakegate_plugin_sdk::host::columns::{Column, Layout, Table};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Type as PhysicalType, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::properties::EnabledStatistics;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
@@ -500,8 +503,6 @@ pub fn write_parquet(
         .set_data_page_size_limit(768 << 10)
         .set_dictionary_page_size_limit(768 << 10)
         .set_write_batch_size(256)
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .set_max_row_group_bytes(Some(256 << 20))
         .set_created_by(format!("lakegate {}", env!("CARGO_PKG_VERSION")));
     // Dictionaries pay for strings, which repeat (names, captions, accounts); numbers and
     // times rarely do, and ZSTD packs their plain values smaller than dictionary indexes
@@ -516,13 +517,85 @@ pub fn write_parquet(
             .set_column_statistics_enabled(column.clone(), EnabledStatistics::Page);
     }
     let props = props.build();
-    let mut writer =
-        ArrowWriter::try_new(file, table.schema.clone(), Some(props)).map_err(|e| e.to_string())?;
-    writer.write(batch).map_err(|e| e.to_string())?;
-    let file = writer.into_inner().map_err(|e| e.to_string())?;
+    let file = encode(file, &table.schema, props, batch).map_err(|e| e.to_string())?;
     file.sync_all()
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
     Ok((tmp, final_rel))
+}
+
+/// Rows in a row group at most (and 256 MB by their Arrow size).
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+const ROW_GROUP_BYTES: usize = 256 << 20;
+
+/// Writes `batch` as Parquet to `file`, each row group's columns encoded on up to as many
+/// threads as there are cores (columns are independent; their chunks are then written in order).
+fn encode(
+    file: std::fs::File,
+    schema: &SchemaRef,
+    props: WriterProperties,
+    batch: &RecordBatch,
+) -> parquet::errors::Result<std::fs::File> {
+    let (mut writer, factory) =
+        ArrowWriter::try_new(file, schema.clone(), Some(props))?.into_serialized_writer()?;
+    let rows = batch.num_rows();
+    let per_row = batch.get_array_memory_size() / rows.max(1) + 1;
+    let group_rows = ROW_GROUP_ROWS.min(ROW_GROUP_BYTES / per_row).max(1);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    for (index, offset) in (0..rows).step_by(group_rows).enumerate() {
+        let group = batch.slice(offset, group_rows.min(rows - offset));
+        let mut leaves = Vec::new();
+        for (field, column) in schema.fields().iter().zip(group.columns()) {
+            leaves.extend(compute_leaves(field, column)?);
+        }
+        let work: Vec<_> = factory
+            .create_column_writers(index)?
+            .into_iter()
+            .zip(leaves)
+            .map(|job| Mutex::new(Some(job)))
+            .collect();
+        let chunks: Vec<Mutex<Option<ArrowColumnChunk>>> =
+            work.iter().map(|_| Mutex::new(None)).collect();
+        let next = AtomicUsize::new(0);
+        let encode_columns = || -> parquet::errors::Result<()> {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = work.get(i) else {
+                    return Ok(());
+                };
+                let (mut column, leaf) = job
+                    .lock()
+                    .map_err(|_| ParquetError::General("a column encoder panicked".into()))?
+                    .take()
+                    .expect("each column is taken once");
+                column.write(&leaf)?;
+                *chunks[i]
+                    .lock()
+                    .map_err(|_| ParquetError::General("a column encoder panicked".into()))? =
+                    Some(column.close()?);
+            }
+        };
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(encode_columns)).collect();
+            let mut outcome = encode_columns();
+            for helper in helpers {
+                let joined = helper.join().unwrap_or_else(|_| {
+                    Err(ParquetError::General("a column encoder panicked".into()))
+                });
+                outcome = outcome.and(joined);
+            }
+            outcome
+        })?;
+        let mut row_group = writer.next_row_group()?;
+        for chunk in chunks {
+            chunk
+                .into_inner()
+                .map_err(|_| ParquetError::General("a column encoder panicked".into()))?
+                .expect("every column encoded")
+                .append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+    }
+    writer.into_inner()
 }
 
 /// Renames a written temporary into place and syncs the directory: the file appears whole.
@@ -843,6 +916,45 @@ mod tests {
         std::fs::remove_dir_all(dir.join("wal")).unwrap();
         let err = build(&sealed, &mut LogReader::new(&dir.join("wal")), &mut misfits);
         assert!(err.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn row_groups_hold_at_most_128_ki_rows_and_read_back_whole() {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::Int64Type;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let rows: Vec<(i64, String)> = (0..300_000).map(|i| (i, format!("m{}", i % 7))).collect();
+        let batch = chunk(&rows);
+        let dir = temp("groups");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.parquet");
+        let props = WriterProperties::builder().build();
+        let file = std::fs::File::create(&path).unwrap();
+        encode(file, &table().schema, props, &batch).unwrap();
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap();
+        let groups: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(groups, [131_072, 131_072, 37_856]);
+        let mut times = Vec::new();
+        let mut msgs = Vec::new();
+        for b in reader.build().unwrap() {
+            let b = b.unwrap();
+            times.extend_from_slice(b["time"].as_primitive::<Int64Type>().values());
+            msgs.extend(
+                b["msg"]
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|m| m.unwrap().to_string()),
+            );
+        }
+        assert_eq!(times, (0..300_000).collect::<Vec<i64>>());
+        assert!(msgs.iter().zip(&rows).all(|(m, (_, want))| m == want));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
