@@ -597,6 +597,45 @@ fn late_data_over_many_days_rolls_files_early_instead_of_growing() {
     assert_eq!(read["rows"], 200);
 }
 
+/// A partition whose file cannot be written stays buffered (and logged) and is written by a
+/// later flush, once the lake can take it: nothing acknowledged is lost or written twice.
+#[test]
+fn a_partition_that_cannot_be_written_stays_buffered_until_it_can() {
+    let lake = lake("blocked");
+    let gw = Gateway::start(&lake, Some(HOUR_FLUSH));
+    let (ok, summary, out) = gw.ingest(
+        "aws-vpc-flow",
+        &[&golden("aws-vpc-flow", "default-v2.input.log")],
+        &[],
+    );
+    assert!(ok, "{out}");
+    let events = summary["events"].as_u64().unwrap();
+    // A file where the table's directory would go: no file can be written under it, even by
+    // root.
+    let blocker = lake.join("ext/aws-vpc-flow-4001");
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, b"in the way").unwrap();
+    let flush = || {
+        runtime().block_on(async {
+            let mut admin = AdminClient::connect(gw.url()).await.unwrap();
+            admin.flush(FlushRequest {}).await.unwrap().into_inner()
+        })
+    };
+    let blocked = flush();
+    assert_eq!((blocked.files, blocked.events), (0, 0));
+    let log = std::fs::read_to_string(lake.with_extension("log")).unwrap();
+    assert!(log.contains("cannot write partition"), "{log}");
+    std::fs::remove_file(&blocker).unwrap();
+    let written = flush();
+    assert_eq!(written.events, events, "written by the next flush, whole");
+    assert!(gw.stop());
+    assert_eq!(
+        rows_per_source(&read_lake(&lake))["aws-vpc-flow-4001"],
+        events,
+        "once"
+    );
+}
+
 fn count_parquet(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .into_iter()
