@@ -23,9 +23,8 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -470,10 +469,26 @@ impl LogReader {
             }
         };
         let from = into.len();
-        into.resize(from + span.len as usize, 0);
-        if let Err(e) = file.read_exact_at(&mut into[from..], span.offset) {
-            into.truncate(from);
-            return Err(format!("{}: {e}", path.display()));
+        // Read into the vector's spare room as it is, without zeroing it first.
+        into.reserve(span.len as usize);
+        let read = file
+            .seek(SeekFrom::Start(span.offset))
+            .and_then(|_| file.take(u64::from(span.len)).read_to_end(into));
+        match read {
+            Ok(n) if n == span.len as usize => {}
+            outcome => {
+                into.truncate(from);
+                let why = match outcome {
+                    Err(e) => e.to_string(),
+                    Ok(n) => format!("the segment ends {n} bytes in"),
+                };
+                return Err(format!(
+                    "{}: cannot read {} bytes at offset {}: {why}",
+                    path.display(),
+                    span.len,
+                    span.offset
+                ));
+            }
         }
         if crc32fast::hash(&into[from..]) != span.crc {
             return Ok(Err(format!(
