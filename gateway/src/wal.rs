@@ -444,6 +444,9 @@ impl Wal {
     }
 }
 
+/// Segment files a [`LogReader`] keeps open at most.
+const MAX_OPEN_SEGMENTS: usize = 64;
+
 /// Reads spans of events back from the log's segments.
 pub struct LogReader {
     dir: PathBuf,
@@ -462,6 +465,10 @@ impl LogReader {
     /// `Err` if they cannot be read, `Ok(Err)` (with the bytes appended) if they do not match.
     pub fn read(&mut self, span: &Span, into: &mut Vec<u8>) -> Result<Result<(), String>, String> {
         let path = segment_path(&self.dir, span.segment);
+        if self.files.len() >= MAX_OPEN_SEGMENTS && !self.files.contains_key(&span.segment) {
+            // Small segments (a config choice) must not run the process out of descriptors.
+            self.files.pop_first();
+        }
         let file = match self.files.entry(span.segment) {
             std::collections::btree_map::Entry::Occupied(f) => f.into_mut(),
             std::collections::btree_map::Entry::Vacant(v) => {
@@ -795,6 +802,33 @@ mod tests {
         assert!(damaged
             .unwrap_err()
             .contains("no longer match their checksum"));
+    }
+
+    #[test]
+    fn a_reader_keeps_a_bounded_number_of_segments_open() {
+        let d = temp("many");
+        // One-byte segments: every sync starts a new one.
+        let (mut wal, _) = Wal::open(&d.join("wal"), 1, false, &d, |_, _, _| {}).unwrap();
+        let mut spans = Vec::new();
+        for n in 0..(MAX_OPEN_SEGMENTS as i64 + 6) {
+            let one = 0..1;
+            let (_, s) = wal
+                .append_data("s", &[event(n)], std::slice::from_ref(&one))
+                .unwrap();
+            wal.sync().unwrap();
+            spans.extend(s);
+        }
+        let mut reader = LogReader::new(&d.join("wal"));
+        let mut rows = Vec::new();
+        for span in spans.iter().chain(&spans[..3]) {
+            let mut bytes = Vec::new();
+            reader.read(span, &mut bytes).unwrap().unwrap();
+            rows_in(&bytes, &mut rows).unwrap();
+        }
+        let times: Vec<i64> = rows.iter().map(|(t, _)| *t).collect();
+        let want: Vec<i64> = (0..MAX_OPEN_SEGMENTS as i64 + 6).chain(0..3).collect();
+        assert_eq!(times, want);
+        assert!(reader.files.len() <= MAX_OPEN_SEGMENTS);
     }
 
     #[test]
