@@ -1,7 +1,9 @@
 //! The local lake in the Amazon Security Lake custom-source layout:
 //! `ext/<lake source>/region=<r>/accountId=<a>/eventDay=<YYYYMMDD>/<uuid v7>.parquet`,
 //! one OCSF class per lake source, ZSTD Parquet sorted by `time`, files committed atomically
-//! (written as a hidden temporary, fsynced, renamed).
+//! (written as a hidden temporary, fsynced, renamed). Open partitions buffer where their
+//! records are in the write-ahead log ([`Events`]), and read them back when they are written
+//! ([`build`]).
 
 pub mod catalog;
 pub mod dead_letter;
