@@ -249,5 +249,6 @@ mod tests {
             text.contains("\"PartitionKeys\"") && text.contains("\"accountid\""),
             "{text}"
         );
+        std::fs::remove_dir_all(&lake).unwrap();
     }
 }

@@ -293,5 +293,6 @@ mod tests {
             ["b"]
         );
         assert!(read(&lake, Some("other")).unwrap().is_empty());
+        std::fs::remove_dir_all(&lake).unwrap();
     }
 }
