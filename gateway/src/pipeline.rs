@@ -309,9 +309,9 @@ struct Replayed {
     table: Arc<LakeTable>,
     key: PartitionKey,
     /// Their positions in the entry.
-    events: std::ops::Range<usize>,
-    /// The events encoded as the log encodes them, as rows.
-    held: Vec<u8>,
+    positions: std::ops::Range<usize>,
+    /// The events, as rows.
+    events: Vec<WalEvent>,
     /// Whether the log has every one of them as a row.
     logged_rows: bool,
 }
@@ -383,7 +383,7 @@ impl State {
             }
             let continues = run
                 .as_ref()
-                .is_some_and(|r| r.key == key && r.events.end == i);
+                .is_some_and(|r| r.key == key && r.positions.end == i);
             if !continues {
                 if let Some(done) = run.take() {
                     self.buffer_replayed(done, place, entry.seq);
@@ -392,23 +392,20 @@ impl State {
             let r = run.get_or_insert_with(|| Replayed {
                 table: table.clone(),
                 key,
-                events: i..i,
-                held: Vec::new(),
+                positions: i..i,
+                events: Vec::new(),
                 logged_rows: true,
             });
-            r.events.end = i + 1;
+            r.positions.end = i + 1;
             r.logged_rows &= matches!(event.record, Logged::Row(_));
             let record = match event.record {
                 Logged::Row(logged) => logged,
                 Logged::Json(_) => row.clone(),
             };
-            wal::encode_event(
-                &mut r.held,
-                &WalEvent {
-                    record: Logged::Row(record),
-                    ..event
-                },
-            );
+            r.events.push(WalEvent {
+                record: Logged::Row(record),
+                ..event
+            });
         }
         if let Some(done) = run {
             self.buffer_replayed(done, place, entry.seq);
@@ -418,9 +415,16 @@ impl State {
     /// Buffers a run of recovered events: where it is in the log if the log has it as rows,
     /// else its rows.
     fn buffer_replayed(&mut self, run: Replayed, place: &Place<'_>, seq: u64) {
-        let events = match place.span(run.events).filter(|_| run.logged_rows) {
+        let span = run.logged_rows.then(|| place.span(run.positions)).flatten();
+        let events = match span {
             Some(span) => Events::Logged(span),
-            None => Events::Held(run.held.into()),
+            None => {
+                let mut held = Vec::new();
+                for event in &run.events {
+                    wal::encode_event(&mut held, event);
+                }
+                Events::Held(held.into())
+            }
         };
         self.buffers.insert(&run.table, &run.key, seq, events);
     }

@@ -320,21 +320,19 @@ impl Wal {
             encode_event(&mut buf, e);
         }
         starts.push(buf.len());
-        // The payload follows the frame's header at the end of the segment.
-        let base = self.current_len + HEADER as u64;
-        let written = self.write_frame(&buf);
+        let place = Place {
+            segment: self.current_index,
+            // The payload follows the frame's header at the end of the segment.
+            base: self.current_len + HEADER as u64,
+            payload: &buf,
+            starts,
+            rows: true,
+        };
         let spans = runs
             .iter()
-            .map(|r| {
-                let (from, to) = (starts[r.start], starts[r.end]);
-                Span {
-                    segment: self.current_index,
-                    offset: base + from as u64,
-                    len: (to - from) as u32,
-                    crc: crc32fast::hash(&buf[from..to]),
-                }
-            })
+            .map(|r| place.span(r.clone()).expect("runs lie within the entry"))
             .collect();
+        let written = self.write_frame(&buf);
         self.buf = buf;
         written?;
         if let Some(s) = self.segments.get_mut(&self.current_index) {
@@ -529,27 +527,31 @@ pub fn encode_event(buf: &mut Vec<u8>, e: &WalEvent) {
     buf.extend_from_slice(bytes);
 }
 
-/// The time and row of each event in `bytes` (encoded events, as a [`Span`] holds them),
-/// appended to `out` as `(time, range of the row in bytes)`. `None` if they do not decode or an
-/// event is not a row.
-pub fn rows_in(bytes: &[u8], out: &mut Vec<(i64, Range<usize>)>) -> Option<()> {
-    let mut r = Reader(bytes);
+/// The time and row of each event in `bytes[from..]` (encoded events, as a [`Span`] holds
+/// them), appended to `out` as `(time, range of the row in bytes)`. `None` if they do not
+/// decode or an event is not a row.
+pub fn rows_in(bytes: &[u8], from: usize, out: &mut Vec<(i64, Range<usize>)>) -> Option<()> {
+    let mut r = Reader(bytes.get(from..)?);
     while !r.0.is_empty() {
-        r.u32()?;
-        let time = r.u64()? as i64;
-        let region = r.u16()? as usize;
-        r.take(region)?;
-        let account = r.u16()? as usize;
-        r.take(account)?;
-        if r.u8()? != 1 {
+        let event = r.event(true)?;
+        if event.kind != 1 {
             return None;
         }
-        let len = r.u32()? as usize;
-        let start = bytes.len() - r.0.len();
-        r.take(len)?;
-        out.push((time, start..start + len));
+        let start = event.record.as_ptr() as usize - bytes.as_ptr() as usize;
+        out.push((event.time, start..start + event.record.len()));
     }
     Some(())
+}
+
+/// One event of a data entry as it is encoded, borrowed.
+struct EventRef<'a> {
+    class_uid: u32,
+    time: i64,
+    region: &'a [u8],
+    account: &'a [u8],
+    /// 1: a row; 0: JSON.
+    kind: u8,
+    record: &'a [u8],
 }
 
 fn bad_frame(path: &Path) -> WalError {
@@ -618,6 +620,27 @@ impl<'a> Reader<'a> {
         let n = self.u16()? as usize;
         self.str(n)
     }
+    fn short_bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u16()? as usize;
+        self.take(n)
+    }
+    /// The next event; entries written before rows (`kinded` false) have no kind: JSON.
+    fn event(&mut self, kinded: bool) -> Option<EventRef<'a>> {
+        let class_uid = self.u32()?;
+        let time = self.u64()? as i64;
+        let region = self.short_bytes()?;
+        let account = self.short_bytes()?;
+        let kind = if kinded { self.u8()? } else { 0 };
+        let len = self.u32()? as usize;
+        Some(EventRef {
+            class_uid,
+            time,
+            region,
+            account,
+            kind,
+            record: self.take(len)?,
+        })
+    }
 }
 
 /// A data entry, and where each of its events starts in `payload` (and the last one ends).
@@ -628,24 +651,20 @@ fn decode_data(payload: &[u8]) -> Option<(DataEntry, Vec<usize>)> {
     let n = r.u32()? as usize;
     let mut events = Vec::with_capacity(n.min(1 << 16));
     let mut starts = Vec::with_capacity(n.min(1 << 16) + 1);
+    let text = |bytes: &[u8]| std::str::from_utf8(bytes).ok().map(str::to_string);
     for _ in 0..n {
         starts.push(payload.len() - r.0.len());
-        let class_uid = r.u32()?;
-        let time = r.u64()? as i64;
-        let region = r.short_str()?;
-        let account = r.short_str()?;
-        let kind = if payload[0] == DATA_JSON { 0 } else { r.u8()? };
-        let len = r.u32()? as usize;
-        let record = match kind {
-            0 => Logged::Json(r.str(len)?),
-            1 => Logged::Row(r.take(len)?.to_vec()),
+        let e = r.event(payload[0] == DATA)?;
+        let record = match e.kind {
+            0 => Logged::Json(text(e.record)?),
+            1 => Logged::Row(e.record.to_vec()),
             _ => return None,
         };
         events.push(WalEvent {
-            class_uid,
-            time,
-            region: region.into(),
-            account: account.into(),
+            class_uid: e.class_uid,
+            time: e.time,
+            region: text(e.region)?.into(),
+            account: text(e.account)?.into(),
             record,
         });
     }
@@ -789,15 +808,12 @@ mod tests {
         for span in &spans {
             let from = bytes.len();
             reader.read(span, &mut bytes).unwrap().unwrap();
-            rows_in(&bytes[from..], &mut rows).unwrap();
+            rows_in(&bytes, from, &mut rows).unwrap();
         }
         let times: Vec<i64> = rows.iter().map(|(t, _)| *t).collect();
         assert_eq!(times, [2, 3, 4, 5]);
         let (_, last) = &rows[3];
-        assert_eq!(
-            &bytes[spans[0].len as usize..][last.clone()],
-            5i64.to_le_bytes()
-        );
+        assert_eq!(&bytes[last.clone()], 5i64.to_le_bytes());
         drop(wal);
         // Recovery places the entry's events where the append said they were.
         let mut found = Vec::new();
@@ -839,7 +855,7 @@ mod tests {
         for span in spans.iter().chain(&spans[..3]) {
             let mut bytes = Vec::new();
             reader.read(span, &mut bytes).unwrap().unwrap();
-            rows_in(&bytes, &mut rows).unwrap();
+            rows_in(&bytes, 0, &mut rows).unwrap();
         }
         let times: Vec<i64> = rows.iter().map(|(t, _)| *t).collect();
         let want: Vec<i64> = (0..MAX_OPEN_SEGMENTS as i64 + 6).chain(0..3).collect();

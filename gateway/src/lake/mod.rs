@@ -13,8 +13,7 @@ pub mod schema;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
@@ -161,20 +160,19 @@ impl PartitionKey {
 
 /// Accepted records grouped by partition, in the order the log keeps them: a partition's
 /// records of one entry are one run, which the lake reads back in one piece when it writes the
-/// partition. Each record is known by a caller's number (its `member`).
-#[derive(Default)]
-pub struct Partitioned {
-    groups: Vec<Group>,
+/// partition. `T` is what the caller keeps of a record (its `member`).
+pub struct Partitioned<T> {
+    groups: Vec<Group<T>>,
     by_key: HashMap<PartitionKey, usize>,
     /// The group of the previous record: the next one is most often of the same partition,
     /// which it finds with four comparisons instead of hashing its key.
     last: Option<usize>,
 }
 
-struct Group {
+struct Group<T> {
     key: PartitionKey,
     table: Arc<LakeTable>,
-    members: Vec<usize>,
+    members: Vec<T>,
 }
 
 /// One partition's run of a log entry's events.
@@ -186,7 +184,17 @@ pub struct Run {
     pub events: Range<usize>,
 }
 
-impl Partitioned {
+impl<T> Default for Partitioned<T> {
+    fn default() -> Self {
+        Partitioned {
+            groups: Vec::new(),
+            by_key: HashMap::new(),
+            last: None,
+        }
+    }
+}
+
+impl<T> Partitioned<T> {
     /// Adds record `member` of `table`, with these partition values and `time`.
     pub fn add(
         &mut self,
@@ -194,7 +202,7 @@ impl Partitioned {
         region: &Arc<str>,
         account: &Arc<str>,
         time: i64,
-        member: usize,
+        member: T,
     ) {
         let day = time.div_euclid(DAY_MS);
         if let Some(group) = self.last.map(|i| &mut self.groups[i]) {
@@ -224,7 +232,7 @@ impl Partitioned {
 
     /// The members in log order (partition by partition, in order of each partition's first
     /// record, each in the order added) and each partition's run of positions in it.
-    pub fn into_runs(self) -> (Vec<usize>, Vec<Run>) {
+    pub fn into_runs(self) -> (Vec<T>, Vec<Run>) {
         let mut order = Vec::new();
         let runs = self
             .groups
@@ -437,14 +445,12 @@ pub fn build(
         };
         let before = rows.len();
         let decoded = read.and_then(|()| {
-            wal::rows_in(&arena[from..], &mut rows).ok_or_else(|| {
+            wal::rows_in(&arena, from, &mut rows).ok_or_else(|| {
                 "logged events that do not decode as rows (a gateway bug)".to_string()
             })
         });
         match decoded {
-            Ok(()) => rows[before..]
-                .iter_mut()
-                .for_each(|(_, r)| *r = r.start + from..r.end + from),
+            Ok(()) => {}
             Err(reason) => {
                 rows.truncate(before);
                 misfits.push(Misfit {
@@ -549,51 +555,41 @@ fn encode(
         for (field, column) in schema.fields().iter().zip(group.columns()) {
             leaves.extend(compute_leaves(field, column)?);
         }
-        let work: Vec<_> = factory
-            .create_column_writers(index)?
-            .into_iter()
-            .zip(leaves)
-            .map(|job| Mutex::new(Some(job)))
-            .collect();
-        let chunks: Vec<Mutex<Option<ArrowColumnChunk>>> =
-            work.iter().map(|_| Mutex::new(None)).collect();
-        let next = AtomicUsize::new(0);
-        let encode_columns = || -> parquet::errors::Result<()> {
+        // Columns are taken one at a time from a shared queue, so a costly one does not hold
+        // up the rest.
+        let queue = Mutex::new(
+            factory
+                .create_column_writers(index)?
+                .into_iter()
+                .zip(leaves)
+                .enumerate(),
+        );
+        let encode_columns = || -> parquet::errors::Result<Vec<(usize, ArrowColumnChunk)>> {
+            let mut done = Vec::new();
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(job) = work.get(i) else {
-                    return Ok(());
+                let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                let Some((i, (mut column, leaf))) = next else {
+                    return Ok(done);
                 };
-                let (mut column, leaf) = job
-                    .lock()
-                    .map_err(|_| ParquetError::General("a column encoder panicked".into()))?
-                    .take()
-                    .expect("each column is taken once");
                 column.write(&leaf)?;
-                *chunks[i]
-                    .lock()
-                    .map_err(|_| ParquetError::General("a column encoder panicked".into()))? =
-                    Some(column.close()?);
+                done.push((i, column.close()?));
             }
         };
-        std::thread::scope(|scope| {
+        let mut chunks = std::thread::scope(|scope| {
             let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(encode_columns)).collect();
-            let mut outcome = encode_columns();
+            let mut chunks = encode_columns()?;
             for helper in helpers {
                 let joined = helper.join().unwrap_or_else(|_| {
                     Err(ParquetError::General("a column encoder panicked".into()))
                 });
-                outcome = outcome.and(joined);
+                chunks.extend(joined?);
             }
-            outcome
+            Ok::<_, ParquetError>(chunks)
         })?;
+        chunks.sort_unstable_by_key(|(i, _)| *i);
         let mut row_group = writer.next_row_group()?;
-        for chunk in chunks {
-            chunk
-                .into_inner()
-                .map_err(|_| ParquetError::General("a column encoder panicked".into()))?
-                .expect("every column encoded")
-                .append_to_row_group(&mut row_group)?;
+        for (_, chunk) in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
     }

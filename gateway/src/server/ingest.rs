@@ -431,7 +431,6 @@ fn translate(
         json: false,
         ..RunOptions::default()
     };
-    let mut events = Vec::new();
     let mut partitioned = Partitioned::default();
     let mut letters = Vec::new();
     let mut tally = Tally::default();
@@ -493,14 +492,14 @@ fn translate(
                     .tables
                     .get(&a.class_uid)
                     .expect("validation accepts declared classes only, and each has a table");
-                partitioned.add(table, region, account, a.time, events.len());
-                events.push(WalEvent {
+                let event = WalEvent {
                     class_uid: a.class_uid,
                     time: a.time,
                     region: region.clone(),
                     account: account.clone(),
                     record: Logged::Row(a.row),
-                });
+                };
+                partitioned.add(table, region, account, a.time, event);
             }
             for r in report.rejected {
                 let line = piece.number(r.record);
@@ -518,14 +517,7 @@ fn translate(
         }
     });
     // The log keeps each partition's events of this slice together: one run each.
-    let (order, runs) = partitioned.into_runs();
-    if runs.len() > 1 {
-        let mut slots: Vec<Option<WalEvent>> = events.into_iter().map(Some).collect();
-        events = order
-            .into_iter()
-            .map(|i| slots[i].take().expect("each event once"))
-            .collect();
-    }
+    let (events, runs) = partitioned.into_runs();
     Translated {
         events,
         runs,

@@ -84,9 +84,9 @@ const UNMAPPED: &[&str] = &[
 ];
 
 impl Field {
-    /// The field for a header token; `_` and `-` spellings (Parquet and text) are the same.
-    /// The field a header token names (`_` and `-` alike), without allocating for the tokens
-    /// of data lines, which every line's first token is checked as.
+    /// The field a header token names (`_` and `-` spellings, Parquet's and text's, alike),
+    /// without allocating for the tokens of data lines, which every line's first token is
+    /// checked as.
     fn from_name(token: &str) -> Option<Field> {
         let named = |name: &str| {
             name.len() == token.len()
