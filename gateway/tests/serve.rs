@@ -147,6 +147,14 @@ impl Gateway {
         self.child.wait().expect("waits");
     }
 
+    /// The admin API's flush: what it wrote.
+    fn flush(&self) -> lakegate_proto::admin::v1::FlushResponse {
+        runtime().block_on(async {
+            let mut admin = AdminClient::connect(self.url()).await.unwrap();
+            admin.flush(FlushRequest {}).await.unwrap().into_inner()
+        })
+    }
+
     fn metrics(&self) -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&self.metrics).expect("metrics port");
@@ -615,18 +623,12 @@ fn a_partition_that_cannot_be_written_stays_buffered_until_it_can() {
     let blocker = lake.join("ext/aws-vpc-flow-4001");
     std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
     std::fs::write(&blocker, b"in the way").unwrap();
-    let flush = || {
-        runtime().block_on(async {
-            let mut admin = AdminClient::connect(gw.url()).await.unwrap();
-            admin.flush(FlushRequest {}).await.unwrap().into_inner()
-        })
-    };
-    let blocked = flush();
+    let blocked = gw.flush();
     assert_eq!((blocked.files, blocked.events), (0, 0));
     let log = std::fs::read_to_string(lake.with_extension("log")).unwrap();
     assert!(log.contains("cannot write partition"), "{log}");
     std::fs::remove_file(&blocker).unwrap();
-    let written = flush();
+    let written = gw.flush();
     assert_eq!(written.events, events, "written by the next flush, whole");
     assert!(gw.stop());
     assert_eq!(
@@ -768,10 +770,7 @@ fn acknowledged_records_survive_kill_9_and_are_written_once() {
     );
     assert!(ok, "{out}");
     let url = gw.url();
-    let flushed = runtime().block_on(async {
-        let mut admin = AdminClient::connect(url.clone()).await.unwrap();
-        admin.flush(FlushRequest {}).await.unwrap().into_inner()
-    });
+    let flushed = gw.flush();
     assert!(flushed.files >= 1 && flushed.events == first["events"].as_u64().unwrap());
     // Acknowledged, only in the write-ahead log when the gateway dies.
     let (ok, second, out) = gw.ingest(
