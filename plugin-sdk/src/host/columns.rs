@@ -2,7 +2,7 @@
 //! paths the plugin declares. The lake writer turns them into one fixed Arrow schema per
 //! (source, class, OCSF version), so every file of a class has the same columns whatever its data.
 
-use super::validate::{Declarations, Definition, Kind, Schema, Scope};
+use super::validate::{Declarations, Definition, Kind, ObjectId, Schema, Scope};
 
 /// How deep objects are expanded into nested columns. An object at this depth, or one that
 /// would repeat an object type already on its path (OCSF has cycles, e.g. `process.parent_process`),
@@ -107,7 +107,7 @@ impl Schema {
 struct ColumnWalk<'a> {
     schema: &'a Schema,
     /// Object types on the current path, to cut cycles.
-    types: Vec<&'a str>,
+    types: Vec<ObjectId>,
 }
 
 impl<'a> ColumnWalk<'a> {
@@ -130,13 +130,11 @@ impl<'a> ColumnWalk<'a> {
             let mut nested = Layout::default();
             let kind = match &attr.kind {
                 Kind::Object(object) => {
-                    if self.types.len() + 1 >= MAX_OBJECT_DEPTH
-                        || self.types.contains(&object.as_str())
-                    {
+                    if self.types.len() + 1 >= MAX_OBJECT_DEPTH || self.types.contains(object) {
                         continue;
                     } else {
-                        let def = &self.schema.objects[object];
-                        self.types.push(object);
+                        let def = self.schema.object(*object);
+                        self.types.push(*object);
                         let (members, members_layout) = self.members(def, false, scope);
                         self.types.pop();
                         if members.is_empty() {

@@ -1,6 +1,6 @@
 //! Validates OCSF records against the compiled schema and against what their plugin declared.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
@@ -58,7 +58,6 @@ impl Hasher for WordHash {
 }
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHash>>;
-type FastSet<K> = HashSet<K, BuildHasherDefault<WordHash>>;
 
 /// One broken rule at one attribute path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +97,8 @@ pub struct Valid {
 pub struct Schema {
     version: String,
     pub(super) classes: FastMap<u32, Definition>,
-    pub(super) objects: FastMap<String, Definition>,
+    /// The object definitions, by [`ObjectId`].
+    objects: Vec<Definition>,
     /// The profiles the schema defines; a record's are a bit set over these positions.
     profiles: Vec<String>,
 }
@@ -136,8 +136,8 @@ pub(super) struct Attribute {
     pub(super) kind: Kind,
     pub(super) is_array: bool,
     requirement: Requirement,
-    /// Integer enum values, when the attribute is an enum.
-    values: Option<FastSet<i64>>,
+    /// Integer enum values, sorted, when the attribute is an enum.
+    values: Option<Box<[i64]>>,
     /// The companion `*_name` attribute of an enum.
     pub(super) sibling: Option<String>,
     /// What the record-level rules read of this attribute's values.
@@ -162,14 +162,20 @@ enum Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Requirement {
     Required,
-    /// Required only when the record lists this profile in `metadata.profiles`.
-    RequiredByProfile,
+    /// Required only when the record lists the attribute's profile in `metadata.profiles`:
+    /// its bit in a record's set (none, when the schema does not define the profile).
+    RequiredByProfile(u64),
     Optional,
 }
 
+/// An object definition's position in its [`Schema`]: what an attribute of an object type
+/// names, so that a walk reaches the object's definition without a lookup by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ObjectId(u32);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Kind {
-    Object(String),
+    Object(ObjectId),
     AnyObject,
     /// `unmapped`: a free-form object the lake stores as a map of strings.
     Unmapped,
@@ -199,6 +205,26 @@ impl Schema {
         let doc: Value =
             serde_json::from_str(text).map_err(|e| format!("schema is not JSON: {e}"))?;
         let types = doc["types"].as_object().ok_or("schema has no types")?;
+        let object_docs: Vec<(&String, &Value)> = doc["objects"]
+            .as_object()
+            .ok_or("schema has no objects")?
+            .iter()
+            .collect();
+        let object_ids: FastMap<String, ObjectId> = object_docs
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| ((*name).clone(), ObjectId(i as u32)))
+            .collect();
+        let profiles: Vec<String> = doc["profiles"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        if profiles.len() > 64 {
+            return Err(format!(
+                "schema has {} profiles, more than the validator's 64",
+                profiles.len()
+            ));
+        }
         let mut classes = FastMap::default();
         for (name, def) in doc["classes"].as_object().ok_or("schema has no classes")? {
             if name == "base_event" {
@@ -207,12 +233,15 @@ impl Schema {
             let uid = def["uid"]
                 .as_u64()
                 .ok_or_else(|| format!("class {name} has no uid"))?;
-            classes.insert(uid as u32, Definition::parse(name, def, types)?);
+            classes.insert(
+                uid as u32,
+                Definition::parse(name, def, types, &object_ids, &profiles)?,
+            );
         }
-        let mut objects = FastMap::default();
-        for (name, def) in doc["objects"].as_object().ok_or("schema has no objects")? {
-            objects.insert(name.clone(), Definition::parse(name, def, types)?);
-        }
+        let mut objects = object_docs
+            .iter()
+            .map(|(name, def)| Definition::parse(name, def, types, &object_ids, &profiles))
+            .collect::<Result<Vec<_>, String>>()?;
         for def in classes.values_mut() {
             for (name, role) in [
                 ("activity_id", Role::ActivityId),
@@ -225,13 +254,13 @@ impl Schema {
                 }
             }
         }
-        if let Some(attr) = objects
-            .get_mut("metadata")
-            .and_then(|m| m.attributes.get_mut("profiles"))
+        if let Some(attr) = object_ids
+            .get("metadata")
+            .and_then(|id| objects[id.0 as usize].attributes.get_mut("profiles"))
         {
             attr.role = Role::Profiles;
         }
-        for def in classes.values_mut().chain(objects.values_mut()) {
+        for def in classes.values_mut().chain(objects.iter_mut()) {
             let mut by_index: Vec<(String, Attribute)> = def
                 .attributes
                 .iter()
@@ -240,22 +269,16 @@ impl Schema {
             by_index.sort_by_key(|(_, a)| a.index);
             def.by_index = by_index;
         }
-        let profiles: Vec<String> = doc["profiles"]
-            .as_object()
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default();
-        if profiles.len() > 64 {
-            return Err(format!(
-                "schema has {} profiles, more than the validator's 64",
-                profiles.len()
-            ));
-        }
         Ok(Schema {
             version: doc["version"].as_str().unwrap_or_default().to_string(),
             classes,
             objects,
             profiles,
         })
+    }
+
+    pub(super) fn object(&self, id: ObjectId) -> &Definition {
+        &self.objects[id.0 as usize]
     }
 
     /// The bit of profile `name` in a record's set of profiles, if the schema defines it.
@@ -295,7 +318,7 @@ impl Schema {
                     format!("declared attribute `{path}` of class {}: `{segment}` is not an attribute of `{}`", class.name, def.name)
                 })?;
                 match &attr.kind {
-                    Kind::Object(o) => def = &self.objects[o],
+                    Kind::Object(o) => def = self.object(*o),
                     _ if i + 1 < segments.len() => {
                         if !matches!(attr.kind, Kind::AnyObject | Kind::Json | Kind::Unmapped) {
                             return Err(format!(
@@ -456,7 +479,7 @@ impl Schema {
                 let Kind::Object(object) = &attr.kind else {
                     return Err(Malformed);
                 };
-                self.render_object(r, &self.objects[object], out, depth + 1)?;
+                self.render_object(r, self.object(*object), out, depth + 1)?;
             }
             Tag::Array => {
                 out.push(b'[');
@@ -775,7 +798,7 @@ impl Declared {
         };
         let child = self.child(attr.index);
         match &attr.kind {
-            Kind::Object(o) => child.insert(schema, &schema.objects[o], segments),
+            Kind::Object(o) => child.insert(schema, schema.object(*o), segments),
             _ => child.covered = true,
         }
     }
@@ -805,7 +828,7 @@ impl Declared {
                 (&attr.kind, self.children.get_mut(attr.index))
             {
                 if !child.covered {
-                    child.add_siblings(schema, &schema.objects[o]);
+                    child.add_siblings(schema, schema.object(*o));
                 }
             }
         }
@@ -904,7 +927,7 @@ struct Walk<'a> {
     /// into text only when a rule is broken.
     path: Vec<Segment<'a>>,
     /// Object types on the current path, for the lake's depth and cycle cut.
-    objects: Vec<&'a str>,
+    objects: Vec<ObjectId>,
     /// The record as a row of its lake table, when one is asked for.
     row: Option<Vec<u8>>,
 }
@@ -1086,7 +1109,7 @@ impl<'a> Walk<'a> {
     fn finish(&mut self, def: &Definition, present: &Present) {
         for (name, index, requirement) in &def.required {
             let required = match requirement {
-                Requirement::RequiredByProfile => self.profile_applies(name),
+                Requirement::RequiredByProfile(bit) => self.profiles & bit != 0,
                 _ => true,
             };
             if required && !present.has(*index) {
@@ -1256,10 +1279,8 @@ impl<'a> Walk<'a> {
                 }
             }
             (Tag::Object, Kind::Object(o)) => {
-                let def = &self.schema.objects[o];
-                if self.objects.len() + 1 >= MAX_OBJECT_DEPTH
-                    || self.objects.contains(&def.name.as_str())
-                {
+                let def = self.schema.object(*o);
+                if self.objects.len() + 1 >= MAX_OBJECT_DEPTH || self.objects.contains(o) {
                     self.violation(format!(
                         "the lake stores objects at most {} levels deep and no object inside one of its own type (`{}`): put this value in `unmapped`",
                         MAX_OBJECT_DEPTH - 1,
@@ -1267,7 +1288,7 @@ impl<'a> Walk<'a> {
                     ));
                     return skip(r, tag);
                 }
-                self.objects.push(&def.name);
+                self.objects.push(*o);
                 let mut present = Present::default();
                 self.row_members(r, def, scope, slot.map(|s| &s.nested), &mut present)?;
                 self.finish(def, &present);
@@ -1289,20 +1310,6 @@ impl<'a> Walk<'a> {
             }
         }
         Ok(())
-    }
-
-    fn profile_applies(&self, name: &str) -> bool {
-        // A profile-contributed attribute is required only when the record names the profile;
-        // OCSF 1.1.0's profile attributes are named after their profile (`cloud`, `container`,
-        // ...) except `action_id`, which `security_control` contributes.
-        let profile = if name == "action_id" {
-            "security_control"
-        } else {
-            name
-        };
-        self.schema
-            .profile_bit(profile)
-            .is_some_and(|bit| self.profiles & bit != 0)
     }
 
     /// Records that the value at the current path is not of `attr`'s type.
@@ -1335,9 +1342,11 @@ impl<'a> Walk<'a> {
         if let Some(noted) = noted {
             *noted = Some(n);
         }
-        if let Some(values) = attr.values.as_ref().filter(|v| !v.contains(&n)) {
-            let mut allowed: Vec<_> = values.iter().copied().collect();
-            allowed.sort_unstable();
+        if let Some(allowed) = attr
+            .values
+            .as_ref()
+            .filter(|v| v.binary_search(&n).is_err())
+        {
             self.violation(format!(
                 "{n} is not a defined enum value (allowed: {allowed:?})"
             ));
@@ -1643,10 +1652,8 @@ impl<'de> Visitor<'de> for One<'_, '_> {
         match &attr.kind {
             Kind::Object(o) => {
                 let schema: &Schema = walk.schema;
-                let def = &schema.objects[o];
-                if walk.objects.len() + 1 >= MAX_OBJECT_DEPTH
-                    || walk.objects.contains(&def.name.as_str())
-                {
+                let def = schema.object(*o);
+                if walk.objects.len() + 1 >= MAX_OBJECT_DEPTH || walk.objects.contains(o) {
                     walk.violation(format!(
                         "the lake stores objects at most {} levels deep and no object inside one of its own type (`{}`): put this value in `unmapped`",
                         MAX_OBJECT_DEPTH - 1,
@@ -1654,7 +1661,7 @@ impl<'de> Visitor<'de> for One<'_, '_> {
                     ));
                     return ignore_map(map);
                 }
-                walk.objects.push(&def.name);
+                walk.objects.push(*o);
                 walk.put(slot, RowWrite::object);
                 walk.object(def, map, scope, slot.map(|s| &s.nested))?;
                 walk.objects.pop();
@@ -1828,7 +1835,13 @@ fn describe_json(v: &Value) -> String {
 }
 
 impl Definition {
-    fn parse(name: &str, def: &Value, types: &Map<String, Value>) -> Result<Definition, String> {
+    fn parse(
+        name: &str,
+        def: &Value,
+        types: &Map<String, Value>,
+        objects: &FastMap<String, ObjectId>,
+        profiles: &[String],
+    ) -> Result<Definition, String> {
         let mut attributes = FastMap::default();
         let members = def["attributes"]
             .as_object()
@@ -1847,19 +1860,32 @@ impl Definition {
             let ty = a["type"]
                 .as_str()
                 .ok_or_else(|| format!("{name}.{attr_name} has no type"))?;
-            let kind = match kind_of(ty, a, types) {
+            let kind = match kind_of(ty, a, types, objects).map_err(|o| {
+                format!(
+                    "{name}.{attr_name} is of object type `{o}`, which the schema does not define"
+                )
+            })? {
                 Kind::AnyObject if attr_name == "unmapped" => Kind::Unmapped,
                 kind => kind,
             };
-            let requirement = match (a["requirement"].as_str(), a["profile"].is_string()) {
-                (Some("required"), false) => Requirement::Required,
-                (Some("required"), true) => Requirement::RequiredByProfile,
+            let requirement = match (a["requirement"].as_str(), a["profile"].as_str()) {
+                (Some("required"), None) => Requirement::Required,
+                (Some("required"), Some(profile)) => Requirement::RequiredByProfile(
+                    profiles
+                        .iter()
+                        .position(|p| p == profile)
+                        .map_or(0, |i| 1 << i),
+                ),
                 _ => Requirement::Optional,
             };
             let values = a["enum"]
                 .as_object()
                 .filter(|_| matches!(kind, Kind::Integer | Kind::Long))
-                .map(|e| e.keys().filter_map(|k| k.parse().ok()).collect());
+                .map(|e| {
+                    let mut values: Vec<i64> = e.keys().filter_map(|k| k.parse().ok()).collect();
+                    values.sort_unstable();
+                    values.into_boxed_slice()
+                });
             attributes.insert(
                 attr_name.clone(),
                 Attribute {
@@ -1910,11 +1936,17 @@ impl Definition {
     }
 }
 
-fn kind_of(ty: &str, attr: &Value, types: &Map<String, Value>) -> Kind {
-    match ty {
+/// The kind of an attribute of type `ty`; an object type the schema does not define is the error.
+fn kind_of(
+    ty: &str,
+    attr: &Value,
+    types: &Map<String, Value>,
+    objects: &FastMap<String, ObjectId>,
+) -> Result<Kind, String> {
+    Ok(match ty {
         "object_t" => match attr["object_type"].as_str() {
             Some("object") | None => Kind::AnyObject,
-            Some(o) => Kind::Object(o.to_string()),
+            Some(o) => Kind::Object(*objects.get(o).ok_or_else(|| o.to_string())?),
         },
         "json_t" => Kind::Json,
         "ip_t" => Kind::Ip,
@@ -1928,13 +1960,15 @@ fn kind_of(ty: &str, attr: &Value, types: &Map<String, Value>) -> Kind {
         other => {
             let t = &types[other];
             match t["type"].as_str() {
-                Some(base) if base != "string_t" && base != other => kind_of(base, attr, types),
+                Some(base) if base != "string_t" && base != other => {
+                    return kind_of(base, attr, types, objects)
+                }
                 _ => Kind::String {
                     max_len: t["max_len"].as_u64().map(|m| m as usize),
                 },
             }
         }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -2150,7 +2184,7 @@ mod tests {
             let def = if def == "api_activity" {
                 &schema.classes[&6003]
             } else {
-                &schema.objects[def]
+                schema.objects.iter().find(|o| o.name == def).unwrap()
             };
             def.attributes[name].index as u16
         };
@@ -2376,6 +2410,41 @@ mod tests {
         assert!(rules(&r, ALL).is_empty());
         r["metadata"]["profiles"] = json!(["cloud"]);
         assert_eq!(rules(&r, ALL), vec!["cloud: required attribute is missing"]);
+    }
+
+    #[test]
+    fn a_profile_requires_the_attributes_it_contributes_whatever_their_names() {
+        // Network File Activity's `actor` comes with the `host` profile.
+        let declared = Declarations::new(
+            schema_1_1_0(),
+            &[ClassDeclaration {
+                class_uid: 4010,
+                attributes: [
+                    "time",
+                    "severity_id",
+                    "metadata",
+                    "file",
+                    "src_endpoint",
+                    "actor",
+                ]
+                .map(String::from)
+                .to_vec(),
+            }],
+        );
+        let mut r = json!({
+            "class_uid": 4010, "category_uid": 4, "activity_id": 1, "type_uid": 401001, "severity_id": 1, "time": 1,
+            "metadata": {"version": "1.1.0", "product": {"vendor_name": "v", "name": "p"}},
+            "file": {"name": "a.txt", "type_id": 1}, "src_endpoint": {"ip": "192.0.2.1"},
+        });
+        let rules = |r: &Value| -> Vec<String> {
+            let found = schema_1_1_0().validate(r, &declared);
+            found.iter().map(ToString::to_string).collect()
+        };
+        assert!(rules(&r).is_empty(), "{:?}", rules(&r));
+        r["metadata"]["profiles"] = json!(["host"]);
+        assert_eq!(rules(&r), vec!["actor: required attribute is missing"]);
+        r["actor"] = json!({"user": {"name": "alice"}});
+        assert!(rules(&r).is_empty(), "{:?}", rules(&r));
     }
 
     #[test]
