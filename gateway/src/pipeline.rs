@@ -129,6 +129,7 @@ impl Pipeline {
             catalog,
             sources,
             reader: LogReader::new(&lake.join("wal")),
+            arena: Vec::new(),
             first_segment,
             flushed: Flushed::default(),
         };
@@ -280,6 +281,8 @@ struct Writer {
     catalog: Catalog,
     sources: Arc<Sources>,
     reader: LogReader,
+    /// The rows of the partition being written, read back (kept for the next one).
+    arena: Vec<u8>,
     first_segment: Arc<AtomicU64>,
     /// What the jobs of the flush now in progress wrote.
     flushed: Flushed,
@@ -593,7 +596,7 @@ impl Writer {
         let (table, key) = (&sealed.table, &sealed.key);
         let source = self.sources.by_name.get(&table.source).cloned();
         let mut misfits = Vec::new();
-        let batch = lake::build(sealed, &mut self.reader, &mut misfits)?;
+        let batch = lake::build(sealed, &mut self.reader, &mut self.arena, &mut misfits)?;
         if !misfits.is_empty() {
             self.dead_letter_misfits(&table.source, source.as_deref(), misfits)?;
         }
