@@ -201,10 +201,12 @@ impl<'a> RowReader<'a> {
     }
 
     /// Whether all of the row has been read.
+    #[inline]
     pub fn is_done(&self) -> bool {
         self.rest.is_empty()
     }
 
+    #[inline]
     fn take<const N: usize>(&mut self) -> Result<[u8; N], Malformed> {
         let (head, rest) = self.rest.split_first_chunk::<N>().ok_or(Malformed)?;
         self.rest = rest;
@@ -212,11 +214,13 @@ impl<'a> RowReader<'a> {
     }
 
     /// A record's class: how a row starts.
+    #[inline]
     pub fn class(&mut self) -> Result<u32, Malformed> {
         self.take().map(u32::from_le_bytes)
     }
 
     /// The index of the current object's next member, or `None` at its end.
+    #[inline]
     pub fn member(&mut self) -> Result<Option<usize>, Malformed> {
         match u16::from_le_bytes(self.take()?) {
             END => Ok(None),
@@ -224,11 +228,13 @@ impl<'a> RowReader<'a> {
         }
     }
 
+    #[inline]
     pub fn tag(&mut self) -> Result<Tag, Malformed> {
         Tag::from_byte(self.take::<1>()?[0]).ok_or(Malformed)
     }
 
     /// A `Bool` value's payload.
+    #[inline]
     pub fn boolean(&mut self) -> Result<bool, Malformed> {
         match self.take::<1>()? {
             [0] => Ok(false),
@@ -238,21 +244,25 @@ impl<'a> RowReader<'a> {
     }
 
     /// An `Int` value's payload.
+    #[inline]
     pub fn int(&mut self) -> Result<i64, Malformed> {
         self.take().map(i64::from_le_bytes)
     }
 
     /// A `Float` value's payload.
+    #[inline]
     pub fn float(&mut self) -> Result<f64, Malformed> {
         self.take().map(f64::from_le_bytes)
     }
 
     /// An `Array` or `Map` value's count.
+    #[inline]
     pub fn count(&mut self) -> Result<usize, Malformed> {
         self.take().map(|b| u32::from_le_bytes(b) as usize)
     }
 
     /// A text: a `String` or `Json` value's payload, or a map's key or value.
+    #[inline]
     pub fn text(&mut self) -> Result<&'a str, Malformed> {
         let len = u32::from_le_bytes(self.take()?) as usize;
         let (text, rest) = self.rest.split_at_checked(len).ok_or(Malformed)?;
