@@ -19,6 +19,11 @@ macro_rules! interface {
         wasmtime::component::bindgen!({
             path: $path,
             world: "source-plugin",
+            // A batch is lowered into the component straight from the caller's slices, not
+            // from a copy of them.
+            ownership: Borrowing {
+                duplicate_if_necessary: true
+            },
         });
 
         use self::lakegate::plugin::types::{Batch, BatchContext, Framing, Manifest, Translation};
@@ -45,17 +50,14 @@ macro_rules! interface {
         ) -> wasmtime::Result<sdk::Translation> {
             let context = BatchContext {
                 received_ms: context.received_ms,
-                source: context.source.clone(),
+                source: &context.source,
                 framing: to_framing(context.framing),
-                carry: context.carry.clone(),
+                carry: context.carry.as_deref(),
             };
-            let batch = Batch {
-                data: data.to_vec(),
-                ends: ends.to_vec(),
-            };
+            let batch = Batch { data, ends };
             let t = bindings
                 .lakegate_plugin_source()
-                .call_translate(store, &context, &batch)?;
+                .call_translate(store, context, batch)?;
             Ok(translation(t))
         }
 
