@@ -180,7 +180,7 @@ fn send_one(url: &str, source: &str, framing: &str, data: Vec<u8>) -> IngestResp
         let request = IngestRequest {
             source: source.into(),
             records: vec![Record {
-                data,
+                data: data.into(),
                 metadata: Default::default(),
             }],
             framing: framing.into(),
@@ -665,7 +665,7 @@ fn oversized_messages_and_cancelled_calls_leave_the_gateway_serving() {
             .send(IngestRequest {
                 source: "aws-vpc-flow".into(),
                 records: vec![Record {
-                    data: vec![b'x'; 2 << 20],
+                    data: vec![b'x'; 2 << 20].into(),
                     metadata: Default::default(),
                 }],
                 framing: String::new(),
@@ -687,7 +687,9 @@ fn oversized_messages_and_cancelled_calls_leave_the_gateway_serving() {
         tx.send(IngestRequest {
             source: "aws-vpc-flow".into(),
             records: vec![Record {
-                data: std::fs::read(golden("aws-vpc-flow", "default-v2.input.log")).unwrap(),
+                data: std::fs::read(golden("aws-vpc-flow", "default-v2.input.log"))
+                    .unwrap()
+                    .into(),
                 metadata: Default::default(),
             }],
             framing: String::new(),
@@ -796,7 +798,7 @@ fn acknowledged_records_survive_kill_9_and_are_written_once() {
         tx.send(IngestRequest {
             source: "aws-vpc-flow".into(),
             records: vec![Record {
-                data: vpc,
+                data: vpc.into(),
                 metadata: Default::default(),
             }],
             framing: String::new(),

@@ -92,11 +92,11 @@ pub(super) fn replay(lake: &Path, source: Option<&str>, server: &str) -> anyhow:
         for ((source, framing, context), letters) in groups {
             for chunk in letters.chunks(REPLAY_BATCH) {
                 let context = context.iter().map(|raw| Record {
-                    data: raw.bytes(),
+                    data: raw.bytes().into(),
                     metadata: Default::default(),
                 });
                 let letters = chunk.iter().map(|l| Record {
-                    data: l.raw_bytes(),
+                    data: l.raw_bytes().into(),
                     metadata: l.metadata.clone().into_iter().collect(),
                 });
                 let request = IngestRequest {

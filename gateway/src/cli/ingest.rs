@@ -263,7 +263,7 @@ async fn send_file(
                         String::new()
                     },
                     records: vec![Record {
-                        data,
+                        data: data.into(),
                         metadata: metadata.clone(),
                     }],
                 };

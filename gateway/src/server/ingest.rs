@@ -646,7 +646,7 @@ mod tests {
     #[test]
     fn slices_hold_pieces_in_order_up_to_the_limit() {
         let record = Arc::new(Record {
-            data: vec![b'x'; 10],
+            data: vec![b'x'; 10].into(),
             metadata: Default::default(),
         });
         let piece = |range: Range<usize>| Piece {
