@@ -670,7 +670,9 @@ impl<'s> Root<'s> {
                 root: RootValues::default(),
                 violations: Vec::new(),
                 path: Vec::with_capacity(2 * MAX_OBJECT_DEPTH),
-                objects: Vec::with_capacity(MAX_OBJECT_DEPTH),
+                // Only the JSON walk tracks object types (the row walk's plan has them): it
+                // allocates on its first object.
+                objects: Vec::new(),
                 row,
             },
             present: Present::default(),
