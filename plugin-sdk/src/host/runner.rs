@@ -432,7 +432,10 @@ impl<T: Translator> Runner<T> {
             outcome[d.record as usize] =
                 Outcome::Rejected(Stage::Translation, d.path.clone(), d.reason.clone());
         }
-        let mut events: Vec<Vec<(Valid, String, Vec<u8>)>> = vec![Vec::new(); batch.len()];
+        // The accepted events with their record's index: one list for the batch, not one per
+        // record (an allocation for each).
+        let mut events: Vec<(usize, Valid, String, Vec<u8>)> =
+            Vec::with_capacity(translation.origins.len());
         let mut row = Vec::new();
         for (record, &origin) in self.records(&translation).zip(&translation.origins) {
             let i = origin as usize;
@@ -469,8 +472,8 @@ impl<T: Translator> Runner<T> {
                 }]),
             };
             match checked {
-                Ok(accepted) => {
-                    events[i].push(accepted);
+                Ok((valid, json, row)) => {
+                    events.push((i, valid, json, row));
                     outcome[i] = Outcome::Translated;
                 }
                 Err(violations) => {
@@ -487,8 +490,15 @@ impl<T: Translator> Runner<T> {
                 }
             }
         }
+        // Stable: a record's events keep the order the plugin emitted them in.
+        events.sort_by_key(|event| event.0);
+        let mut events = events.into_iter().peekable();
         for (i, outcome) in outcome.into_iter().enumerate() {
             let (number, raw) = batch[i];
+            // Events of the records before this one that were not taken go: a record rejected
+            // after some of its events were accepted.
+            while events.next_if(|event| event.0 < i).is_some() {}
+            let mine = std::iter::from_fn(|| events.next_if(|event| event.0 == i));
             match outcome {
                 Outcome::Consumed => {
                     report.consumed += 1;
@@ -497,7 +507,7 @@ impl<T: Translator> Runner<T> {
                 Outcome::Translated => {
                     report
                         .accepted
-                        .extend(events[i].drain(..).map(|(valid, json, row)| Accepted {
+                        .extend(mine.map(|(_, valid, json, row)| Accepted {
                             record: number,
                             class_uid: valid.class_uid,
                             time: valid.time,
@@ -667,6 +677,46 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_record_with_a_bad_event_is_rejected_whole_and_the_others_keep_their_order() {
+        let manifest = manifest();
+        let declarations = Declarations::new(schema_1_1_0(), &manifest.classes);
+        let mut good = Vec::new();
+        schema_1_1_0()
+            .validate_row(RECORD, &declarations, &mut good)
+            .unwrap();
+        // A second valid row, told apart by its time.
+        let later = RECORD.replace(r#""time":7"#, r#""time":8"#);
+        let mut other = Vec::new();
+        schema_1_1_0()
+            .validate_row(&later, &declarations, &mut other)
+            .unwrap();
+        let bad = &good[..good.len() - 1];
+        // Records 1 and 3 of the input emit two events each, out of input order; record 1's
+        // second event is bad; record 4 emits nothing.
+        let emitted: [(&[u8], u32); 5] =
+            [(&good, 1), (&other, 2), (&good, 0), (bad, 0), (&good, 2)];
+        let mut events = Vec::new();
+        for (row, _) in emitted {
+            events.extend_from_slice(&(row.len() as u32).to_le_bytes());
+            events.extend_from_slice(row);
+        }
+        let translation = Translation {
+            events,
+            format: EventFormat::Rows,
+            origins: emitted.iter().map(|(_, origin)| *origin).collect(),
+            ..Translation::default()
+        };
+        let mut runner = Runner::new(Canned(manifest, translation)).unwrap();
+        let report = runner.run(b"a\nb\nc\nd\n", &RunOptions::default()).unwrap();
+        let accepted: Vec<(u64, i64)> =
+            report.accepted.iter().map(|a| (a.record, a.time)).collect();
+        assert_eq!(accepted, [(2, 7), (3, 8), (3, 7)]);
+        assert_eq!(report.rejected.len(), 1);
+        assert_eq!(report.rejected[0].record, 1);
+        assert_eq!(report.consumed, 1, "record 4");
     }
 
     #[test]
