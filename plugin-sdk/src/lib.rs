@@ -20,6 +20,9 @@ pub mod guest;
 #[cfg(any(target_arch = "wasm32", test))]
 mod heap;
 
+#[cfg(any(target_arch = "wasm32", test))]
+mod mem;
+
 /// A component's allocator: size-class free lists in front of the standard one (see `heap.rs`).
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
