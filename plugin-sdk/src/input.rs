@@ -183,7 +183,10 @@ fn keep(key: String, raw: Raw<'_>, unmapped: &mut Unmapped) {
 
 /// JSON text without whitespace outside strings. The input is valid JSON.
 pub(crate) fn compact(text: &str) -> String {
-    if !text.contains([' ', '\n', '\r', '\t']) {
+    let bytes = text.as_bytes();
+    if memchr::memchr3(b' ', b'\n', b'\r', bytes).is_none()
+        && memchr::memchr(b'\t', bytes).is_none()
+    {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len());

@@ -22,11 +22,13 @@ impl Json {
     /// that every emitted record stays on one line.
     pub fn raw(raw: Raw<'_>) -> Json {
         let text = raw.get();
-        Json::Raw(RawJson(if text.contains(['\n', '\r']) {
-            compact(text).into()
-        } else {
-            text.into()
-        }))
+        Json::Raw(RawJson(
+            if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
+                compact(text).into()
+            } else {
+                text.into()
+            },
+        ))
     }
 
     /// The string member `key` of an object value.
