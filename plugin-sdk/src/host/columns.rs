@@ -10,6 +10,13 @@ use super::validate::{Declarations, Definition, Kind, ObjectId, Schema, Scope};
 /// `unmapped`), so nothing accepted is ever dropped.
 pub const MAX_OBJECT_DEPTH: usize = 4;
 
+/// Whether the lake keeps an object of type `object` below the object types `path` (outermost
+/// first): within [`MAX_OBJECT_DEPTH`], and not inside an object of its own type. The table's
+/// columns, the validator's walks and its row plan all cut objects by this one rule.
+pub(super) fn keeps_object(path: &[ObjectId], object: ObjectId) -> bool {
+    path.len() + 1 < MAX_OBJECT_DEPTH && !path.contains(&object)
+}
+
 /// The base attributes every OCSF class requires: the only non-nullable columns.
 pub const BASE_REQUIRED: [&str; 7] = [
     "activity_id",
@@ -130,7 +137,7 @@ impl<'a> ColumnWalk<'a> {
             let mut nested = Layout::default();
             let kind = match &attr.kind {
                 Kind::Object(object) => {
-                    if self.types.len() + 1 >= MAX_OBJECT_DEPTH || self.types.contains(object) {
+                    if !keeps_object(&self.types, *object) {
                         continue;
                     } else {
                         let def = self.schema.object(*object);

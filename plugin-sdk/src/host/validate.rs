@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 mod plan;
 use plan::Plan;
 
-use super::columns::{Layout, Slot, Table, MAX_OBJECT_DEPTH};
+use super::columns::{keeps_object, Layout, Slot, Table, MAX_OBJECT_DEPTH};
 use crate::input::Key;
 use crate::row::{Malformed, RowReader, RowWrite, Tag};
 
@@ -1328,11 +1328,7 @@ impl<'a> Walk<'a> {
             (Tag::Object, Kind::Object(o)) => {
                 let def = self.schema.object(o);
                 let Some(node) = plan.child(entry) else {
-                    self.violation(format!(
-                        "the lake stores objects at most {} levels deep and no object inside one of its own type (`{}`): put this value in `unmapped`",
-                        MAX_OBJECT_DEPTH - 1,
-                        def.name
-                    ));
+                    self.cut(def);
                     return skip(r, tag);
                 };
                 let mut present = Present::default();
@@ -1355,6 +1351,17 @@ impl<'a> Walk<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Records that the object at the current path, of `def`, lies beyond the lake's cut
+    /// ([`keeps_object`]).
+    #[cold]
+    fn cut(&mut self, def: &Definition) {
+        self.violation(format!(
+            "the lake stores objects at most {} levels deep and no object inside one of its own type (`{}`): put this value in `unmapped`",
+            MAX_OBJECT_DEPTH - 1,
+            def.name
+        ));
     }
 
     /// Records that the value at the current path is not of `kind`.
@@ -1704,12 +1711,8 @@ impl<'de> Visitor<'de> for One<'_, '_> {
             Kind::Object(o) => {
                 let schema: &Schema = walk.schema;
                 let def = schema.object(*o);
-                if walk.objects.len() + 1 >= MAX_OBJECT_DEPTH || walk.objects.contains(o) {
-                    walk.violation(format!(
-                        "the lake stores objects at most {} levels deep and no object inside one of its own type (`{}`): put this value in `unmapped`",
-                        MAX_OBJECT_DEPTH - 1,
-                        def.name
-                    ));
+                if !keeps_object(&walk.objects, *o) {
+                    walk.cut(def);
                     return ignore_map(map);
                 }
                 walk.objects.push(*o);

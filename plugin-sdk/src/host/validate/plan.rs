@@ -9,7 +9,7 @@
 //! entry with all three answers and, for an object member, the node of its own members.
 
 use super::{Declared, Definition, Kind, ObjectId, Role, Schema, Scope};
-use crate::host::columns::{Layout, MAX_OBJECT_DEPTH};
+use crate::host::columns::{keeps_object, Layout, MAX_OBJECT_DEPTH};
 
 /// A declared class compiled for checking rows ([`Schema::validate_row_bytes`]).
 #[derive(Debug, Clone)]
@@ -128,9 +128,7 @@ impl Plan {
                 None => NONE,
             };
             let child = match (attr.kind, member) {
-                (Kind::Object(o), Some(member))
-                    if path.len() + 1 < MAX_OBJECT_DEPTH && !path.contains(&o) =>
-                {
+                (Kind::Object(o), Some(member)) if keeps_object(path, o) => {
                     path.push(o);
                     let child = self.add(
                         schema,
