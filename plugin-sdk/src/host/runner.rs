@@ -627,6 +627,26 @@ mod tests {
 
     const RECORD: &str = r#"{"class_uid":6003,"category_uid":6,"activity_id":1,"type_uid":600301,"severity_id":1,"time":7,"metadata":{"version":"1.1.0","product":{"vendor_name":"v","name":"p"}},"actor":{"user":{"name":"alice"}},"api":{"operation":"op"},"src_endpoint":{"ip":"192.0.2.1"}}"#;
 
+    /// `record` (JSON) as the row the validator writes for it.
+    fn row_of(record: &str) -> Vec<u8> {
+        let declarations = Declarations::new(schema_1_1_0(), &manifest().classes);
+        let mut row = Vec::new();
+        schema_1_1_0()
+            .validate_row(record, &declarations, &mut row)
+            .unwrap();
+        row
+    }
+
+    /// Rows as a translation's events: each preceded by its length.
+    fn framed<'r>(rows: impl IntoIterator<Item = &'r [u8]>) -> Vec<u8> {
+        let mut events = Vec::new();
+        for row in rows {
+            events.extend_from_slice(&(row.len() as u32).to_le_bytes());
+            events.extend_from_slice(row);
+        }
+        events
+    }
+
     fn reasons(report: &Report) -> Vec<(u64, &str, &str)> {
         report
             .rejected
@@ -637,17 +657,8 @@ mod tests {
 
     #[test]
     fn rows_are_checked_and_bad_ones_rejected_alone() {
-        let manifest = manifest();
-        let declarations = Declarations::new(schema_1_1_0(), &manifest.classes);
-        let mut row = Vec::new();
-        schema_1_1_0()
-            .validate_row(RECORD, &declarations, &mut row)
-            .unwrap();
-        let mut events = Vec::new();
-        for r in [&row[..], &row[..row.len() - 1]] {
-            events.extend_from_slice(&(r.len() as u32).to_le_bytes());
-            events.extend_from_slice(r);
-        }
+        let row = row_of(RECORD);
+        let mut events = framed([&row[..], &row[..row.len() - 1]]);
         // The last row's length runs past the end of the batch.
         events.extend_from_slice(&100u32.to_le_bytes());
         events.push(1);
@@ -657,7 +668,7 @@ mod tests {
             origins: vec![0, 1, 2],
             ..Translation::default()
         };
-        let mut runner = Runner::new(Canned(manifest, translation)).unwrap();
+        let mut runner = Runner::new(Canned(manifest(), translation)).unwrap();
         let report = runner.run(b"a\nb\nc\n", &RunOptions::default()).unwrap();
         assert_eq!(report.accepted.len(), 1);
         assert_eq!(report.accepted[0].row, row, "a valid row is kept as it is");
@@ -681,35 +692,22 @@ mod tests {
 
     #[test]
     fn a_record_with_a_bad_event_is_rejected_whole_and_the_others_keep_their_order() {
-        let manifest = manifest();
-        let declarations = Declarations::new(schema_1_1_0(), &manifest.classes);
-        let mut good = Vec::new();
-        schema_1_1_0()
-            .validate_row(RECORD, &declarations, &mut good)
-            .unwrap();
+        let good = row_of(RECORD);
         // A second valid row, told apart by its time.
-        let later = RECORD.replace(r#""time":7"#, r#""time":8"#);
-        let mut other = Vec::new();
-        schema_1_1_0()
-            .validate_row(&later, &declarations, &mut other)
-            .unwrap();
+        let other = row_of(&RECORD.replace(r#""time":7"#, r#""time":8"#));
         let bad = &good[..good.len() - 1];
         // Records 1 and 3 of the input emit two events each, out of input order; record 1's
         // second event is bad; record 4 emits nothing.
         let emitted: [(&[u8], u32); 5] =
             [(&good, 1), (&other, 2), (&good, 0), (bad, 0), (&good, 2)];
-        let mut events = Vec::new();
-        for (row, _) in emitted {
-            events.extend_from_slice(&(row.len() as u32).to_le_bytes());
-            events.extend_from_slice(row);
-        }
+        let events = framed(emitted.map(|(row, _)| row));
         let translation = Translation {
             events,
             format: EventFormat::Rows,
             origins: emitted.iter().map(|(_, origin)| *origin).collect(),
             ..Translation::default()
         };
-        let mut runner = Runner::new(Canned(manifest, translation)).unwrap();
+        let mut runner = Runner::new(Canned(manifest(), translation)).unwrap();
         let report = runner.run(b"a\nb\nc\nd\n", &RunOptions::default()).unwrap();
         let accepted: Vec<(u64, i64)> =
             report.accepted.iter().map(|a| (a.record, a.time)).collect();
