@@ -709,6 +709,58 @@ fn oversized_messages_and_cancelled_calls_leave_the_gateway_serving() {
     assert!(gw.stop());
 }
 
+/// HTTP/2 flow control as the gateway announces it: a stream may have 2 MiB in flight (two of
+/// `lakegate ingest`'s messages) and a connection 8 MiB, not HTTP/2's default of 64 KiB, with
+/// which a client waited for a window update every 64 KiB.
+#[test]
+fn a_client_may_send_ahead_of_the_message_being_translated() {
+    use std::io::{Read, Write};
+    let lake = lake("flow-control");
+    let gw = Gateway::start(&lake, None);
+    let mut tcp = std::net::TcpStream::connect(&gw.addr).expect("connects");
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The client's preface and an empty SETTINGS frame.
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    let (mut stream_window, mut connection_update) = (None, None);
+    while stream_window.is_none() || connection_update.is_none() {
+        let mut head = [0u8; 9];
+        tcp.read_exact(&mut head).expect("the server's frames");
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let (kind, flags) = (head[3], head[4]);
+        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        let mut payload = vec![0u8; len];
+        tcp.read_exact(&mut payload).unwrap();
+        match kind {
+            // SETTINGS, not its acknowledgement: six bytes per parameter.
+            0x4 if flags & 1 == 0 => {
+                stream_window = Some(
+                    payload
+                        .chunks(6)
+                        .find(|p| p[..2] == [0, 0x4])
+                        .map(|p| u32::from_be_bytes([p[2], p[3], p[4], p[5]])),
+                );
+            }
+            // WINDOW_UPDATE of the connection.
+            0x8 if stream == 0 => {
+                connection_update = Some(u32::from_be_bytes([
+                    payload[0], payload[1], payload[2], payload[3],
+                ]));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        stream_window,
+        Some(Some(2 << 20)),
+        "SETTINGS_INITIAL_WINDOW_SIZE"
+    );
+    // The connection starts at 65,535 bytes and is raised by the update.
+    assert_eq!(connection_update.map(|u| u + 65_535), Some(8 << 20));
+    drop(tcp);
+    assert!(gw.stop());
+}
+
 /// A write-ahead log left by a gateway that logged events as JSON (before rows): its events
 /// are checked again, held as rows and written; the ones the lake cannot take are dead letters.
 #[test]
