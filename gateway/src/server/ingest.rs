@@ -119,13 +119,31 @@ impl IngestService {
         })
         .await
         .map_err(task_failed)?;
-        for slice in slices {
-            let source = state.source.clone();
-            let plugin = std::mem::take(&mut state.plugin);
-            let translated =
-                tokio::task::spawn_blocking(move || translate(&source, framing, plugin, slice))
-                    .await
-                    .map_err(task_failed)?;
+        // Two slices translate at once: the next one speculatively, from the state the current
+        // one starts with. A slice rarely changes the stream's state (JSON sources never carry
+        // any), so the guess holds; when it does (a VPC flow header line), the next slice is
+        // translated again from the state it really starts with, and the guess is dropped.
+        let mut slices = slices.into_iter();
+        let mut current = slices
+            .next()
+            .map(|slice| Speculation::start(&state.source, framing, state.plugin.clone(), slice));
+        while let Some(running) = current.take() {
+            let following = slices.next().map(|slice| {
+                Speculation::start(&state.source, framing, running.from.clone(), slice)
+            });
+            let translated = running.task.await.map_err(task_failed)?;
+            current = following.map(|next| {
+                if next.from == translated.plugin {
+                    next
+                } else {
+                    Speculation::start(
+                        &state.source,
+                        framing,
+                        translated.plugin.clone(),
+                        next.slice,
+                    )
+                }
+            });
             state.plugin = translated.plugin;
             let c = &state.source.counters;
             Counters::add(&c.received_records, translated.tally.records);
@@ -142,12 +160,32 @@ impl IngestService {
                 )
                 .await
                 .map_err(not_acknowledged)?;
-            // One slice per stream waits for the log while the next one is translated.
+            // One slice per stream waits for the log while the next ones are translated.
             if let Some(previous) = state.pending.replace((durability, translated.tally)) {
                 state.settle(previous).await?;
             }
         }
         Ok(())
+    }
+}
+
+/// A slice being translated on a blocking thread from the stream state `from`.
+struct Speculation {
+    from: PluginStream,
+    slice: Vec<Piece>,
+    task: tokio::task::JoinHandle<Translated>,
+}
+
+impl Speculation {
+    fn start(
+        source: &Arc<Source>,
+        framing: Framing,
+        from: PluginStream,
+        slice: Vec<Piece>,
+    ) -> Self {
+        let (source, plugin, pieces) = (source.clone(), from.clone(), slice.clone());
+        let task = tokio::task::spawn_blocking(move || translate(&source, framing, plugin, pieces));
+        Speculation { from, slice, task }
     }
 }
 
@@ -194,6 +232,7 @@ fn task_failed(e: tokio::task::JoinError) -> Status {
 }
 
 /// A part of one Record, translated and made durable with the other pieces of its slice.
+#[derive(Clone)]
 struct Piece {
     record: Arc<Record>,
     /// The Record's index in its stream.
@@ -206,6 +245,7 @@ struct Piece {
 }
 
 /// What of its Record a piece holds.
+#[derive(Clone)]
 enum Part {
     /// A run of whole lines (or the whole Record), with the Record's lines before it: its log
     /// records are numbered after them.
@@ -218,6 +258,7 @@ enum Part {
 }
 
 /// A [`Framed`] record as ranges of its Record, so that it can go to a blocking thread.
+#[derive(Clone)]
 struct FramedRange {
     number: u64,
     record: Result<Range<usize>, FramingError>,
