@@ -14,6 +14,7 @@ use lakegate_plugin_sdk::host::runner::{
 use lakegate_plugin_sdk::Framing;
 use lakegate_proto::ingest::v1::ingest_server::Ingest;
 use lakegate_proto::ingest::v1::{IngestRequest, IngestResponse, Record, Rejection};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::{check_account, check_region};
@@ -37,8 +38,11 @@ const SLICE_BYTES: usize = 512 << 10;
 
 /// The ingest service.
 pub struct IngestService {
-    pub sources: Arc<Sources>,
-    pub pipeline: Pipeline,
+    sources: Arc<Sources>,
+    pipeline: Pipeline,
+    /// Slices being translated at once, over all streams: each holds a plugin instance, so
+    /// this bounds the instances (and their memory) however many streams are open.
+    translations: Arc<Semaphore>,
 }
 
 /// One stream's state: its source, framing, the plugin's state, and the tally so far.
@@ -54,6 +58,26 @@ struct StreamState {
 }
 
 impl IngestService {
+    pub fn new(sources: Arc<Sources>, pipeline: Pipeline) -> Self {
+        // Two per core: translation is CPU work, and one each for the slices that wait on the
+        // log or on their record's next message.
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        IngestService {
+            sources,
+            pipeline,
+            translations: Arc::new(Semaphore::new(2 * cores.max(1))),
+        }
+    }
+
+    /// A translation slot, once one is free.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.translations
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("the gateway is shutting down"))
+    }
+
     fn open(&self, request: &IngestRequest) -> Result<StreamState, Status> {
         if request.source.is_empty() {
             return Err(Status::invalid_argument(
@@ -123,27 +147,33 @@ impl IngestService {
         // one starts with. A slice rarely changes the stream's state (JSON sources never carry
         // any), so the guess holds; when it does (a VPC flow header line), the next slice is
         // translated again from the state it really starts with, and the guess is dropped.
+        let source = state.source.clone();
+        let start = |from: PluginStream, slice, slot| {
+            Speculation::start(&source, framing, from, slice, slot)
+        };
         let mut slices = slices.into_iter();
-        let mut current = slices
-            .next()
-            .map(|slice| Speculation::start(&state.source, framing, state.plugin.clone(), slice));
+        let mut current = match slices.next() {
+            Some(slice) => Some(start(state.plugin.clone(), slice, self.slot().await?)),
+            None => None,
+        };
         while let Some(running) = current.take() {
-            let following = slices.next().map(|slice| {
-                Speculation::start(&state.source, framing, running.from.clone(), slice)
-            });
+            // The guess runs only on a free slot; with none, the next slice waits its turn.
+            let following =
+                slices.next().map(
+                    |slice| match self.translations.clone().try_acquire_owned() {
+                        Ok(slot) => Ok(start(running.from.clone(), slice, slot)),
+                        Err(_) => Err(slice),
+                    },
+                );
             let translated = running.task.await.map_err(task_failed)?;
-            current = following.map(|next| {
-                if next.from == translated.plugin {
-                    next
-                } else {
-                    Speculation::start(
-                        &state.source,
-                        framing,
-                        translated.plugin.clone(),
-                        next.slice,
-                    )
+            current = match following {
+                Some(Ok(guess)) if guess.from == translated.plugin => Some(guess),
+                Some(next) => {
+                    let slice = next.map_or_else(|waiting| waiting, |guess| guess.slice);
+                    Some(start(translated.plugin.clone(), slice, self.slot().await?))
                 }
-            });
+                None => None,
+            };
             state.plugin = translated.plugin;
             let c = &state.source.counters;
             Counters::add(&c.received_records, translated.tally.records);
@@ -169,7 +199,8 @@ impl IngestService {
     }
 }
 
-/// A slice being translated on a blocking thread from the stream state `from`.
+/// A slice being translated on a blocking thread from the stream state `from`, holding a
+/// translation slot until it is done.
 struct Speculation {
     from: PluginStream,
     slice: Vec<Piece>,
@@ -182,9 +213,14 @@ impl Speculation {
         framing: Framing,
         from: PluginStream,
         slice: Vec<Piece>,
+        slot: OwnedSemaphorePermit,
     ) -> Self {
         let (source, plugin, pieces) = (source.clone(), from.clone(), slice.clone());
-        let task = tokio::task::spawn_blocking(move || translate(&source, framing, plugin, pieces));
+        let task = tokio::task::spawn_blocking(move || {
+            let translated = translate(&source, framing, plugin, pieces);
+            drop(slot);
+            translated
+        });
         Speculation { from, slice, task }
     }
 }

@@ -65,10 +65,10 @@ async fn run(config: Config, sources: Arc<Sources>, pipeline: Pipeline) -> anyho
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let max = config.max_message_bytes as usize;
-    let ingest = IngestServer::new(ingest::IngestService {
-        sources: sources.clone(),
-        pipeline: pipeline.clone(),
-    })
+    let ingest = IngestServer::new(ingest::IngestService::new(
+        sources.clone(),
+        pipeline.clone(),
+    ))
     .max_decoding_message_size(max);
     let admin = AdminServer::new(admin::AdminService {
         sources: sources.clone(),
