@@ -1020,6 +1020,29 @@ fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
         response.rejections.first()
     );
 
+    // Across messages too: a stream's first message is only a header line, and the next
+    // message's slice, guessed before the header took effect, is translated again after it.
+    let response = runtime().block_on(async {
+        let mut client = IngestClient::connect(url.clone()).await.unwrap();
+        let messages =
+            [format!("{header}\n"), format!("{custom}\n").repeat(100)].map(|data| IngestRequest {
+                source: "vpc".into(),
+                records: vec![Record {
+                    data: data.into_bytes().into(),
+                    metadata: Default::default(),
+                }],
+                framing: String::new(),
+            });
+        let stream = tokio_stream::iter(messages);
+        client.stream(stream).await.unwrap().into_inner()
+    });
+    assert_eq!(
+        counts(&response),
+        (2, 101, 100, 0),
+        "{:?}",
+        response.rejections.first()
+    );
+
     // The same for a 3 MiB `json-records` document: cut between its records, which keep their
     // numbers in the document.
     let ct_lines =

@@ -52,6 +52,8 @@ struct StreamState {
     plugin: PluginStream,
     next_record: u64,
     response: IngestResponse,
+    /// The slice being translated, left running while the stream's next message is read.
+    running: Option<Speculation>,
     /// The last slice handed to the log, not yet known to be durable: the stream's next slice
     /// is translated meanwhile, and the slice is counted in the response once it is durable.
     pending: Option<(Durability, Tally)>,
@@ -124,6 +126,7 @@ impl IngestService {
             framing,
             plugin: PluginStream::default(),
             next_record: 0,
+            running: None,
             pending: None,
         })
     }
@@ -146,56 +149,68 @@ impl IngestService {
         // Two slices translate at once: the next one speculatively, from the state the current
         // one starts with. A slice rarely changes the stream's state (JSON sources never carry
         // any), so the guess holds; when it does (a VPC flow header line), the next slice is
-        // translated again from the state it really starts with, and the guess is dropped.
-        let source = state.source.clone();
-        let start = |from: PluginStream, slice, slot| {
-            Speculation::start(&source, framing, from, slice, slot)
-        };
-        let mut slices = slices.into_iter();
-        let mut current = match slices.next() {
-            Some(slice) => Some(start(state.plugin.clone(), slice, self.slot().await?)),
-            None => None,
-        };
-        while let Some(running) = current.take() {
-            // The guess runs only on a free slot; with none, the next slice waits its turn.
-            let following =
-                slices.next().map(
-                    |slice| match self.translations.clone().try_acquire_owned() {
-                        Ok(slot) => Ok(start(running.from.clone(), slice, slot)),
-                        Err(_) => Err(slice),
-                    },
-                );
-            let translated = running.task.await.map_err(task_failed)?;
-            current = match following {
-                Some(Ok(guess)) if guess.from == translated.plugin => Some(guess),
-                Some(next) => {
-                    let slice = next.map_or_else(|waiting| waiting, |guess| guess.slice);
-                    Some(start(translated.plugin.clone(), slice, self.slot().await?))
-                }
-                None => None,
+        // translated again from the state it really starts with, and the guess is dropped. The
+        // last slice is left running: the next message's first slice is guessed alongside it.
+        for slice in slices {
+            let Some(running) = state.running.take() else {
+                let slot = self.slot().await?;
+                state.running = Some(Speculation::start(state, slice, slot));
+                continue;
             };
-            state.plugin = translated.plugin;
-            let c = &state.source.counters;
-            Counters::add(&c.received_records, translated.tally.records);
-            Counters::add(&c.received_bytes, translated.tally.bytes);
-            Counters::add(&c.read, translated.tally.read);
-            Counters::add(&c.rejected, translated.letters.len() as u64);
-            let durability = self
-                .pipeline
-                .submit(
-                    state.source.clone(),
-                    translated.events,
-                    translated.runs,
-                    translated.letters,
-                )
-                .await
-                .map_err(not_acknowledged)?;
-            // One slice per stream waits for the log while the next ones are translated.
-            if let Some(previous) = state.pending.replace((durability, translated.tally)) {
-                state.settle(previous).await?;
-            }
+            // The guess runs only on a free slot; with none, the next slice waits its turn.
+            // The stream's state is the one `running` started from until it completes.
+            let following = match self.translations.clone().try_acquire_owned() {
+                Ok(slot) => Ok(Speculation::start(state, slice, slot)),
+                Err(_) => Err(slice),
+            };
+            self.complete(state, running).await?;
+            state.running = Some(match following {
+                Ok(guess) if guess.from == state.plugin => guess,
+                next => {
+                    let slice = next.map_or_else(|waiting| waiting, |guess| guess.slice);
+                    Speculation::start(state, slice, self.slot().await?)
+                }
+            });
         }
         Ok(())
+    }
+
+    /// Waits for a slice's translation and hands its outcome to the log; the stream's state
+    /// is then the one the slice ends with.
+    async fn complete(&self, state: &mut StreamState, running: Speculation) -> Result<(), Status> {
+        let translated = running.task.await.map_err(task_failed)?;
+        state.plugin = translated.plugin;
+        let c = &state.source.counters;
+        Counters::add(&c.received_records, translated.tally.records);
+        Counters::add(&c.received_bytes, translated.tally.bytes);
+        Counters::add(&c.read, translated.tally.read);
+        Counters::add(&c.rejected, translated.letters.len() as u64);
+        let durability = self
+            .pipeline
+            .submit(
+                state.source.clone(),
+                translated.events,
+                translated.runs,
+                translated.letters,
+            )
+            .await
+            .map_err(not_acknowledged)?;
+        // One slice per stream waits for the log while the next ones are translated.
+        if let Some(previous) = state.pending.replace((durability, translated.tally)) {
+            state.settle(previous).await?;
+        }
+        Ok(())
+    }
+
+    /// The response, once every slice of the stream is translated and durable.
+    async fn finish(&self, mut state: StreamState) -> Result<IngestResponse, Status> {
+        if let Some(running) = state.running.take() {
+            self.complete(&mut state, running).await?;
+        }
+        if let Some(pending) = state.pending.take() {
+            state.settle(pending).await?;
+        }
+        Ok(state.response)
     }
 }
 
@@ -208,14 +223,10 @@ struct Speculation {
 }
 
 impl Speculation {
-    fn start(
-        source: &Arc<Source>,
-        framing: Framing,
-        from: PluginStream,
-        slice: Vec<Piece>,
-        slot: OwnedSemaphorePermit,
-    ) -> Self {
-        let (source, plugin, pieces) = (source.clone(), from.clone(), slice.clone());
+    /// Starts translating `slice` from the stream's current state.
+    fn start(state: &StreamState, slice: Vec<Piece>, slot: OwnedSemaphorePermit) -> Self {
+        let (source, framing, from) = (state.source.clone(), state.framing, state.plugin.clone());
+        let (plugin, pieces) = (from.clone(), slice.clone());
         let task = tokio::task::spawn_blocking(move || {
             let translated = translate(&source, framing, plugin, pieces);
             drop(slot);
@@ -235,14 +246,6 @@ impl StreamState {
         durability.wait().await.map_err(not_acknowledged)?;
         self.add(tally);
         Ok(())
-    }
-
-    /// The response, once every slice of the stream is durable.
-    async fn finish(mut self) -> Result<IngestResponse, Status> {
-        if let Some(pending) = self.pending.take() {
-            self.settle(pending).await?;
-        }
-        Ok(self.response)
     }
 
     /// Adds what a slice came to to the response.
@@ -658,7 +661,7 @@ impl Ingest for IngestService {
         }
         let state =
             state.ok_or_else(|| Status::invalid_argument("empty stream: no source named"))?;
-        Ok(Response::new(state.finish().await?))
+        Ok(Response::new(self.finish(state).await?))
     }
 
     async fn send(
@@ -668,7 +671,7 @@ impl Ingest for IngestService {
         let message = request.into_inner();
         let mut state = self.open(&message)?;
         self.ingest(&mut state, message.records).await?;
-        Ok(Response::new(state.finish().await?))
+        Ok(Response::new(self.finish(state).await?))
     }
 }
 
