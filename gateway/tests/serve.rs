@@ -711,7 +711,7 @@ fn oversized_messages_and_cancelled_calls_leave_the_gateway_serving() {
 
 /// HTTP/2 flow control as the gateway announces it: a stream may have 2 MiB in flight (two of
 /// `lakegate ingest`'s messages) and a connection 8 MiB, not HTTP/2's default of 64 KiB, with
-/// which a client waited for a window update every 64 KiB.
+/// which a client waited for a window update every 64 KiB; frames may be 1 MiB, not 16 KiB.
 #[test]
 fn a_client_may_send_ahead_of_the_message_being_translated() {
     use std::io::{Read, Write};
@@ -722,8 +722,8 @@ fn a_client_may_send_ahead_of_the_message_being_translated() {
     // The client's preface and an empty SETTINGS frame.
     tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
         .unwrap();
-    let (mut stream_window, mut connection_update) = (None, None);
-    while stream_window.is_none() || connection_update.is_none() {
+    let (mut settings, mut connection_update) = (None, None);
+    while settings.is_none() || connection_update.is_none() {
         let mut head = [0u8; 9];
         tcp.read_exact(&mut head).expect("the server's frames");
         let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
@@ -734,12 +734,14 @@ fn a_client_may_send_ahead_of_the_message_being_translated() {
         match kind {
             // SETTINGS, not its acknowledgement: six bytes per parameter.
             0x4 if flags & 1 == 0 => {
-                stream_window = Some(
+                let value = |id: u8| {
                     payload
                         .chunks(6)
-                        .find(|p| p[..2] == [0, 0x4])
-                        .map(|p| u32::from_be_bytes([p[2], p[3], p[4], p[5]])),
-                );
+                        .find(|p| p[..2] == [0, id])
+                        .map(|p| u32::from_be_bytes([p[2], p[3], p[4], p[5]]))
+                };
+                // SETTINGS_INITIAL_WINDOW_SIZE and SETTINGS_MAX_FRAME_SIZE.
+                settings = Some((value(0x4), value(0x5)));
             }
             // WINDOW_UPDATE of the connection.
             0x8 if stream == 0 => {
@@ -750,11 +752,7 @@ fn a_client_may_send_ahead_of_the_message_being_translated() {
             _ => {}
         }
     }
-    assert_eq!(
-        stream_window,
-        Some(Some(2 << 20)),
-        "SETTINGS_INITIAL_WINDOW_SIZE"
-    );
+    assert_eq!(settings, Some((Some(2 << 20), Some(1 << 20))));
     // The connection starts at 65,535 bytes and is raised by the update.
     assert_eq!(connection_update.map(|u| u + 65_535), Some(8 << 20));
     drop(tcp);
