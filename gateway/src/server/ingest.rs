@@ -53,7 +53,7 @@ struct StreamState {
     next_record: u64,
     response: IngestResponse,
     /// The slice being translated, left running while the stream's next message is read.
-    running: Option<Speculation>,
+    running: Option<Translation>,
     /// The last slice handed to the log, not yet known to be durable: the stream's next slice
     /// is translated meanwhile, and the slice is counted in the response once it is durable.
     pending: Option<(Durability, Tally)>,
@@ -61,13 +61,13 @@ struct StreamState {
 
 impl IngestService {
     pub fn new(sources: Arc<Sources>, pipeline: Pipeline) -> Self {
-        // Two per core: translation is CPU work, and one each for the slices that wait on the
-        // log or on their record's next message.
+        // Two per core: every core can be translating while some streams' guesses wait to be
+        // checked against the slice before them.
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         IngestService {
             sources,
             pipeline,
-            translations: Arc::new(Semaphore::new(2 * cores.max(1))),
+            translations: Arc::new(Semaphore::new(2 * cores)),
         }
     }
 
@@ -154,13 +154,13 @@ impl IngestService {
         for slice in slices {
             let Some(running) = state.running.take() else {
                 let slot = self.slot().await?;
-                state.running = Some(Speculation::start(state, slice, slot));
+                state.running = Some(Translation::start(state, slice, slot));
                 continue;
             };
             // The guess runs only on a free slot; with none, the next slice waits its turn.
             // The stream's state is the one `running` started from until it completes.
             let following = match self.translations.clone().try_acquire_owned() {
-                Ok(slot) => Ok(Speculation::start(state, slice, slot)),
+                Ok(slot) => Ok(Translation::start(state, slice, slot)),
                 Err(_) => Err(slice),
             };
             self.complete(state, running).await?;
@@ -168,7 +168,7 @@ impl IngestService {
                 Ok(guess) if guess.from == state.plugin => guess,
                 next => {
                     let slice = next.map_or_else(|waiting| waiting, |guess| guess.slice);
-                    Speculation::start(state, slice, self.slot().await?)
+                    Translation::start(state, slice, self.slot().await?)
                 }
             });
         }
@@ -177,7 +177,7 @@ impl IngestService {
 
     /// Waits for a slice's translation and hands its outcome to the log; the stream's state
     /// is then the one the slice ends with.
-    async fn complete(&self, state: &mut StreamState, running: Speculation) -> Result<(), Status> {
+    async fn complete(&self, state: &mut StreamState, running: Translation) -> Result<(), Status> {
         let translated = running.task.await.map_err(task_failed)?;
         state.plugin = translated.plugin;
         let c = &state.source.counters;
@@ -216,13 +216,13 @@ impl IngestService {
 
 /// A slice being translated on a blocking thread from the stream state `from`, holding a
 /// translation slot until it is done.
-struct Speculation {
+struct Translation {
     from: PluginStream,
     slice: Vec<Piece>,
     task: tokio::task::JoinHandle<Translated>,
 }
 
-impl Speculation {
+impl Translation {
     /// Starts translating `slice` from the stream's current state.
     fn start(state: &StreamState, slice: Vec<Piece>, slot: OwnedSemaphorePermit) -> Self {
         let (source, framing, from) = (state.source.clone(), state.framing, state.plugin.clone());
@@ -232,7 +232,7 @@ impl Speculation {
             drop(slot);
             translated
         });
-        Speculation { from, slice, task }
+        Translation { from, slice, task }
     }
 }
 
