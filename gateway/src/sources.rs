@@ -24,6 +24,8 @@ pub struct Counters {
     pub events_acknowledged: AtomicU64,
     pub events_written: AtomicU64,
     pub rejected: AtomicU64,
+    /// Slices translated again because the guess of their stream's state was wrong.
+    pub retranslated: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub files_written: AtomicU64,
     pub last_write_ms: AtomicI64,

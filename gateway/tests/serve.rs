@@ -1003,9 +1003,9 @@ fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
 
     // Slices translate two at a time, the next one from the state the current one starts with.
     // Here the first slice's header line changes that state: the second slice, translated
-    // meanwhile without the header, must be translated again with it, and the third (guessed
-    // from the second's start) holds. Under the default format's 14 fields, every one of these
-    // 7-field lines would be rejected.
+    // meanwhile without the header, must be translated again with it (and the third is not
+    // guessed: it follows a slice that changed the state). Under the default format's 14
+    // fields, every one of these 7-field lines would be rejected.
     let header = "srcaddr dstaddr srcport dstport start end action";
     let custom = "10.0.0.1 10.0.0.2 443 51000 1700000000 1700000060 ACCEPT";
     let lines = (3 << 19) / (custom.len() + 1);
@@ -1040,6 +1040,56 @@ fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
         "{:?}",
         response.rejections.first()
     );
+
+    // A stream whose state changes in every slice (a header with its own field order every
+    // ~64 KiB) gets one guess, the first, wrong and translated again; after a slice that changed
+    // the state the next one is not guessed, so nothing is translated twice over.
+    let retranslated = |gw: &Gateway| -> u64 {
+        let metrics = gw.metrics();
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("lakegate_slices_retranslated_total{source=\"vpc\"}"))
+            .unwrap_or_else(|| panic!("{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let before = retranslated(&gw);
+    let fields = [
+        "srcaddr", "dstaddr", "srcport", "dstport", "start", "end", "action",
+    ];
+    let values = [
+        "10.0.0.1",
+        "10.0.0.2",
+        "443",
+        "51000",
+        "1700000000",
+        "1700000060",
+        "ACCEPT",
+    ];
+    let (mut big, mut lines) = (String::new(), 0u64);
+    for k in 0..24 {
+        // The k-th of the 5,040 orders of the seven fields (its Lehmer code).
+        let (mut pool, mut order, mut rest) = ((0..7).collect::<Vec<_>>(), Vec::new(), k * 199);
+        for n in (1..=7).rev() {
+            let block = (1..n).product::<usize>();
+            order.push(pool.remove(rest / block));
+            rest %= block;
+        }
+        let header: Vec<_> = order.iter().map(|&i| fields[i]).collect();
+        let line: Vec<_> = order.iter().map(|&i| values[i]).collect();
+        big.push_str(&header.join(" "));
+        big.push('\n');
+        let n = (64 << 10) / (line.join(" ").len() + 1);
+        big.push_str(&format!("{}\n", line.join(" ")).repeat(n));
+        lines += n as u64 + 1;
+    }
+    let response = send_one(&url, "vpc", "", big.into_bytes());
+    assert_eq!(
+        counts(&response),
+        (1, lines, lines - 24, 0),
+        "{:?}",
+        response.rejections.first()
+    );
+    assert_eq!(retranslated(&gw) - before, 1);
 
     // The same for a 3 MiB `json-records` document: cut between its records, which keep their
     // numbers in the document.

@@ -54,6 +54,10 @@ struct StreamState {
     response: IngestResponse,
     /// The slice being translated, left running while the stream's next message is read.
     running: Option<Translation>,
+    /// Whether the last translated slice ended in the state it started from: only then is the
+    /// next one guessed, so that a plugin whose state changes with every slice is not
+    /// translated twice over.
+    steady: bool,
     /// The last slice handed to the log, not yet known to be durable: the stream's next slice
     /// is translated meanwhile, and the slice is counted in the response once it is durable.
     pending: Option<(Durability, Tally)>,
@@ -127,6 +131,7 @@ impl IngestService {
             plugin: PluginStream::default(),
             next_record: 0,
             running: None,
+            steady: true,
             pending: None,
         })
     }
@@ -149,8 +154,9 @@ impl IngestService {
         // Two slices translate at once: the next one speculatively, from the state the current
         // one starts with. A slice rarely changes the stream's state (JSON sources never carry
         // any), so the guess holds; when it does (a VPC flow header line), the next slice is
-        // translated again from the state it really starts with, and the guess is dropped. The
-        // last slice is left running: the next message's first slice is guessed alongside it.
+        // translated again from the state it really starts with, and the guess is dropped; no
+        // guess follows a slice that changed the state. The last slice is left running: the
+        // next message's first slice is guessed alongside it.
         for slice in slices {
             let Some(running) = state.running.take() else {
                 let slot = self.slot().await?;
@@ -159,14 +165,20 @@ impl IngestService {
             };
             // The guess runs only on a free slot; with none, the next slice waits its turn.
             // The stream's state is the one `running` started from until it completes.
-            let following = match self.translations.clone().try_acquire_owned() {
-                Ok(slot) => Ok(Translation::start(state, slice, slot)),
-                Err(_) => Err(slice),
+            let free = state
+                .steady
+                .then(|| self.translations.clone().try_acquire_owned());
+            let following = match free.and_then(Result::ok) {
+                Some(slot) => Ok(Translation::start(state, slice, slot)),
+                None => Err(slice),
             };
             self.complete(state, running).await?;
             state.running = Some(match following {
                 Ok(guess) if guess.from == state.plugin => guess,
                 next => {
+                    if next.is_ok() {
+                        Counters::add(&state.source.counters.retranslated, 1);
+                    }
                     let slice = next.map_or_else(|waiting| waiting, |guess| guess.slice);
                     Translation::start(state, slice, self.slot().await?)
                 }
@@ -179,6 +191,7 @@ impl IngestService {
     /// is then the one the slice ends with.
     async fn complete(&self, state: &mut StreamState, running: Translation) -> Result<(), Status> {
         let translated = running.task.await.map_err(task_failed)?;
+        state.steady = translated.plugin == running.from;
         state.plugin = translated.plugin;
         let c = &state.source.counters;
         Counters::add(&c.received_records, translated.tally.records);

@@ -15,7 +15,7 @@ use crate::sources::{Counters, Sources};
 pub fn render(sources: &Sources, pipeline: &Pipeline) -> String {
     let mut out = String::new();
     type Read = fn(&Counters) -> u64;
-    let counters: [(&str, &str, Read); 8] = [
+    let counters: [(&str, &str, Read); 9] = [
         (
             "lakegate_received_records_total",
             "Record messages received",
@@ -43,6 +43,11 @@ pub fn render(sources: &Sources, pipeline: &Pipeline) -> String {
             "lakegate_rejected_records_total",
             "Log records rejected",
             |c| Counters::get(&c.rejected),
+        ),
+        (
+            "lakegate_slices_retranslated_total",
+            "Input slices translated again: the stream's state changed under a speculative translation",
+            |c| Counters::get(&c.retranslated),
         ),
         ("lakegate_dead_letters_total", "Dead letters written", |c| {
             Counters::get(&c.dead_lettered)
