@@ -1006,8 +1006,19 @@ fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
     // meanwhile without the header, must be translated again with it (and the third is not
     // guessed: it follows a slice that changed the state). Under the default format's 14
     // fields, every one of these 7-field lines would be rejected.
-    let header = "srcaddr dstaddr srcport dstport start end action";
-    let custom = "10.0.0.1 10.0.0.2 443 51000 1700000000 1700000060 ACCEPT";
+    let fields = [
+        "srcaddr", "dstaddr", "srcport", "dstport", "start", "end", "action",
+    ];
+    let values = [
+        "10.0.0.1",
+        "10.0.0.2",
+        "443",
+        "51000",
+        "1700000000",
+        "1700000060",
+        "ACCEPT",
+    ];
+    let (header, custom) = (fields.join(" "), values.join(" "));
     let lines = (3 << 19) / (custom.len() + 1);
     let big = format!("{header}\n{}", format!("{custom}\n").repeat(lines));
     let response = send_one(&url, "vpc", "", big.into_bytes());
@@ -1053,18 +1064,6 @@ fn bad_input_is_dead_lettered_and_the_gateway_keeps_serving() {
         line.rsplit(' ').next().unwrap().parse().unwrap()
     };
     let before = retranslated(&gw);
-    let fields = [
-        "srcaddr", "dstaddr", "srcport", "dstport", "start", "end", "action",
-    ];
-    let values = [
-        "10.0.0.1",
-        "10.0.0.2",
-        "443",
-        "51000",
-        "1700000000",
-        "1700000060",
-        "ACCEPT",
-    ];
     let (mut big, mut lines) = (String::new(), 0u64);
     for k in 0..24 {
         // The k-th of the 5,040 orders of the seven fields (its Lehmer code).

@@ -164,24 +164,23 @@ impl IngestService {
                 continue;
             };
             // The guess runs only on a free slot; with none, the next slice waits its turn.
-            // The stream's state is the one `running` started from until it completes.
+            // The stream's state is the one `running` started from until it completes. A guess
+            // keeps its slice, to translate it again if the guess turns out wrong.
             let free = state
                 .steady
                 .then(|| self.translations.clone().try_acquire_owned());
             let following = match free.and_then(Result::ok) {
-                Some(slot) => Ok(Translation::start(state, slice, slot)),
+                Some(slot) => Ok((Translation::start(state, slice.clone(), slot), slice)),
                 None => Err(slice),
             };
             self.complete(state, running).await?;
             state.running = Some(match following {
-                Ok(guess) if guess.from == state.plugin => guess,
-                next => {
-                    if next.is_ok() {
-                        Counters::add(&state.source.counters.retranslated, 1);
-                    }
-                    let slice = next.map_or_else(|waiting| waiting, |guess| guess.slice);
+                Ok((guess, _)) if guess.from == state.plugin => guess,
+                Ok((_, slice)) => {
+                    Counters::add(&state.source.counters.retranslated, 1);
                     Translation::start(state, slice, self.slot().await?)
                 }
+                Err(slice) => Translation::start(state, slice, self.slot().await?),
             });
         }
         Ok(())
@@ -231,7 +230,6 @@ impl IngestService {
 /// translation slot until it is done.
 struct Translation {
     from: PluginStream,
-    slice: Vec<Piece>,
     task: tokio::task::JoinHandle<Translated>,
 }
 
@@ -239,13 +237,13 @@ impl Translation {
     /// Starts translating `slice` from the stream's current state.
     fn start(state: &StreamState, slice: Vec<Piece>, slot: OwnedSemaphorePermit) -> Self {
         let (source, framing, from) = (state.source.clone(), state.framing, state.plugin.clone());
-        let (plugin, pieces) = (from.clone(), slice.clone());
+        let plugin = from.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let translated = translate(&source, framing, plugin, pieces);
+            let translated = translate(&source, framing, plugin, slice);
             drop(slot);
             translated
         });
-        Translation { from, slice, task }
+        Translation { from, task }
     }
 }
 
