@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, SchemaRef};
 use lakegate_plugin_sdk::host::columns::{Column, Layout, Table};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
@@ -529,11 +529,71 @@ pub fn write_parquet(
             .set_column_dictionary_enabled(column.clone(), false)
             .set_column_statistics_enabled(column.clone(), EnabledStatistics::Page);
     }
+    for column in strings_without_dictionary(batch) {
+        props = props.set_column_dictionary_enabled(column, false);
+    }
     let props = props.build();
     let file = encode(file, &table.schema, props, batch).map_err(|e| e.to_string())?;
     file.sync_all()
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
     Ok((tmp, final_rel))
+}
+
+/// How many values of a string column [`strings_without_dictionary`] looks at.
+const DICTIONARY_SAMPLE: usize = 256;
+
+/// The string leaf columns of `batch` that are better written without a dictionary, judged by
+/// up to [`DICTIONARY_SAMPLE`] values spread over each: those with one value (ZSTD packs a
+/// repeated string to almost nothing, and a dictionary would hash every value to find the one
+/// it has: VPC flow's captions and metadata) and those whose values are mostly distinct (ids,
+/// addresses: the dictionary would overflow its page and be dropped midway, after hashing every
+/// value and storing each once more). Columns with a few values repeated (regions, user agents,
+/// operation names) keep theirs: CloudTrail's files are 9 % larger without.
+fn strings_without_dictionary(batch: &RecordBatch) -> Vec<ColumnPath> {
+    fn walk(array: &dyn Array, path: &mut Vec<String>, out: &mut Vec<ColumnPath>) {
+        use arrow_array::cast::AsArray;
+        match array.data_type() {
+            DataType::Utf8 => {
+                let strings = array.as_string::<i32>();
+                let step = (strings.len() / DICTIONARY_SAMPLE).max(1);
+                let mut seen = std::collections::HashSet::new();
+                let mut sampled = 0;
+                for value in strings.iter().step_by(step).flatten() {
+                    seen.insert(value);
+                    sampled += 1;
+                }
+                if sampled > 0 && (seen.len() == 1 || seen.len() * 2 > sampled) {
+                    out.push(ColumnPath::new(path.clone()));
+                }
+            }
+            DataType::Struct(fields) => {
+                for (field, child) in fields.iter().zip(array.as_struct().columns()) {
+                    path.push(field.name().clone());
+                    walk(child, path, out);
+                    path.pop();
+                }
+            }
+            DataType::List(item) => {
+                path.extend(["list".to_string(), item.name().clone()]);
+                walk(array.as_list::<i32>().values(), path, out);
+                path.truncate(path.len() - 2);
+            }
+            DataType::Map(entries, _) => {
+                path.push(entries.name().clone());
+                walk(array.as_map().entries(), path, out);
+                path.pop();
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut path = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        path.push(field.name().clone());
+        walk(column, &mut path, &mut out);
+        path.pop();
+    }
+    out
 }
 
 /// Rows in a row group at most (and 256 MB by their Arrow size).
@@ -712,6 +772,59 @@ mod tests {
             Duration::from_secs(3600),
         ));
         (table, declarations)
+    }
+
+    #[test]
+    fn nested_string_columns_are_judged_under_their_parquet_paths() {
+        let (table, declarations) = network_table();
+        let rows: Vec<Vec<u8>> = (0..300)
+            .map(|i| {
+                // The same product and hop everywhere; a new `unmapped` value in every record.
+                let text = rows::tests::record(
+                    i,
+                    &format!(r#", "unmapped": {{"k": "v{i}"}}, "src_endpoint": {{"ip": "10.0.0.1", "intermediate_ips": ["10.1.1.1"]}}"#),
+                )
+                .replace(r#""src_endpoint": {"ip": "10.0.0.1"}, "#, "");
+                let mut row = Vec::new();
+                lakegate_plugin_sdk::host::validate::schema_1_1_0()
+                    .validate_row(&text, &declarations, &mut row)
+                    .unwrap_or_else(|v| panic!("{text}: {v:?}"));
+                row
+            })
+            .collect();
+        let batch = rows::build(
+            &table.schema,
+            &table.columns,
+            &table.layout,
+            rows.iter().map(|r| &r[..]),
+        )
+        .unwrap();
+        let mut plain: Vec<String> = strings_without_dictionary(&batch)
+            .iter()
+            .map(ColumnPath::string)
+            .collect();
+        plain.sort();
+        // Every path names a leaf of the file's schema, or the writer would ignore it.
+        let leaves = ArrowSchemaConverter::new().convert(&table.schema).unwrap();
+        for path in &plain {
+            assert!(
+                leaves.columns().iter().any(|c| c.path().string() == *path),
+                "{path} is no Parquet column"
+            );
+        }
+        assert_eq!(
+            plain,
+            [
+                "dst_endpoint.ip",
+                "metadata.product.name",
+                "metadata.product.vendor_name",
+                "metadata.version",
+                "src_endpoint.intermediate_ips.list.element",
+                "src_endpoint.ip",
+                "unmapped.key_value.key",
+                "unmapped.key_value.value",
+            ]
+        );
     }
 
     /// A logged event of the Network Activity table at `time`, told apart by `bytes`.
@@ -973,35 +1086,55 @@ mod tests {
     }
 
     #[test]
-    fn strings_are_dictionary_encoded_and_numbers_plain_with_statistics() {
+    fn repeated_strings_are_dictionary_encoded_and_numbers_plain_with_statistics() {
         use parquet::basic::Encoding;
+        use parquet::file::metadata::ColumnChunkMetaData;
         use parquet::file::reader::{FileReader, SerializedFileReader};
         use parquet::file::statistics::Statistics;
         let (t, mut b) = (table(), Buffers::new(FlushConfig::default()));
-        let rows: Vec<(i64, String)> = (0..100).map(|i| (i, "x".repeat(40))).collect();
         b.insert(&t, &key(0), 1, held(0));
         let sealed = b.seal(&key(0)).unwrap();
         let lake = std::env::temp_dir().join(format!("lakegate-dict-{}", std::process::id()));
-        let (tmp, _) = write_parquet(&lake, &sealed, &chunk(&rows), 3).unwrap();
-        let reader = SerializedFileReader::new(std::fs::File::open(&tmp).unwrap()).unwrap();
-        let group = reader.metadata().row_group(0);
-        let column = |name: &str| {
-            (0..group.num_columns())
-                .map(|i| group.column(i))
-                .find(|c| c.column_path().string() == name)
-                .unwrap_or_else(|| panic!("no column {name}"))
+        // The column chunks of `msg` and `time` in a file of 1,000 rows with these messages.
+        let write = |msg: &dyn Fn(i64) -> String| -> [ColumnChunkMetaData; 2] {
+            let rows: Vec<(i64, String)> = (0..1000).map(|i| (i, msg(i))).collect();
+            let (tmp, _) = write_parquet(&lake, &sealed, &chunk(&rows), 3).unwrap();
+            let reader = SerializedFileReader::new(std::fs::File::open(&tmp).unwrap()).unwrap();
+            let group = reader.metadata().row_group(0).clone();
+            ["msg", "time"].map(|name| {
+                (0..group.num_columns())
+                    .map(|i| group.column(i).clone())
+                    .find(|c| c.column_path().string() == name)
+                    .unwrap_or_else(|| panic!("no column {name}"))
+            })
         };
-        let encodings = |name: &str| -> Vec<Encoding> { column(name).encodings().collect() };
-        assert!(encodings("msg").contains(&Encoding::RLE_DICTIONARY));
-        let time = encodings("time");
-        assert!(time.contains(&Encoding::PLAIN), "{time:?}");
-        assert!(!time.contains(&Encoding::RLE_DICTIONARY), "{time:?}");
+        let dictionary =
+            |c: &ColumnChunkMetaData| c.encodings().any(|e| e == Encoding::RLE_DICTIONARY);
+        // A few values, repeated: a dictionary.
+        let [msg, time] = write(&|i| format!("user agent {}", i % 7));
+        assert!(
+            dictionary(&msg),
+            "{:?}",
+            msg.encodings().collect::<Vec<_>>()
+        );
+        assert!(!dictionary(&time) && time.encodings().any(|e| e == Encoding::PLAIN));
         // `time` keeps its range, for readers that skip by it; strings have no statistics.
-        let Some(Statistics::Int64(range)) = column("time").statistics() else {
+        let Some(Statistics::Int64(range)) = time.statistics() else {
             panic!("time has no INT64 statistics")
         };
-        assert_eq!((range.min_opt(), range.max_opt()), (Some(&0), Some(&99)));
-        assert!(column("msg").statistics().is_none());
+        assert_eq!((range.min_opt(), range.max_opt()), (Some(&0), Some(&999)));
+        assert!(msg.statistics().is_none());
+        // One value throughout, or a different one in each row: plain.
+        let [constant, _] = write(&|_| "x".repeat(40));
+        let [unique, _] = write(&|i| format!("request {i:08}"));
+        for (what, c) in [("constant", constant), ("unique", unique)] {
+            assert!(
+                !dictionary(&c),
+                "{what}: {:?}",
+                c.encodings().collect::<Vec<_>>()
+            );
+            assert!(c.encodings().any(|e| e == Encoding::PLAIN), "{what}");
+        }
         std::fs::remove_dir_all(&lake).unwrap();
     }
 }
