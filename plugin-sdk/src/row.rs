@@ -15,6 +15,10 @@
 //! - a **text**: `len: u32`, then that many bytes of UTF-8; a **count**: u32.
 //!
 //! A batch's rows are concatenated, each preceded by its length (u32).
+//!
+//! The caption of an enum value (`class_name`, `type_name`, `activity_name`, `severity`, ...) may
+//! be left out, and the SDK's types leave it out unless the plugin sets the source's own label:
+//! the host stores the schema's caption of the value.
 
 use std::fmt;
 
@@ -93,8 +97,6 @@ pub trait RowWrite {
     fn int(&mut self, v: i64);
     fn float(&mut self, v: f64);
     fn string(&mut self, v: &str);
-    /// A string made of `parts` one after the other.
-    fn string_of(&mut self, parts: &[&str]);
     /// JSON text, taken as it is.
     fn json(&mut self, text: &str);
     /// Starts an object value: members and [`RowWrite::end`] follow.
@@ -143,15 +145,6 @@ impl RowWrite for Vec<u8> {
     fn string(&mut self, v: &str) {
         self.push(Tag::String as u8);
         self.text(v);
-    }
-
-    fn string_of(&mut self, parts: &[&str]) {
-        self.push(Tag::String as u8);
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        self.extend_from_slice(&(len as u32).to_le_bytes());
-        for part in parts {
-            self.extend_from_slice(part.as_bytes());
-        }
     }
 
     fn json(&mut self, text: &str) {

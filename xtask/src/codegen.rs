@@ -341,33 +341,17 @@ impl<'a> Generator<'a> {
             )?;
             writeln!(
                 out,
-                "        map.entry({}, {:?});",
-                index("class_name")?,
-                def["caption"].as_str().unwrap_or_default()
-            )?;
-            writeln!(
-                out,
                 "        map.entry({}, &{}i32);",
                 index("category_uid")?,
                 def["category_uid"]
             )?;
             writeln!(
                 out,
-                "        map.entry({}, {:?});",
-                index("category_name")?,
-                def["category_name"].as_str().unwrap_or_default()
-            )?;
-            writeln!(
-                out,
                 "        map.entry({}, &self.type_uid());",
                 index("type_uid")?
             )?;
-            writeln!(
-                out,
-                "        map.entry_joined({}, &[{:?}, \": \", self.activity_id.caption()]);",
-                index("type_name")?,
-                def["caption"].as_str().unwrap_or_default()
-            )?;
+            // `class_name`, `category_name` and `type_name`, like every caption of an enum
+            // value, are the schema's: the host fills them in from the ids.
         } else {
             writeln!(out, "        let mut map = RowObject::new(out);")?;
         }
@@ -386,13 +370,15 @@ impl<'a> Generator<'a> {
                 Shape::Optional => writeln!(out, "        if let Some(v) = &self.{ident} {{ map.entry({i}, v); }}")?,
             }
             if let Some(sibling) = &field.sibling {
-                // The caption of the enum value, unless the plugin gave the source's own label.
+                // Only the source's own label: the caption of the enum value is the schema's,
+                // and the host fills it in from the value (rows stay small, and the sandbox
+                // writes less).
                 let sib = field_ident(sibling);
                 let s = index(sibling)?;
-                match field.shape {
-                    Shape::Plain => writeln!(out, "        map.entry({s}, self.{sib}.as_deref().unwrap_or(self.{ident}.caption()));")?,
-                    _ => writeln!(out, "        if let Some(v) = self.{sib}.as_deref().or(self.{ident}.map(|e| e.caption())) {{ map.entry({s}, v); }}")?,
-                }
+                writeln!(
+                    out,
+                    "        if let Some(v) = &self.{sib} {{ map.entry({s}, v); }}"
+                )?;
             }
         }
         writeln!(out, "        map.end();")?;

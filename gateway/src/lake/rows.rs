@@ -14,7 +14,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
 use arrow_buffer::{NullBufferBuilder, OffsetBuffer};
 use arrow_schema::{DataType, FieldRef, Fields, SchemaRef};
-use lakegate_plugin_sdk::host::columns::{Column, ColumnKind, Layout};
+use lakegate_plugin_sdk::host::columns::{Caption, Column, ColumnKind, Layout};
 use lakegate_plugin_sdk::ocsf::time::parse_rfc3339_ms;
 use lakegate_plugin_sdk::row::{Malformed, RowReader, Tag};
 
@@ -326,7 +326,31 @@ fn object(
         let tag = row.tag()?;
         child.append(row, tag, &slot.nested)?;
     }
+    for caption in layout.captions() {
+        derive_caption(children, at, caption);
+    }
     Ok(())
+}
+
+/// Stores the caption of the object's enum value when the row left the caption out (the SDK's
+/// types leave out every caption that is the schema's: the host knows them).
+fn derive_caption(children: &mut [Builder], at: usize, caption: &Caption) {
+    let id = match children.get(usize::from(caption.id)) {
+        Some(Builder::Integer(b)) => b.values_slice().get(at).copied().map(i64::from),
+        Some(Builder::Long(b)) => b.values_slice().get(at).copied(),
+        _ => None,
+    };
+    let Some(text) = id.and_then(|id| caption.of(id)) else {
+        return;
+    };
+    if let Some(name @ Builder::String(_)) = children.get_mut(usize::from(caption.name)) {
+        if name.len() <= at {
+            name.pad_to(at);
+            if let Builder::String(b) = name {
+                b.append_value(text);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -533,6 +557,40 @@ pub(super) mod tests {
         let entries = unmapped.value(0);
         assert_eq!(strings(entries.column(0)), [Some("k\"ey"), Some("f")]);
         assert_eq!(strings(entries.column(1)), [Some("v\nw"), Some("2.5")]);
+    }
+
+    #[test]
+    fn captions_a_row_leaves_out_are_the_schemas() {
+        let records = [
+            record(1, ""),
+            record(
+                2,
+                r#", "activity_name": "Bulk transfer", "severity": "Info""#,
+            ),
+        ];
+        let batch = batch(&records);
+        let column = |name: &str| {
+            strings(batch.column_by_name(name).unwrap())
+                .into_iter()
+                .map(|s| s.map(str::to_string))
+                .collect::<Vec<_>>()
+        };
+        let both = |s: &str| vec![Some(s.to_string()); 2];
+        assert_eq!(column("class_name"), both("Network Activity"));
+        assert_eq!(column("category_name"), both("Network Activity"));
+        assert_eq!(column("type_name"), both("Network Activity: Traffic"));
+        // A caption the row gives is kept as it is.
+        assert_eq!(
+            column("activity_name"),
+            [
+                Some("Traffic".to_string()),
+                Some("Bulk transfer".to_string())
+            ]
+        );
+        assert_eq!(
+            column("severity"),
+            [Some("Informational".to_string()), Some("Info".to_string())]
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! paths the plugin declares. The lake writer turns them into one fixed Arrow schema per
 //! (source, class, OCSF version), so every file of a class has the same columns whatever its data.
 
-use super::validate::{Declarations, Definition, Kind, ObjectId, Schema, Scope};
+use super::validate::{Declarations, Definition, EnumCaptions, Kind, ObjectId, Schema, Scope};
 
 /// How deep objects are expanded into nested columns. An object at this depth, or one that
 /// would repeat an object type already on its path (OCSF has cycles, e.g. `process.parent_process`),
@@ -71,6 +71,28 @@ pub enum ColumnKind {
 #[derive(Debug, Clone, Default)]
 pub struct Layout {
     slots: Vec<Option<Slot>>,
+    captions: Vec<Caption>,
+}
+
+/// An enum whose companion caption (`activity_name` of `activity_id`, `type_name` of
+/// `type_uid`, ...) has a column of its own: a row may leave the caption out, and the lake then
+/// stores the enum value's caption from the schema.
+#[derive(Debug, Clone)]
+pub struct Caption {
+    /// The position of the enum's column among the object's columns.
+    pub id: u16,
+    /// The position of the caption's column.
+    pub name: u16,
+    /// Each enum value's caption, sorted by value.
+    values: EnumCaptions,
+}
+
+impl Caption {
+    /// The caption of enum value `id`.
+    pub fn of(&self, id: i64) -> Option<&str> {
+        let at = self.values.binary_search_by_key(&id, |(v, _)| *v).ok()?;
+        Some(&self.values[at].1)
+    }
 }
 
 /// One member's column.
@@ -85,6 +107,11 @@ impl Layout {
     /// The column of the attribute at `index`, if it has one.
     pub fn slot(&self, index: usize) -> Option<&Slot> {
         self.slots.get(index)?.as_ref()
+    }
+
+    /// The object's enums whose captions have columns.
+    pub fn captions(&self) -> &[Caption] {
+        &self.captions
     }
 }
 
@@ -173,6 +200,19 @@ impl<'a> ColumnWalk<'a> {
                 is_array: attr.is_array,
                 required: top && BASE_REQUIRED.contains(&name.as_str()),
             });
+        }
+        for (_, attr) in &def.by_index {
+            let (Some(id), Some(values)) = (layout.slot(attr.index), attr.captions()) else {
+                continue;
+            };
+            let sibling = attr.sibling.as_ref().and_then(|s| def.attributes.get(s));
+            if let Some(name) = sibling.and_then(|s| layout.slot(s.index)) {
+                layout.captions.push(Caption {
+                    id: id.position,
+                    name: name.position,
+                    values,
+                });
+            }
         }
         (columns, layout)
     }

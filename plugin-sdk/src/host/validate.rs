@@ -114,7 +114,7 @@ pub(super) struct Definition {
     pub(super) attributes: FastMap<String, Attribute>,
     /// The attributes by [`Attribute::index`] (their names sorted), for rows, which name members
     /// by index.
-    by_index: Vec<(String, Attribute)>,
+    pub(super) by_index: Vec<(String, Attribute)>,
     /// The enum attribute of each companion string (`status` -> `status_id`).
     pub(super) enum_of_sibling: FastMap<String, String>,
     /// The attributes that are required, always or with their profile, with their indexes.
@@ -132,6 +132,9 @@ const DATETIME_MS: std::ops::RangeInclusive<i64> = -62_167_219_200_000..=253_402
 /// The most attributes one class or object may have (OCSF 1.1.0's largest has about 100).
 const MAX_ATTRIBUTES: usize = 256;
 
+/// An enum's values with their captions, sorted by value.
+pub(super) type EnumCaptions = Box<[(i64, Box<str>)]>;
+
 #[derive(Debug, Clone)]
 pub(super) struct Attribute {
     /// The attribute's position in its definition, below [`MAX_ATTRIBUTES`].
@@ -141,6 +144,8 @@ pub(super) struct Attribute {
     requirement: Requirement,
     /// Integer enum values, sorted, when the attribute is an enum.
     values: Option<Box<[i64]>>,
+    /// The caption of each of `values`, in the same order.
+    captions: Box<[Box<str>]>,
     /// The companion `*_name` attribute of an enum.
     pub(super) sibling: Option<String>,
     /// What the record-level rules read of this attribute's values.
@@ -157,6 +162,25 @@ struct Rule<'r> {
 }
 
 impl Attribute {
+    /// A scalar enum's values with their captions, when it has a companion caption attribute.
+    pub(super) fn captions(&self) -> Option<EnumCaptions> {
+        self.sibling.as_ref().filter(|_| !self.is_array)?;
+        let values = self.values.as_deref()?;
+        Some(
+            values
+                .iter()
+                .copied()
+                .zip(self.captions.iter().cloned())
+                .collect(),
+        )
+    }
+
+    /// The caption of enum value `id`, if the attribute is an enum that defines it.
+    pub(super) fn caption(&self, id: i64) -> Option<&str> {
+        let at = self.values.as_deref()?.binary_search(&id).ok()?;
+        self.captions.get(at).map(|c| &**c)
+    }
+
     fn rule(&self) -> Rule<'_> {
         Rule {
             kind: self.kind,
@@ -467,6 +491,9 @@ impl Schema {
         }
         out.push(b'{');
         let mut first = true;
+        let mut present = Present::default();
+        // Enum members with a companion caption, and their values.
+        let mut enums = Vec::new();
         while let Some(index) = r.member()? {
             let (name, attr) = def.by_index.get(index).ok_or(Malformed)?;
             if !std::mem::take(&mut first) {
@@ -475,7 +502,25 @@ impl Schema {
             json_string(name, out);
             out.push(b':');
             let tag = r.tag()?;
+            if tag == Tag::Int && attr.sibling.is_some() {
+                enums.push((attr, r.clone().int()?));
+            }
+            present.set(index);
             self.render_value(r, tag, attr, out, depth + 1)?;
+        }
+        // A caption the row leaves out is the enum value's, as the lake stores it.
+        for (attr, id) in enums {
+            let sibling = attr.sibling.as_deref().unwrap_or_default();
+            let absent = def
+                .attributes
+                .get(sibling)
+                .is_some_and(|s| !present.has(s.index));
+            if let Some(caption) = attr.caption(id).filter(|_| absent) {
+                out.push(b',');
+                json_string(sibling, out);
+                out.push(b':');
+                json_string(caption, out);
+            }
         }
         out.push(b'}');
         Ok(())
@@ -1932,14 +1977,28 @@ impl Definition {
                 ),
                 _ => Requirement::Optional,
             };
-            let values = a["enum"]
+            let enumerated: Option<Vec<(i64, Box<str>)>> = a["enum"]
                 .as_object()
                 .filter(|_| matches!(kind, Kind::Integer | Kind::Long))
                 .map(|e| {
-                    let mut values: Vec<i64> = e.keys().filter_map(|k| k.parse().ok()).collect();
+                    let mut values: Vec<(i64, Box<str>)> = e
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            let caption = v["caption"].as_str().unwrap_or(k);
+                            Some((k.parse().ok()?, caption.into()))
+                        })
+                        .collect();
                     values.sort_unstable();
-                    values.into_boxed_slice()
+                    values
                 });
+            let values = enumerated
+                .as_ref()
+                .map(|e| e.iter().map(|(v, _)| *v).collect());
+            let captions = enumerated
+                .into_iter()
+                .flatten()
+                .map(|(_, caption)| caption)
+                .collect();
             attributes.insert(
                 attr_name.clone(),
                 Attribute {
@@ -1948,6 +2007,7 @@ impl Definition {
                     is_array: a["is_array"].as_bool().unwrap_or(false),
                     requirement,
                     values,
+                    captions,
                     sibling: a["sibling"].as_str().map(str::to_string),
                     role: Role::None,
                 },
@@ -2225,6 +2285,25 @@ mod tests {
             serde_json::from_str(&schema_1_1_0().render_row(&row).unwrap()).unwrap();
         // `unmapped` keeps strings, non-strings as their JSON text, and leaves nulls out.
         record["unmapped"] = json!({"a.b": "c", "n": "7"});
+        // The captions the record left out are the schema's, as the lake stores them.
+        for (name, caption) in [
+            ("class_name", "API Activity"),
+            ("category_name", "Application Activity"),
+            ("activity_name", "Create"),
+            ("type_name", "API Activity: Create"),
+            ("severity", "Informational"),
+        ] {
+            record[name] = json!(caption);
+        }
+        assert_eq!(rendered, record);
+        // A caption the row gives is kept as it is.
+        record["activity_name"] = json!("Provision");
+        let rendered: Value = serde_json::from_str(
+            &schema_1_1_0()
+                .render_row(&row_of(&record, &declared))
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(rendered, record);
     }
 

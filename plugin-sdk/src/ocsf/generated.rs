@@ -165,18 +165,12 @@ impl WriteRow for AccountChange {
     fn write_row(&self, out: &mut Vec<u8>) {
         let mut map = RowObject::record(out, 3001);
         map.entry(7, &3001i32);
-        map.entry(6, "Account Change");
         map.entry(5, &3i32);
-        map.entry(4, "Identity & Access Management");
         map.entry(34, &self.type_uid());
-        map.entry_joined(33, &["Account Change", ": ", self.activity_id.caption()]);
         map.entry(0, &self.activity_id);
-        map.entry(
-            1,
-            self.activity_name
-                .as_deref()
-                .unwrap_or(self.activity_id.caption()),
-        );
+        if let Some(v) = &self.activity_name {
+            map.entry(1, v);
+        }
         if let Some(v) = &self.actor {
             map.entry(2, v);
         }
@@ -223,12 +217,9 @@ impl WriteRow for AccountChange {
             map.entry(20, v);
         }
         map.entry(22, &self.severity_id);
-        map.entry(
-            21,
-            self.severity
-                .as_deref()
-                .unwrap_or(self.severity_id.caption()),
-        );
+        if let Some(v) = &self.severity {
+            map.entry(21, v);
+        }
         if let Some(v) = &self.src_endpoint {
             map.entry(23, v);
         }
@@ -247,11 +238,7 @@ impl WriteRow for AccountChange {
         if let Some(v) = &self.status_id {
             map.entry(29, v);
         }
-        if let Some(v) = self
-            .status
-            .as_deref()
-            .or(self.status_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.status {
             map.entry(26, v);
         }
         if let Some(v) = &self.time {
@@ -642,18 +629,12 @@ impl WriteRow for ApiActivity {
     fn write_row(&self, out: &mut Vec<u8>) {
         let mut map = RowObject::record(out, 6003);
         map.entry(7, &6003i32);
-        map.entry(6, "API Activity");
         map.entry(5, &6i32);
-        map.entry(4, "Application Activity");
         map.entry(34, &self.type_uid());
-        map.entry_joined(33, &["API Activity", ": ", self.activity_id.caption()]);
         map.entry(0, &self.activity_id);
-        map.entry(
-            1,
-            self.activity_name
-                .as_deref()
-                .unwrap_or(self.activity_id.caption()),
-        );
+        if let Some(v) = &self.activity_name {
+            map.entry(1, v);
+        }
         if let Some(v) = &self.actor {
             map.entry(2, v);
         }
@@ -700,12 +681,9 @@ impl WriteRow for ApiActivity {
             map.entry(20, &self.resources);
         }
         map.entry(22, &self.severity_id);
-        map.entry(
-            21,
-            self.severity
-                .as_deref()
-                .unwrap_or(self.severity_id.caption()),
-        );
+        if let Some(v) = &self.severity {
+            map.entry(21, v);
+        }
         if let Some(v) = &self.src_endpoint {
             map.entry(23, v);
         }
@@ -724,11 +702,7 @@ impl WriteRow for ApiActivity {
         if let Some(v) = &self.status_id {
             map.entry(29, v);
         }
-        if let Some(v) = self
-            .status
-            .as_deref()
-            .or(self.status_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.status {
             map.entry(26, v);
         }
         if let Some(v) = &self.time {
@@ -1061,18 +1035,12 @@ impl WriteRow for Authentication {
     fn write_row(&self, out: &mut Vec<u8>) {
         let mut map = RowObject::record(out, 3002);
         map.entry(10, &3002i32);
-        map.entry(9, "Authentication");
         map.entry(7, &3i32);
-        map.entry(6, "Identity & Access Management");
         map.entry(46, &self.type_uid());
-        map.entry_joined(45, &["Authentication", ": ", self.activity_id.caption()]);
         map.entry(0, &self.activity_id);
-        map.entry(
-            1,
-            self.activity_name
-                .as_deref()
-                .unwrap_or(self.activity_id.caption()),
-        );
+        if let Some(v) = &self.activity_name {
+            map.entry(1, v);
+        }
         if let Some(v) = &self.actor {
             map.entry(2, v);
         }
@@ -1082,11 +1050,7 @@ impl WriteRow for Authentication {
         if let Some(v) = &self.auth_protocol_id {
             map.entry(5, v);
         }
-        if let Some(v) = self
-            .auth_protocol
-            .as_deref()
-            .or(self.auth_protocol_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.auth_protocol {
             map.entry(4, v);
         }
         if let Some(v) = &self.certificate {
@@ -1137,11 +1101,7 @@ impl WriteRow for Authentication {
         if let Some(v) = &self.logon_type_id {
             map.entry(26, v);
         }
-        if let Some(v) = self
-            .logon_type
-            .as_deref()
-            .or(self.logon_type_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.logon_type {
             map.entry(25, v);
         }
         if let Some(v) = &self.message {
@@ -1163,12 +1123,9 @@ impl WriteRow for Authentication {
             map.entry(32, v);
         }
         map.entry(34, &self.severity_id);
-        map.entry(
-            33,
-            self.severity
-                .as_deref()
-                .unwrap_or(self.severity_id.caption()),
-        );
+        if let Some(v) = &self.severity {
+            map.entry(33, v);
+        }
         if let Some(v) = &self.src_endpoint {
             map.entry(35, v);
         }
@@ -1187,11 +1144,7 @@ impl WriteRow for Authentication {
         if let Some(v) = &self.status_id {
             map.entry(41, v);
         }
-        if let Some(v) = self
-            .status
-            .as_deref()
-            .or(self.status_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.status {
             map.entry(38, v);
         }
         if let Some(v) = &self.time {
@@ -1745,28 +1698,18 @@ impl WriteRow for DetectionFinding {
     fn write_row(&self, out: &mut Vec<u8>) {
         let mut map = RowObject::record(out, 2004);
         map.entry(11, &2004i32);
-        map.entry(10, "Detection Finding");
         map.entry(9, &2i32);
-        map.entry(8, "Findings");
         map.entry(53, &self.type_uid());
-        map.entry_joined(52, &["Detection Finding", ": ", self.activity_id.caption()]);
         if let Some(v) = &self.action_id {
             map.entry(1, v);
         }
-        if let Some(v) = self
-            .action
-            .as_deref()
-            .or(self.action_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.action {
             map.entry(0, v);
         }
         map.entry(2, &self.activity_id);
-        map.entry(
-            3,
-            self.activity_name
-                .as_deref()
-                .unwrap_or(self.activity_id.caption()),
-        );
+        if let Some(v) = &self.activity_name {
+            map.entry(3, v);
+        }
         if let Some(v) = &self.actor {
             map.entry(4, v);
         }
@@ -1803,11 +1746,7 @@ impl WriteRow for DetectionFinding {
         if let Some(v) = &self.disposition_id {
             map.entry(20, v);
         }
-        if let Some(v) = self
-            .disposition
-            .as_deref()
-            .or(self.disposition_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.disposition {
             map.entry(19, v);
         }
         if let Some(v) = &self.duration {
@@ -1834,11 +1773,7 @@ impl WriteRow for DetectionFinding {
         if let Some(v) = &self.impact_id {
             map.entry(29, v);
         }
-        if let Some(v) = self
-            .impact
-            .as_deref()
-            .or(self.impact_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.impact {
             map.entry(28, v);
         }
         if let Some(v) = &self.impact_score {
@@ -1868,23 +1803,16 @@ impl WriteRow for DetectionFinding {
         if let Some(v) = &self.risk_level_id {
             map.entry(39, v);
         }
-        if let Some(v) = self
-            .risk_level
-            .as_deref()
-            .or(self.risk_level_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.risk_level {
             map.entry(38, v);
         }
         if let Some(v) = &self.risk_score {
             map.entry(40, v);
         }
         map.entry(42, &self.severity_id);
-        map.entry(
-            41,
-            self.severity
-                .as_deref()
-                .unwrap_or(self.severity_id.caption()),
-        );
+        if let Some(v) = &self.severity {
+            map.entry(41, v);
+        }
         if let Some(v) = &self.start_time {
             map.entry(43, v);
         }
@@ -1900,11 +1828,7 @@ impl WriteRow for DetectionFinding {
         if let Some(v) = &self.status_id {
             map.entry(48, v);
         }
-        if let Some(v) = self
-            .status
-            .as_deref()
-            .or(self.status_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.status {
             map.entry(45, v);
         }
         if let Some(v) = &self.time {
@@ -2699,28 +2623,18 @@ impl WriteRow for DnsActivity {
     fn write_row(&self, out: &mut Vec<u8>) {
         let mut map = RowObject::record(out, 4003);
         map.entry(13, &4003i32);
-        map.entry(12, "DNS Activity");
         map.entry(11, &4i32);
-        map.entry(10, "Network Activity");
         map.entry(61, &self.type_uid());
-        map.entry_joined(60, &["DNS Activity", ": ", self.activity_id.caption()]);
         if let Some(v) = &self.action_id {
             map.entry(1, v);
         }
-        if let Some(v) = self
-            .action
-            .as_deref()
-            .or(self.action_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.action {
             map.entry(0, v);
         }
         map.entry(2, &self.activity_id);
-        map.entry(
-            3,
-            self.activity_name
-                .as_deref()
-                .unwrap_or(self.activity_id.caption()),
-        );
+        if let Some(v) = &self.activity_name {
+            map.entry(3, v);
+        }
         if let Some(v) = &self.actor {
             map.entry(4, v);
         }
@@ -2754,11 +2668,7 @@ impl WriteRow for DnsActivity {
         if let Some(v) = &self.disposition_id {
             map.entry(19, v);
         }
-        if let Some(v) = self
-            .disposition
-            .as_deref()
-            .or(self.disposition_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.disposition {
             map.entry(18, v);
         }
         if let Some(v) = &self.dst_endpoint {
@@ -2830,7 +2740,7 @@ impl WriteRow for DnsActivity {
         if let Some(v) = &self.rcode_id {
             map.entry(43, v);
         }
-        if let Some(v) = self.rcode.as_deref().or(self.rcode_id.map(|e| e.caption())) {
+        if let Some(v) = &self.rcode {
             map.entry(42, v);
         }
         if let Some(v) = &self.response_time {
@@ -2840,12 +2750,9 @@ impl WriteRow for DnsActivity {
             map.entry(45, v);
         }
         map.entry(47, &self.severity_id);
-        map.entry(
-            46,
-            self.severity
-                .as_deref()
-                .unwrap_or(self.severity_id.caption()),
-        );
+        if let Some(v) = &self.severity {
+            map.entry(46, v);
+        }
         if let Some(v) = &self.src_endpoint {
             map.entry(48, v);
         }
@@ -2864,11 +2771,7 @@ impl WriteRow for DnsActivity {
         if let Some(v) = &self.status_id {
             map.entry(54, v);
         }
-        if let Some(v) = self
-            .status
-            .as_deref()
-            .or(self.status_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.status {
             map.entry(51, v);
         }
         if let Some(v) = &self.time {
@@ -3386,28 +3289,18 @@ impl WriteRow for HttpActivity {
     fn write_row(&self, out: &mut Vec<u8>) {
         let mut map = RowObject::record(out, 4002);
         map.entry(12, &4002i32);
-        map.entry(11, "HTTP Activity");
         map.entry(10, &4i32);
-        map.entry(9, "Network Activity");
         map.entry(57, &self.type_uid());
-        map.entry_joined(56, &["HTTP Activity", ": ", self.activity_id.caption()]);
         if let Some(v) = &self.action_id {
             map.entry(1, v);
         }
-        if let Some(v) = self
-            .action
-            .as_deref()
-            .or(self.action_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.action {
             map.entry(0, v);
         }
         map.entry(2, &self.activity_id);
-        map.entry(
-            3,
-            self.activity_name
-                .as_deref()
-                .unwrap_or(self.activity_id.caption()),
-        );
+        if let Some(v) = &self.activity_name {
+            map.entry(3, v);
+        }
         if let Some(v) = &self.actor {
             map.entry(4, v);
         }
@@ -3438,11 +3331,7 @@ impl WriteRow for HttpActivity {
         if let Some(v) = &self.disposition_id {
             map.entry(18, v);
         }
-        if let Some(v) = self
-            .disposition
-            .as_deref()
-            .or(self.disposition_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.disposition {
             map.entry(17, v);
         }
         if let Some(v) = &self.dst_endpoint {
@@ -3515,12 +3404,9 @@ impl WriteRow for HttpActivity {
             map.entry(41, v);
         }
         map.entry(43, &self.severity_id);
-        map.entry(
-            42,
-            self.severity
-                .as_deref()
-                .unwrap_or(self.severity_id.caption()),
-        );
+        if let Some(v) = &self.severity {
+            map.entry(42, v);
+        }
         if let Some(v) = &self.src_endpoint {
             map.entry(44, v);
         }
@@ -3539,11 +3425,7 @@ impl WriteRow for HttpActivity {
         if let Some(v) = &self.status_id {
             map.entry(50, v);
         }
-        if let Some(v) = self
-            .status
-            .as_deref()
-            .or(self.status_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.status {
             map.entry(47, v);
         }
         if let Some(v) = &self.time {
@@ -3928,28 +3810,18 @@ impl WriteRow for NetworkActivity {
     fn write_row(&self, out: &mut Vec<u8>) {
         let mut map = RowObject::record(out, 4001);
         map.entry(12, &4001i32);
-        map.entry(11, "Network Activity");
         map.entry(10, &4i32);
-        map.entry(9, "Network Activity");
         map.entry(53, &self.type_uid());
-        map.entry_joined(52, &["Network Activity", ": ", self.activity_id.caption()]);
         if let Some(v) = &self.action_id {
             map.entry(1, v);
         }
-        if let Some(v) = self
-            .action
-            .as_deref()
-            .or(self.action_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.action {
             map.entry(0, v);
         }
         map.entry(2, &self.activity_id);
-        map.entry(
-            3,
-            self.activity_name
-                .as_deref()
-                .unwrap_or(self.activity_id.caption()),
-        );
+        if let Some(v) = &self.activity_name {
+            map.entry(3, v);
+        }
         if let Some(v) = &self.actor {
             map.entry(4, v);
         }
@@ -3980,11 +3852,7 @@ impl WriteRow for NetworkActivity {
         if let Some(v) = &self.disposition_id {
             map.entry(18, v);
         }
-        if let Some(v) = self
-            .disposition
-            .as_deref()
-            .or(self.disposition_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.disposition {
             map.entry(17, v);
         }
         if let Some(v) = &self.dst_endpoint {
@@ -4045,12 +3913,9 @@ impl WriteRow for NetworkActivity {
             map.entry(37, v);
         }
         map.entry(39, &self.severity_id);
-        map.entry(
-            38,
-            self.severity
-                .as_deref()
-                .unwrap_or(self.severity_id.caption()),
-        );
+        if let Some(v) = &self.severity {
+            map.entry(38, v);
+        }
         if let Some(v) = &self.src_endpoint {
             map.entry(40, v);
         }
@@ -4069,11 +3934,7 @@ impl WriteRow for NetworkActivity {
         if let Some(v) = &self.status_id {
             map.entry(46, v);
         }
-        if let Some(v) = self
-            .status
-            .as_deref()
-            .or(self.status_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.status {
             map.entry(43, v);
         }
         if let Some(v) = &self.time {
@@ -4274,7 +4135,7 @@ impl WriteRow for Account {
         if let Some(v) = &self.type_id {
             map.entry(2, v);
         }
-        if let Some(v) = self.r#type.as_deref().or(self.type_id.map(|e| e.caption())) {
+        if let Some(v) = &self.r#type {
             map.entry(1, v);
         }
         if let Some(v) = &self.uid {
@@ -4630,7 +4491,9 @@ impl WriteRow for Analytic {
             map.entry(3, &self.related_analytics);
         }
         map.entry(5, &self.type_id);
-        map.entry(4, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
+        if let Some(v) = &self.r#type {
+            map.entry(4, v);
+        }
         if let Some(v) = &self.uid {
             map.entry(6, v);
         }
@@ -5581,11 +5444,7 @@ impl WriteRow for Device {
         if let Some(v) = &self.risk_level_id {
             map.entry(35, v);
         }
-        if let Some(v) = self
-            .risk_level
-            .as_deref()
-            .or(self.risk_level_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.risk_level {
             map.entry(34, v);
         }
         if let Some(v) = &self.risk_score {
@@ -5598,7 +5457,9 @@ impl WriteRow for Device {
             map.entry(38, v);
         }
         map.entry(40, &self.type_id);
-        map.entry(39, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
+        if let Some(v) = &self.r#type {
+            map.entry(39, v);
+        }
         if let Some(v) = &self.uid {
             map.entry(41, v);
         }
@@ -5858,12 +5719,9 @@ impl WriteRow for DigitalSignature {
     fn write_row(&self, out: &mut Vec<u8>) {
         let mut map = RowObject::new(out);
         map.entry(1, &self.algorithm_id);
-        map.entry(
-            0,
-            self.algorithm
-                .as_deref()
-                .unwrap_or(self.algorithm_id.caption()),
-        );
+        if let Some(v) = &self.algorithm {
+            map.entry(0, v);
+        }
         if let Some(v) = &self.certificate {
             map.entry(2, v);
         }
@@ -6676,11 +6534,7 @@ impl WriteRow for File {
         if let Some(v) = &self.confidentiality_id {
             map.entry(6, v);
         }
-        if let Some(v) = self
-            .confidentiality
-            .as_deref()
-            .or(self.confidentiality_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.confidentiality {
             map.entry(5, v);
         }
         if let Some(v) = &self.created_time {
@@ -6738,7 +6592,9 @@ impl WriteRow for File {
             map.entry(24, v);
         }
         map.entry(26, &self.type_id);
-        map.entry(25, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
+        if let Some(v) = &self.r#type {
+            map.entry(25, v);
+        }
         if let Some(v) = &self.uid {
             map.entry(27, v);
         }
@@ -7066,12 +6922,9 @@ impl WriteRow for Fingerprint {
     fn write_row(&self, out: &mut Vec<u8>) {
         let mut map = RowObject::new(out);
         map.entry(1, &self.algorithm_id);
-        map.entry(
-            0,
-            self.algorithm
-                .as_deref()
-                .unwrap_or(self.algorithm_id.caption()),
-        );
+        if let Some(v) = &self.algorithm {
+            map.entry(0, v);
+        }
         if let Some(v) = &self.value {
             map.entry(2, v);
         }
@@ -7824,7 +7677,9 @@ impl WriteRow for KillChainPhase {
     fn write_row(&self, out: &mut Vec<u8>) {
         let mut map = RowObject::new(out);
         map.entry(1, &self.phase_id);
-        map.entry(0, self.phase.as_deref().unwrap_or(self.phase_id.caption()));
+        if let Some(v) = &self.phase {
+            map.entry(0, v);
+        }
         map.end();
     }
 }
@@ -8837,20 +8692,13 @@ impl WriteRow for NetworkConnectionInfo {
         if let Some(v) = &self.boundary_id {
             map.entry(1, v);
         }
-        if let Some(v) = self
-            .boundary
-            .as_deref()
-            .or(self.boundary_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.boundary {
             map.entry(0, v);
         }
         map.entry(3, &self.direction_id);
-        map.entry(
-            2,
-            self.direction
-                .as_deref()
-                .unwrap_or(self.direction_id.caption()),
-        );
+        if let Some(v) = &self.direction {
+            map.entry(2, v);
+        }
         if let Some(v) = &self.protocol_name {
             map.entry(4, v);
         }
@@ -8860,11 +8708,7 @@ impl WriteRow for NetworkConnectionInfo {
         if let Some(v) = &self.protocol_ver_id {
             map.entry(7, v);
         }
-        if let Some(v) = self
-            .protocol_ver
-            .as_deref()
-            .or(self.protocol_ver_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.protocol_ver {
             map.entry(6, v);
         }
         if let Some(v) = &self.session {
@@ -9248,7 +9092,7 @@ impl WriteRow for NetworkEndpoint {
         if let Some(v) = &self.type_id {
             map.entry(19, v);
         }
-        if let Some(v) = self.r#type.as_deref().or(self.type_id.map(|e| e.caption())) {
+        if let Some(v) = &self.r#type {
             map.entry(18, v);
         }
         if let Some(v) = &self.uid {
@@ -9430,7 +9274,9 @@ impl WriteRow for NetworkInterface {
             map.entry(5, v);
         }
         map.entry(7, &self.type_id);
-        map.entry(6, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
+        if let Some(v) = &self.r#type {
+            map.entry(6, v);
+        }
         if let Some(v) = &self.uid {
             map.entry(8, v);
         }
@@ -9664,7 +9510,7 @@ impl WriteRow for NetworkProxy {
         if let Some(v) = &self.type_id {
             map.entry(19, v);
         }
-        if let Some(v) = self.r#type.as_deref().or(self.type_id.map(|e| e.caption())) {
+        if let Some(v) = &self.r#type {
             map.entry(18, v);
         }
         if let Some(v) = &self.uid {
@@ -9893,7 +9739,9 @@ impl WriteRow for Observable {
             map.entry(1, v);
         }
         map.entry(3, &self.type_id);
-        map.entry(2, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
+        if let Some(v) = &self.r#type {
+            map.entry(2, v);
+        }
         if let Some(v) = &self.value {
             map.entry(4, v);
         }
@@ -10167,7 +10015,9 @@ impl WriteRow for Os {
             map.entry(8, v);
         }
         map.entry(10, &self.type_id);
-        map.entry(9, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
+        if let Some(v) = &self.r#type {
+            map.entry(9, v);
+        }
         if let Some(v) = &self.version {
             map.entry(11, v);
         }
@@ -10494,11 +10344,7 @@ impl WriteRow for Process {
         if let Some(v) = &self.integrity_id {
             map.entry(6, v);
         }
-        if let Some(v) = self
-            .integrity
-            .as_deref()
-            .or(self.integrity_id.map(|e| e.caption()))
-        {
+        if let Some(v) = &self.integrity {
             map.entry(5, v);
         }
         if !self.lineage.is_empty() {
@@ -10835,7 +10681,9 @@ impl WriteRow for Reputation {
             map.entry(1, v);
         }
         map.entry(3, &self.score_id);
-        map.entry(2, self.score.as_deref().unwrap_or(self.score_id.caption()));
+        if let Some(v) = &self.score {
+            map.entry(2, v);
+        }
         map.end();
     }
 }
@@ -11583,7 +11431,9 @@ impl WriteRow for TlsExtension {
             map.entry(0, v);
         }
         map.entry(2, &self.type_id);
-        map.entry(1, self.r#type.as_deref().unwrap_or(self.type_id.caption()));
+        if let Some(v) = &self.r#type {
+            map.entry(1, v);
+        }
         map.end();
     }
 }
@@ -12380,7 +12230,7 @@ impl WriteRow for User {
         if let Some(v) = &self.type_id {
             map.entry(10, v);
         }
-        if let Some(v) = self.r#type.as_deref().or(self.type_id.map(|e| e.caption())) {
+        if let Some(v) = &self.r#type {
             map.entry(9, v);
         }
         if let Some(v) = &self.uid {

@@ -37,12 +37,6 @@ impl<'a> RowObject<'a> {
         value.write_row(self.out);
     }
 
-    /// Writes one string member made of `parts` one after the other, e.g. a `type_name`.
-    pub fn entry_joined(&mut self, index: u16, parts: &[&str]) {
-        self.out.member(index);
-        self.out.string_of(parts);
-    }
-
     /// Closes the object.
     pub fn end(self) {
         self.out.end();
@@ -174,7 +168,7 @@ mod tests {
         let mut out = Vec::new();
         let mut o = RowObject::record(&mut out, 6003);
         o.entry(4, &2.5f64);
-        o.entry_joined(9, &["API Activity", ": ", "Read"]);
+        o.entry(9, "API Activity: Read");
         o.entry(1, &true);
         o.end();
         let mut r = RowReader::new(&out);
