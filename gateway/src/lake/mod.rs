@@ -164,10 +164,10 @@ impl PartitionKey {
 pub struct Partitioned<T> {
     groups: Vec<Group<T>>,
     by_key: HashMap<PartitionKey, usize>,
-    /// The group of the previous record: the next one is most often of the same partition,
-    /// which it finds with four comparisons instead of hashing its key.
-    last: Option<usize>,
 }
+
+/// How many of the latest groups a record is compared with before its key is hashed.
+const RECENT_GROUPS: usize = 8;
 
 struct Group<T> {
     key: PartitionKey,
@@ -189,7 +189,6 @@ impl<T> Default for Partitioned<T> {
         Partitioned {
             groups: Vec::new(),
             by_key: HashMap::new(),
-            last: None,
         }
     }
 }
@@ -205,16 +204,17 @@ impl<T> Partitioned<T> {
         member: T,
     ) {
         let day = time.div_euclid(DAY_MS);
-        if let Some(group) = self.last.map(|i| &mut self.groups[i]) {
-            let key = &group.key;
-            if key.day == day
-                && Arc::ptr_eq(&group.table, table)
-                && Arc::ptr_eq(&key.region, region)
-                && Arc::ptr_eq(&key.account, account)
-            {
-                group.members.push(member);
-                return;
-            }
+        // A slice's records fall into a few partitions (two days of VPC flow alternate record by
+        // record): four comparisons with each of the latest groups are cheaper than hashing the
+        // key, which finds the rest.
+        if let Some(group) = self.groups.iter_mut().rev().take(RECENT_GROUPS).find(|g| {
+            g.key.day == day
+                && Arc::ptr_eq(&g.table, table)
+                && Arc::ptr_eq(&g.key.region, region)
+                && Arc::ptr_eq(&g.key.account, account)
+        }) {
+            group.members.push(member);
+            return;
         }
         let key = PartitionKey::new(table, region, account, time);
         let groups = &mut self.groups;
@@ -227,7 +227,6 @@ impl<T> Partitioned<T> {
             groups.len() - 1
         });
         groups[i].members.push(member);
-        self.last = Some(i);
     }
 
     /// The members in log order (partition by partition, in order of each partition's first

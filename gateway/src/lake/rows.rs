@@ -121,8 +121,9 @@ impl Builder {
                 validity: NullBufferBuilder::new(capacity),
             };
         }
-        // Sparse columns start small: most of a wide table is null in most records.
-        let capacity = capacity.min(1024);
+        // Every column ends up with an entry per row (absent values are padded in as nulls), so
+        // room for all of them up front saves the copies of growing; only string bytes, which
+        // nulls do not take, start empty.
         match (&column.kind, data_type) {
             (ColumnKind::Struct(members), DataType::Struct(fields)) => {
                 Builder::for_struct(members, fields, capacity)
