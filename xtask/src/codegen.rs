@@ -477,7 +477,7 @@ fn render_enum(out: &mut String, name: &str, attr: &Value) -> Result<()> {
     )?;
     writeln!(
         out,
-        "    /// The OCSF caption, written to the sibling `*_name` attribute."
+        "    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out)."
     )?;
     writeln!(
         out,

@@ -341,10 +341,8 @@ fn derive_caption(children: &mut [Builder], at: usize, caption: &Caption) {
         Some(Builder::Long(b)) => b.values_slice().get(at).copied(),
         _ => None,
     };
-    let Some(text) = id.and_then(|id| caption.of(id)) else {
-        return;
-    };
-    if let Some(name @ Builder::String(_)) = children.get_mut(usize::from(caption.name)) {
+    let text = id.and_then(|id| caption.values.of(id));
+    if let (Some(text), Some(name)) = (text, children.get_mut(usize::from(caption.name))) {
         if name.len() <= at {
             name.pad_to(at);
             if let Builder::String(b) = name {

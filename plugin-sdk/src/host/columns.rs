@@ -2,7 +2,8 @@
 //! paths the plugin declares. The lake writer turns them into one fixed Arrow schema per
 //! (source, class, OCSF version), so every file of a class has the same columns whatever its data.
 
-use super::validate::{Declarations, Definition, EnumCaptions, Kind, ObjectId, Schema, Scope};
+pub use super::validate::EnumCaptions;
+use super::validate::{Declarations, Definition, Kind, ObjectId, Schema, Scope};
 
 /// How deep objects are expanded into nested columns. An object at this depth, or one that
 /// would repeat an object type already on its path (OCSF has cycles, e.g. `process.parent_process`),
@@ -83,16 +84,8 @@ pub struct Caption {
     pub id: u16,
     /// The position of the caption's column.
     pub name: u16,
-    /// Each enum value's caption, sorted by value.
-    values: EnumCaptions,
-}
-
-impl Caption {
-    /// The caption of enum value `id`.
-    pub fn of(&self, id: i64) -> Option<&str> {
-        let at = self.values.binary_search_by_key(&id, |(v, _)| *v).ok()?;
-        Some(&self.values[at].1)
-    }
+    /// Each enum value's caption.
+    pub values: EnumCaptions,
 }
 
 /// One member's column.

@@ -132,8 +132,18 @@ const DATETIME_MS: std::ops::RangeInclusive<i64> = -62_167_219_200_000..=253_402
 /// The most attributes one class or object may have (OCSF 1.1.0's largest has about 100).
 const MAX_ATTRIBUTES: usize = 256;
 
-/// An enum's values with their captions, sorted by value.
-pub(super) type EnumCaptions = Box<[(i64, Box<str>)]>;
+/// An enum's values with their captions, sorted by value; shared by the schema and the lake
+/// layouts that fill in captions.
+#[derive(Debug, Clone)]
+pub struct EnumCaptions(std::sync::Arc<[(i64, Box<str>)]>);
+
+impl EnumCaptions {
+    /// The caption of enum value `id`, if the enum defines it.
+    pub fn of(&self, id: i64) -> Option<&str> {
+        let at = self.0.binary_search_by_key(&id, |(v, _)| *v).ok()?;
+        Some(&self.0[at].1)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub(super) struct Attribute {
@@ -144,8 +154,8 @@ pub(super) struct Attribute {
     requirement: Requirement,
     /// Integer enum values, sorted, when the attribute is an enum.
     values: Option<Box<[i64]>>,
-    /// The caption of each of `values`, in the same order.
-    captions: Box<[Box<str>]>,
+    /// The caption of each of `values`.
+    captions: Option<EnumCaptions>,
     /// The companion `*_name` attribute of an enum.
     pub(super) sibling: Option<String>,
     /// What the record-level rules read of this attribute's values.
@@ -165,20 +175,12 @@ impl Attribute {
     /// A scalar enum's values with their captions, when it has a companion caption attribute.
     pub(super) fn captions(&self) -> Option<EnumCaptions> {
         self.sibling.as_ref().filter(|_| !self.is_array)?;
-        let values = self.values.as_deref()?;
-        Some(
-            values
-                .iter()
-                .copied()
-                .zip(self.captions.iter().cloned())
-                .collect(),
-        )
+        self.captions.clone()
     }
 
     /// The caption of enum value `id`, if the attribute is an enum that defines it.
     pub(super) fn caption(&self, id: i64) -> Option<&str> {
-        let at = self.values.as_deref()?.binary_search(&id).ok()?;
-        self.captions.get(at).map(|c| &**c)
+        self.captions.as_ref()?.of(id)
     }
 
     fn rule(&self) -> Rule<'_> {
@@ -1994,11 +1996,7 @@ impl Definition {
             let values = enumerated
                 .as_ref()
                 .map(|e| e.iter().map(|(v, _)| *v).collect());
-            let captions = enumerated
-                .into_iter()
-                .flatten()
-                .map(|(_, caption)| caption)
-                .collect();
+            let captions = enumerated.map(|e| EnumCaptions(e.into()));
             attributes.insert(
                 attr_name.clone(),
                 Attribute {

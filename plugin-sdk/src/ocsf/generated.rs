@@ -331,7 +331,7 @@ impl AccountChangeActivity {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -412,7 +412,7 @@ impl Severity {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -471,7 +471,7 @@ impl AccountChangeStatus {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -768,7 +768,7 @@ impl ApiActivityActivity {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -823,7 +823,7 @@ impl ApiActivityStatus {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -1216,7 +1216,7 @@ impl AuthenticationActivity {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -1297,7 +1297,7 @@ impl AuthProtocol {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -1391,7 +1391,7 @@ impl LogonType {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::System => "System",
@@ -1460,7 +1460,7 @@ impl AuthenticationStatus {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -1891,7 +1891,7 @@ impl Action {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -1945,7 +1945,7 @@ impl DetectionFindingActivity {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -2001,7 +2001,7 @@ impl Confidence {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -2129,7 +2129,7 @@ impl Disposition {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -2236,7 +2236,7 @@ impl Impact {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -2294,7 +2294,7 @@ impl RiskLevel {
             Self::Critical => 4,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Info => "Info",
@@ -2353,7 +2353,7 @@ impl DetectionFindingStatus {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -2840,7 +2840,7 @@ impl DnsActivityActivity {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -2950,7 +2950,7 @@ impl Rcode {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::NoError => "NoError",
@@ -3039,7 +3039,7 @@ impl DnsActivityStatus {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -3509,7 +3509,7 @@ impl HttpActivityActivity {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -3572,7 +3572,7 @@ impl HttpActivityStatus {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -4015,7 +4015,7 @@ impl NetworkActivityActivity {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -4074,7 +4074,7 @@ impl NetworkActivityStatus {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -4193,7 +4193,7 @@ impl AccountType {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -4534,7 +4534,7 @@ impl AnalyticType {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -5530,7 +5530,7 @@ impl DeviceType {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -5771,7 +5771,7 @@ impl DigitalSignatureAlgorithm {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -5950,7 +5950,7 @@ impl FlagIds {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -6074,7 +6074,7 @@ impl Opcode {
             Self::DSOMessage => 6,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Query => "Query",
@@ -6638,7 +6638,7 @@ impl Confidentiality {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -6708,7 +6708,7 @@ impl FileType {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -6971,7 +6971,7 @@ impl FingerprintAlgorithm {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -7723,7 +7723,7 @@ impl Phase {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -8367,7 +8367,7 @@ impl ClassificationIds {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -8775,7 +8775,7 @@ impl Boundary {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -8847,7 +8847,7 @@ impl Direction {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -8900,7 +8900,7 @@ impl ProtocolVer {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -9162,7 +9162,7 @@ impl NetworkEndpointType {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -9314,7 +9314,7 @@ impl NetworkInterfaceType {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -9580,7 +9580,7 @@ impl NetworkProxyType {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -9824,7 +9824,7 @@ impl ObservableType {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -10073,7 +10073,7 @@ impl OsType {
             Self::HPUX => 402,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -10429,7 +10429,7 @@ impl Integrity {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -10736,7 +10736,7 @@ impl Score {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -11519,7 +11519,7 @@ impl TlsExtensionType {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::ServerName => "server_name",
@@ -11943,7 +11943,7 @@ impl CategoryIds {
             Self::Marijuana => 121,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
@@ -12270,7 +12270,7 @@ impl UserType {
             Self::Other => 99,
         }
     }
-    /// The OCSF caption, written to the sibling `*_name` attribute.
+    /// The OCSF caption (the host stores it in the sibling `*_name` attribute when a row leaves that out).
     pub fn caption(self) -> &'static str {
         match self {
             Self::Unknown => "Unknown",
