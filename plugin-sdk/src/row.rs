@@ -206,6 +206,18 @@ impl<'a> RowReader<'a> {
         Ok(*head)
     }
 
+    /// The bytes not read yet.
+    pub fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+
+    /// Passes over the next `n` bytes (a value known whole, e.g. found equal to one read
+    /// before).
+    pub fn pass(&mut self, n: usize) -> Result<(), Malformed> {
+        self.rest = self.rest.get(n..).ok_or(Malformed)?;
+        Ok(())
+    }
+
     /// A record's class: how a row starts.
     #[inline]
     pub fn class(&mut self) -> Result<u32, Malformed> {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::framing::{self, Framed};
-use super::validate::{schema_1_1_0, Declarations, Schema, Valid, Violation};
+use super::validate::{schema_1_1_0, Declarations, Repeats, Schema, Valid, Violation};
 use crate::row::split_rows;
 use crate::{BatchContext, EventFormat, Framing, Manifest, Translation};
 
@@ -241,6 +241,8 @@ pub struct Runner<T> {
     translator: T,
     schema: &'static Schema,
     declarations: Declarations,
+    /// The objects its rows repeat, checked once.
+    repeats: Repeats,
 }
 
 impl<T: Translator> Runner<T> {
@@ -252,6 +254,7 @@ impl<T: Translator> Runner<T> {
             translator,
             schema,
             declarations,
+            repeats: Repeats::default(),
         })
     }
 
@@ -457,7 +460,7 @@ impl<T: Translator> Runner<T> {
                     }),
                 Emitted::Row(emitted) => self
                     .schema
-                    .validate_row_bytes(emitted, &self.declarations)
+                    .validate_rows_bytes(emitted, &self.declarations, &mut self.repeats)
                     .map(|valid| {
                         let json = if options.json {
                             self.schema.render_row(emitted).unwrap_or_default()

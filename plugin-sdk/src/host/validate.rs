@@ -425,6 +425,19 @@ impl Schema {
         row: &[u8],
         declarations: &Declarations,
     ) -> Result<Valid, Vec<Violation>> {
+        self.validate_rows_bytes(row, declarations, &mut Repeats::default())
+    }
+
+    /// [`Schema::validate_row_bytes`] for one row of many: an object that repeats, byte for
+    /// byte, the one at the same path of an earlier row that `repeats` remembers (checked then
+    /// without a violation, with the same profiles) is passed over after one comparison.
+    /// `repeats` serves one `declarations` only: its places are those of their plans.
+    pub(in crate::host) fn validate_rows_bytes(
+        &self,
+        row: &[u8],
+        declarations: &Declarations,
+        repeats: &mut Repeats,
+    ) -> Result<Valid, Vec<Violation>> {
         let malformed = || {
             failure(
                 "",
@@ -446,6 +459,7 @@ impl Schema {
             Err(outcome) => return outcome,
         };
         let plan = &declarations.plans[&uid];
+        class.walk.repeats = Some(repeats.of_class(uid, plan.nodes()));
         let walked = class
             .walk
             .row_members(
@@ -721,6 +735,7 @@ impl<'s> Root<'s> {
                 // allocates on its first object.
                 objects: Vec::new(),
                 row,
+                repeats: None,
             },
             present: Present::default(),
         })
@@ -1018,7 +1033,57 @@ struct Walk<'a> {
     objects: Vec<ObjectId>,
     /// The record as a row of its lake table, when one is asked for.
     row: Option<Vec<u8>>,
+    /// The row walk's last checked object at each node of the class's plan.
+    repeats: Option<&'a mut [Repeat]>,
 }
+
+/// What [`Schema::validate_rows_bytes`] remembers of the rows it checked: for each class, the
+/// last object checked without a violation at each node of its plan. A stream's rows repeat
+/// whole objects (every VPC flow record has the same `metadata`, most the same `cloud`), and
+/// row bytes are self-delimiting, so an object whose bytes begin with the remembered ones *is*
+/// the remembered object.
+#[derive(Debug, Default)]
+pub(in crate::host) struct Repeats {
+    classes: Vec<(u32, Vec<Repeat>)>,
+}
+
+impl Repeats {
+    fn of_class(&mut self, uid: u32, nodes: usize) -> &mut [Repeat] {
+        let at = match self.classes.iter().position(|(c, _)| *c == uid) {
+            Some(at) => at,
+            None => {
+                self.classes.push((uid, vec![Repeat::default(); nodes]));
+                self.classes.len() - 1
+            }
+        };
+        &mut self.classes[at].1
+    }
+}
+
+/// One object as last checked without a violation.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Repeat {
+    /// Its members and end, as in the row.
+    bytes: Vec<u8>,
+    /// The record's profiles before the object was checked (the checks of attributes required
+    /// by a profile read them) and after (`metadata.profiles` adds to them).
+    profiles: (u64, u64),
+    /// Objects compared at this place, and how many repeated the one before.
+    tries: u32,
+    hits: u32,
+}
+
+impl Repeat {
+    /// Whether comparing still pays: an object that changes from row to row (an endpoint, an
+    /// event's own `metadata` with its `uid`) would cost a comparison and a copy each time.
+    /// Judged once, after [`REPEAT_TRIAL`] objects: a quarter must have repeated.
+    fn pays(&self) -> bool {
+        self.tries < REPEAT_TRIAL || u64::from(self.hits) * 4 >= u64::from(self.tries)
+    }
+}
+
+/// How many objects at one place [`Repeat::pays`] looks at before it judges.
+const REPEAT_TRIAL: u32 = 32;
 
 /// One step of an attribute path.
 #[derive(Clone, Copy)]
@@ -1378,9 +1443,19 @@ impl<'a> Walk<'a> {
                     self.cut(def);
                     return skip(r, tag);
                 };
+                let slot = entry.node();
+                if let Some(len) = self.repeated(slot, r.rest()) {
+                    return r.pass(len);
+                }
+                let (start, violations, profiles) =
+                    (r.rest(), self.violations.len(), self.profiles);
                 let mut present = Present::default();
                 self.row_members(r, plan, node, def, &mut present)?;
                 self.finish(def, &present);
+                if self.violations.len() == violations {
+                    let checked = &start[..start.len() - r.rest().len()];
+                    self.remember(slot, checked, profiles);
+                }
             }
             (Tag::Map, Kind::Unmapped) => {
                 for _ in 0..r.count()? {
@@ -1398,6 +1473,35 @@ impl<'a> Walk<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The length of the object at the start of `rest` when it repeats the one remembered at
+    /// plan node `slot` (the profiles it leaves are then the remembered ones).
+    fn repeated(&mut self, slot: usize, rest: &[u8]) -> Option<usize> {
+        let repeat = self.repeats.as_deref_mut()?.get_mut(slot)?;
+        if !repeat.pays() {
+            return None;
+        }
+        repeat.tries = repeat.tries.saturating_add(1);
+        let hit = !repeat.bytes.is_empty()
+            && repeat.profiles.0 == self.profiles
+            && rest.starts_with(&repeat.bytes);
+        hit.then(|| {
+            repeat.hits = repeat.hits.saturating_add(1);
+            self.profiles = repeat.profiles.1;
+            repeat.bytes.len()
+        })
+    }
+
+    /// Remembers `object`, just checked without a violation from `profiles`, at plan node `slot`.
+    fn remember(&mut self, slot: usize, object: &[u8], profiles: u64) {
+        let after = self.profiles;
+        let repeats = self.repeats.as_deref_mut();
+        if let Some(repeat) = repeats.and_then(|r| r.get_mut(slot)).filter(|r| r.pays()) {
+            repeat.bytes.clear();
+            repeat.bytes.extend_from_slice(object);
+            repeat.profiles = (profiles, after);
+        }
     }
 
     /// Records that the object at the current path, of `def`, lies beyond the lake's cut
@@ -2261,6 +2365,122 @@ mod tests {
             .collect();
         rules.sort();
         rules
+    }
+
+    #[test]
+    fn objects_rows_repeat_are_judged_as_if_each_row_were_checked_alone() {
+        use crate::row::RowWrite;
+        let declared = declarations(ALL);
+        let schema = schema_1_1_0();
+        let mut claims_cloud = valid();
+        claims_cloud["metadata"]["profiles"] = json!(["cloud"]);
+        claims_cloud["cloud"] = json!({"provider": "AWS", "region": "eu-west-1"});
+        let mut other_product = claims_cloud.clone();
+        other_product["metadata"]["product"]["name"] = json!("q");
+        // The same `metadata` (which claims the cloud profile) but no `cloud`, which the profile
+        // requires: the profile must come along when `metadata` is passed over.
+        let mut no_cloud = claims_cloud.clone();
+        no_cloud.as_object_mut().unwrap().remove("cloud");
+        let good = row_of(&claims_cloud, &declared);
+        // `valid()`'s row with a `cloud` whose region is a number: refused each time it comes.
+        let bad_cloud = {
+            let plain = row_of(&valid(), &declared);
+            let mut row = plain[..plain.len() - 2].to_vec();
+            let index = |def: &Definition, name: &str| def.attributes[name].index as u16;
+            let cloud = schema.objects.iter().find(|o| o.name == "cloud").unwrap();
+            row.member(index(&schema.classes[&6003], "cloud"));
+            row.object();
+            row.member(index(cloud, "provider"));
+            row.string("AWS");
+            row.member(index(cloud, "region"));
+            row.int(1);
+            row.end();
+            row.end();
+            row
+        };
+        let rows = [
+            good.clone(),
+            good.clone(),
+            row_of(&other_product, &declared),
+            good.clone(),
+            {
+                // Invalid, so written by hand from the JSON walk's row.
+                let mut row = Vec::new();
+                let refused = schema.validate_row(&no_cloud.to_string(), &declared, &mut row);
+                assert!(refused.is_err() && !row.is_empty());
+                row
+            },
+            bad_cloud.clone(),
+            bad_cloud,
+            good[..good.len() - 3].to_vec(),
+            good,
+        ];
+        let mut repeats = Repeats::default();
+        let outcomes: Vec<_> = rows
+            .iter()
+            .map(|row| schema.validate_rows_bytes(row, &declared, &mut repeats))
+            .collect();
+        let alone: Vec<_> = rows
+            .iter()
+            .map(|row| schema.validate_row_bytes(row, &declared))
+            .collect();
+        assert_eq!(outcomes, alone);
+        let rules = |i: usize| {
+            outcomes[i]
+                .as_ref()
+                .err()
+                .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            rules(4),
+            Some(vec!["cloud: required attribute is missing".to_string()])
+        );
+        for i in [5, 6] {
+            assert_eq!(
+                rules(i),
+                Some(vec![
+                    "cloud.region: expected a string, found an integer".to_string()
+                ])
+            );
+        }
+        assert!(rules(7).is_some(), "a cut row is malformed");
+        // And repeats were passed over: `metadata` and `cloud` of rows 1, 3 and 8 at least.
+        let hits: u32 = repeats.classes[0].1.iter().map(|r| r.hits).sum();
+        assert!(hits >= 6, "{hits} objects passed over");
+    }
+
+    #[test]
+    fn an_object_that_changes_every_row_stops_being_compared() {
+        let declared = declarations(ALL);
+        let mut repeats = Repeats::default();
+        for i in 0..40 {
+            let mut record = valid();
+            record["src_endpoint"]["ip"] = json!(format!("192.0.2.{i}"));
+            let row = row_of(&record, &declared);
+            let outcome = schema_1_1_0().validate_rows_bytes(&row, &declared, &mut repeats);
+            assert!(outcome.is_ok(), "{outcome:?}");
+        }
+        let mut places: Vec<(u32, u32)> = repeats.classes[0]
+            .1
+            .iter()
+            .map(|r| (r.tries, r.hits))
+            .filter(|&(tries, _)| tries > 0)
+            .collect();
+        places.sort();
+        // `src_endpoint` judged after its trial; `metadata`, `actor` and `api` repeated from
+        // the second row on, so that `metadata.product` and `actor.user` were compared once.
+        assert_eq!(
+            places,
+            [
+                (1, 0),
+                (1, 0),
+                (REPEAT_TRIAL, 0),
+                (40, 39),
+                (40, 39),
+                (40, 39)
+            ],
+            "(objects compared, repeats) per place"
+        );
     }
 
     #[test]

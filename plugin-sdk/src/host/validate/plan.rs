@@ -58,6 +58,11 @@ impl Entry {
     pub fn is_array(&self) -> bool {
         self.flags & ARRAY != 0
     }
+
+    /// For an object member the walk enters, the position of its members' node.
+    pub fn node(&self) -> usize {
+        self.child as usize
+    }
 }
 
 impl Plan {
@@ -85,6 +90,11 @@ impl Plan {
     /// The node of an object member's members; `None` where the path is cut.
     pub fn child(&self, entry: &Entry) -> Option<&Node> {
         self.nodes.get(entry.child as usize)
+    }
+
+    /// How many nodes the plan has: [`Entry::node`] is below.
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
     }
 
     /// The values of an enum member.
