@@ -1085,6 +1085,10 @@ impl Repeat {
 /// How many objects at one place [`Repeat::pays`] looks at before it judges.
 const REPEAT_TRIAL: u32 = 32;
 
+/// The largest object a place remembers, in row bytes: what the remembered objects of one
+/// runner can hold is bounded by this times the nodes of its plans.
+const REMEMBERED_BYTES: usize = 4096;
+
 /// One step of an attribute path.
 #[derive(Clone, Copy)]
 enum Segment<'a> {
@@ -1498,6 +1502,12 @@ impl<'a> Walk<'a> {
         let after = self.profiles;
         let repeats = self.repeats.as_deref_mut();
         if let Some(repeat) = repeats.and_then(|r| r.get_mut(slot)).filter(|r| r.pays()) {
+            if object.len() > REMEMBERED_BYTES {
+                // Large objects (JSON text, long lists) rarely repeat whole, and each place
+                // would keep its largest for as long as the plugin runs.
+                repeat.bytes = Vec::new();
+                return;
+            }
             repeat.bytes.clear();
             repeat.bytes.extend_from_slice(object);
             repeat.profiles = (profiles, after);
@@ -2480,6 +2490,38 @@ mod tests {
                 (40, 39)
             ],
             "(objects compared, repeats) per place"
+        );
+        // An object larger than a place remembers is checked every time, and not kept.
+        let mut big = valid();
+        big["actor"]["user"]["name"] = json!("a".repeat(REMEMBERED_BYTES));
+        let row = row_of(&big, &declared);
+        let mut repeats = Repeats::default();
+        for _ in 0..3 {
+            let outcome = schema_1_1_0().validate_rows_bytes(&row, &declared, &mut repeats);
+            assert!(outcome.is_ok(), "{outcome:?}");
+        }
+        let kept: Vec<(u32, usize)> = repeats.classes[0]
+            .1
+            .iter()
+            .filter(|r| r.tries > 0)
+            .map(|r| (r.hits, r.bytes.len()))
+            .collect();
+        // `metadata`, `api` and `src_endpoint` repeated; `actor` and `actor.user` not kept.
+        assert_eq!(
+            kept.iter().filter(|(hits, _)| *hits == 2).count(),
+            3,
+            "{kept:?}"
+        );
+        assert!(
+            kept.iter().all(|(_, len)| *len <= REMEMBERED_BYTES),
+            "{kept:?}"
+        );
+        assert_eq!(
+            kept.iter()
+                .filter(|&&(hits, len)| hits == 0 && len == 0)
+                .count(),
+            2,
+            "{kept:?}"
         );
     }
 
