@@ -425,7 +425,7 @@ impl Schema {
         row: &[u8],
         declarations: &Declarations,
     ) -> Result<Valid, Vec<Violation>> {
-        self.validate_rows_bytes(row, declarations, &mut Repeats::default())
+        self.check_row_bytes(row, declarations, None)
     }
 
     /// [`Schema::validate_row_bytes`] for one row of many: an object that repeats, byte for
@@ -437,6 +437,17 @@ impl Schema {
         row: &[u8],
         declarations: &Declarations,
         repeats: &mut Repeats,
+    ) -> Result<Valid, Vec<Violation>> {
+        self.check_row_bytes(row, declarations, Some(repeats))
+    }
+
+    /// The row walk of both: with nothing to remember for a lone row (WAL recovery checks
+    /// each logged row so), no place is set up for it.
+    fn check_row_bytes(
+        &self,
+        row: &[u8],
+        declarations: &Declarations,
+        repeats: Option<&mut Repeats>,
     ) -> Result<Valid, Vec<Violation>> {
         let malformed = || {
             failure(
@@ -459,7 +470,7 @@ impl Schema {
             Err(outcome) => return outcome,
         };
         let plan = &declarations.plans[&uid];
-        class.walk.repeats = Some(repeats.of_class(uid, plan.nodes()));
+        class.walk.repeats = repeats.map(|r| r.of_class(uid, plan.nodes()));
         let walked = class
             .walk
             .row_members(
