@@ -505,6 +505,10 @@ fn render_enum(out: &mut String, name: &str, attr: &Value) -> Result<()> {
         out,
         "    fn write_row(&self, out: &mut Vec<u8>) {{ self.id().write_row(out) }}"
     )?;
+    writeln!(
+        out,
+        "    #[inline] fn write_member(&self, index: u16, out: &mut Vec<u8>) {{ self.id().write_member(index, out) }}"
+    )?;
     writeln!(out, "}}\n")?;
     Ok(())
 }

@@ -374,6 +374,10 @@ impl WriteRow for AccountChangeActivity {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Severity ID: The normalized identifier of the event/finding severity.The normalized severity is a measurement the effort and expense required to manage and resolve an event or incident. Smaller numerical values represent lower impact events, and larger numerical values represent higher impact events.
@@ -445,6 +449,10 @@ impl WriteRow for Severity {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Status ID: The normalized identifier of the event status.
@@ -495,6 +503,10 @@ impl AccountChangeStatus {
 impl WriteRow for AccountChangeStatus {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -797,6 +809,10 @@ impl WriteRow for ApiActivityActivity {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Status ID: The normalized identifier of the event status.
@@ -847,6 +863,10 @@ impl ApiActivityStatus {
 impl WriteRow for ApiActivityStatus {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -1247,6 +1267,10 @@ impl WriteRow for AuthenticationActivity {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Auth Protocol ID: The normalized identifier of the authentication protocol used to create the user session.
@@ -1337,6 +1361,10 @@ impl AuthProtocol {
 impl WriteRow for AuthProtocol {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -1434,6 +1462,10 @@ impl WriteRow for LogonType {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Status ID: The normalized identifier of the event status.
@@ -1484,6 +1516,10 @@ impl AuthenticationStatus {
 impl WriteRow for AuthenticationStatus {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -1916,6 +1952,10 @@ impl WriteRow for Action {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Activity ID: The normalized identifier of the finding activity.
@@ -1972,6 +2012,10 @@ impl WriteRow for DetectionFindingActivity {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Confidence Id: The normalized confidence refers to the accuracy of the rule that created the finding. A rule with a low confidence means that the finding scope is wide and may create finding reports that may not be malicious in nature.
@@ -2027,6 +2071,10 @@ impl Confidence {
 impl WriteRow for Confidence {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -2204,6 +2252,10 @@ impl WriteRow for Disposition {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Impact ID: The normalized impact of the finding.
@@ -2265,6 +2317,10 @@ impl WriteRow for Impact {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Risk Level ID: The normalized risk level id.
@@ -2320,6 +2376,10 @@ impl RiskLevel {
 impl WriteRow for RiskLevel {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -2381,6 +2441,10 @@ impl DetectionFindingStatus {
 impl WriteRow for DetectionFindingStatus {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -2867,6 +2931,10 @@ impl WriteRow for DnsActivityActivity {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Response Code ID: The normalized identifier of the DNS server response code. See RFC-6895.
@@ -3013,6 +3081,10 @@ impl WriteRow for Rcode {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Status ID: The normalized identifier of the event status.
@@ -3063,6 +3135,10 @@ impl DnsActivityStatus {
 impl WriteRow for DnsActivityStatus {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -3546,6 +3622,10 @@ impl WriteRow for HttpActivityActivity {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Status ID: The normalized identifier of the event status.
@@ -3596,6 +3676,10 @@ impl HttpActivityStatus {
 impl WriteRow for HttpActivityStatus {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -4048,6 +4132,10 @@ impl WriteRow for NetworkActivityActivity {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Status ID: The normalized identifier of the event status.
@@ -4098,6 +4186,10 @@ impl NetworkActivityStatus {
 impl WriteRow for NetworkActivityStatus {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -4233,6 +4325,10 @@ impl AccountType {
 impl WriteRow for AccountType {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -4562,6 +4658,10 @@ impl AnalyticType {
 impl WriteRow for AnalyticType {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -5573,6 +5673,10 @@ impl WriteRow for DeviceType {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Device Hardware Info (object `device_hw_info`).
@@ -5800,6 +5904,10 @@ impl WriteRow for DigitalSignatureAlgorithm {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Display (object `display`).
@@ -5983,6 +6091,10 @@ impl WriteRow for FlagIds {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// DNS Query (object `dns_query`).
@@ -6104,6 +6216,10 @@ impl Opcode {
 impl WriteRow for Opcode {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -6667,6 +6783,10 @@ impl WriteRow for Confidentiality {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Type ID: The file type ID.
@@ -6742,6 +6862,10 @@ impl FileType {
 impl WriteRow for FileType {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -7005,6 +7129,10 @@ impl FingerprintAlgorithm {
 impl WriteRow for FingerprintAlgorithm {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -7758,6 +7886,10 @@ impl WriteRow for Phase {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// LDAP Person (object `ldap_person`).
@@ -8430,6 +8562,10 @@ impl WriteRow for ClassificationIds {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Metadata (object `metadata`).
@@ -8818,6 +8954,10 @@ impl WriteRow for Boundary {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Direction ID: The normalized identifier of the direction of the initiated connection, traffic, or email.
@@ -8874,6 +9014,10 @@ impl WriteRow for Direction {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// IP Version ID: The Internet Protocol version identifier.
@@ -8924,6 +9068,10 @@ impl ProtocolVer {
 impl WriteRow for ProtocolVer {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -9205,6 +9353,10 @@ impl WriteRow for NetworkEndpointType {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Network Interface (object `network_interface`).
@@ -9342,6 +9494,10 @@ impl NetworkInterfaceType {
 impl WriteRow for NetworkInterfaceType {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -9623,6 +9779,10 @@ impl WriteRow for NetworkProxyType {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Network Traffic (object `network_traffic`).
@@ -9883,6 +10043,10 @@ impl WriteRow for ObservableType {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Organization (object `organization`).
@@ -10113,6 +10277,10 @@ impl OsType {
 impl WriteRow for OsType {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -10462,6 +10630,10 @@ impl WriteRow for Integrity {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Product (object `product`).
@@ -10776,6 +10948,10 @@ impl Score {
 impl WriteRow for Score {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 
@@ -11582,6 +11758,10 @@ impl WriteRow for TlsExtensionType {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// Uniform Resource Locator (object `url`).
@@ -12134,6 +12314,10 @@ impl WriteRow for CategoryIds {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
     }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
+    }
 }
 
 /// User (object `user`).
@@ -12296,6 +12480,10 @@ impl UserType {
 impl WriteRow for UserType {
     fn write_row(&self, out: &mut Vec<u8>) {
         self.id().write_row(out)
+    }
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.id().write_member(index, out)
     }
 }
 

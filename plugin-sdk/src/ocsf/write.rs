@@ -4,12 +4,48 @@
 //! to read it.
 
 use super::{Datetime, Json, Unmapped};
-use crate::row::RowWrite;
+use crate::row::{RowWrite, Tag};
 
 /// A value that writes itself into a row.
 pub trait WriteRow {
     /// Appends the value (its tag and payload) to `out`.
     fn write_row(&self, out: &mut Vec<u8>);
+
+    /// Appends the value as member `index` of an object: the index, then the value. Scalars
+    /// write the index, tag and fixed-size payload in one append: a record writes dozens of
+    /// members, and each append checks the buffer's room.
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        out.member(index);
+        self.write_row(out);
+    }
+}
+
+/// A member's index, a tag and a fixed-size payload, as one append.
+#[inline]
+fn fixed_member<const N: usize, const M: usize>(
+    out: &mut Vec<u8>,
+    index: u16,
+    tag: Tag,
+    payload: [u8; N],
+) {
+    let mut bytes = [0; M];
+    bytes[..2].copy_from_slice(&index.to_le_bytes());
+    bytes[2] = tag as u8;
+    bytes[3..].copy_from_slice(&payload);
+    out.extend_from_slice(&bytes);
+}
+
+/// A member's index and a string: the index, tag and length as one append, then the text.
+#[inline]
+fn string_member(out: &mut Vec<u8>, index: u16, text: &str) {
+    let mut head = [0; 7];
+    head[..2].copy_from_slice(&index.to_le_bytes());
+    head[2] = Tag::String as u8;
+    // As `RowWrite::text`: OCSF strings are at most 64 KiB.
+    head[3..].copy_from_slice(&(text.len() as u32).to_le_bytes());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(text.as_bytes());
 }
 
 /// Writes the members of one object (or of a record's root), then its end.
@@ -33,8 +69,7 @@ impl<'a> RowObject<'a> {
     /// Writes member `index` (the attribute's position among its definition's attributes
     /// sorted by name).
     pub fn entry<V: WriteRow + ?Sized>(&mut self, index: u16, value: &V) {
-        self.out.member(index);
-        value.write_row(self.out);
+        value.write_member(index, self.out);
     }
 
     /// Closes the object.
@@ -47,11 +82,21 @@ impl WriteRow for str {
     fn write_row(&self, out: &mut Vec<u8>) {
         out.string(self);
     }
+
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        string_member(out, index, self);
+    }
 }
 
 impl WriteRow for String {
     fn write_row(&self, out: &mut Vec<u8>) {
         out.string(self);
+    }
+
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        string_member(out, index, self);
     }
 }
 
@@ -59,11 +104,21 @@ impl WriteRow for i32 {
     fn write_row(&self, out: &mut Vec<u8>) {
         out.int(i64::from(*self));
     }
+
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        i64::from(*self).write_member(index, out);
+    }
 }
 
 impl WriteRow for i64 {
     fn write_row(&self, out: &mut Vec<u8>) {
         out.int(*self);
+    }
+
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        fixed_member::<8, 11>(out, index, Tag::Int, self.to_le_bytes());
     }
 }
 
@@ -71,17 +126,32 @@ impl WriteRow for Datetime {
     fn write_row(&self, out: &mut Vec<u8>) {
         out.int(self.0);
     }
+
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        self.0.write_member(index, out);
+    }
 }
 
 impl WriteRow for f64 {
     fn write_row(&self, out: &mut Vec<u8>) {
         out.float(*self);
     }
+
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        fixed_member::<8, 11>(out, index, Tag::Float, self.to_le_bytes());
+    }
 }
 
 impl WriteRow for bool {
     fn write_row(&self, out: &mut Vec<u8>) {
         out.boolean(*self);
+    }
+
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        fixed_member::<1, 4>(out, index, Tag::Bool, [u8::from(*self)]);
     }
 }
 
@@ -98,6 +168,11 @@ impl<T: WriteRow> WriteRow for Vec<T> {
 impl<T: WriteRow + ?Sized> WriteRow for Box<T> {
     fn write_row(&self, out: &mut Vec<u8>) {
         (**self).write_row(out);
+    }
+
+    #[inline]
+    fn write_member(&self, index: u16, out: &mut Vec<u8>) {
+        (**self).write_member(index, out);
     }
 }
 
@@ -170,6 +245,9 @@ mod tests {
         o.entry(4, &2.5f64);
         o.entry(9, "API Activity: Read");
         o.entry(1, &true);
+        o.entry(3, &-7i32);
+        o.entry(7, &Datetime(1_700_000_000_123));
+        o.entry(8, &Box::new(String::from("é")));
         o.end();
         let mut r = RowReader::new(&out);
         assert_eq!(r.class(), Ok(6003));
@@ -184,6 +262,18 @@ mod tests {
         assert_eq!(
             (r.member(), r.tag(), r.boolean()),
             (Ok(Some(1)), Ok(Tag::Bool), Ok(true))
+        );
+        assert_eq!(
+            (r.member(), r.tag(), r.int()),
+            (Ok(Some(3)), Ok(Tag::Int), Ok(-7))
+        );
+        assert_eq!(
+            (r.member(), r.tag(), r.int()),
+            (Ok(Some(7)), Ok(Tag::Int), Ok(1_700_000_000_123))
+        );
+        assert_eq!(
+            (r.member(), r.tag(), r.text()),
+            (Ok(Some(8)), Ok(Tag::String), Ok("é"))
         );
         assert_eq!(r.member(), Ok(None));
         assert!(r.is_done());
