@@ -195,10 +195,10 @@ pub(crate) fn with_format<T>(carry: Option<&[u8]>, f: impl FnOnce(&Format) -> T)
 }
 
 /// The most fields a format may have (every known field is 40).
-pub(crate) const MAX_FIELDS: usize = 64;
+const MAX_FIELDS: usize = 64;
 
-/// The values of a line, separated by ASCII whitespace (a byte loop: `split_ascii_whitespace`
-/// was a fifth of the plugin's instructions).
+/// The values of a line, separated by ASCII whitespace (`split_ascii_whitespace` was a fifth
+/// of the plugin's instructions).
 pub(crate) fn values(line: &str) -> impl Iterator<Item = &str> {
     let bytes = line.as_bytes();
     let mut at = 0;
@@ -207,11 +207,41 @@ pub(crate) fn values(line: &str) -> impl Iterator<Item = &str> {
             at += 1;
         }
         let start = at;
-        while bytes.get(at).is_some_and(|b| !b.is_ascii_whitespace()) {
-            at += 1;
-        }
+        at = value_end(bytes, at);
         (at > start).then(|| &line[start..at])
     })
+}
+
+/// Where the value from `at` ends: at the next ASCII whitespace, or the end of the line. Eight
+/// bytes at a time while it can: every whitespace byte is at most 0x20, so a word without such
+/// a byte is passed over whole (a byte loop was a third of the plugin's instructions).
+fn value_end(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let low = at_most_space(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
+        if low == 0 {
+            at += 8;
+            continue;
+        }
+        // The lowest flag is exact: a false one only ever follows a true one.
+        at += (low.trailing_zeros() / 8) as usize;
+        if bytes[at].is_ascii_whitespace() {
+            return at;
+        }
+        // A control character, part of the value.
+        at += 1;
+    }
+    while bytes.get(at).is_some_and(|b| !b.is_ascii_whitespace()) {
+        at += 1;
+    }
+    at
+}
+
+/// The high bit of each of the eight bytes in `word` (little-endian) that is at most 0x20, by
+/// the classic "has a byte below n" test; bytes after the first flagged one may be flagged
+/// falsely.
+const fn at_most_space(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    word.wrapping_sub(ONES * 0x21) & !word & (ONES * 0x80)
 }
 
 #[cfg(test)]
@@ -220,7 +250,16 @@ mod tests {
 
     #[test]
     fn values_are_split_at_any_ascii_whitespace() {
-        for line in ["", " ", "a", " a\tb  c\r\n", "2 eni-1 - 10.0.0.1\x0c443"] {
+        for line in [
+            "",
+            " ",
+            "a",
+            " a\tb  c\r\n",
+            "2 eni-1 - 10.0.0.1\x0c443",
+            // Values longer than a word, a control byte inside one, a multi-byte character.
+            "123456789012345678 eni-0123456789abcdef0\t\t10.0.0.1\x01x 7é9abcdefgh  ",
+            "abcdefg\x0bhijklmnop\x1fqrstuvwx yz",
+        ] {
             assert_eq!(
                 values(line).collect::<Vec<_>>(),
                 line.split_ascii_whitespace().collect::<Vec<_>>(),

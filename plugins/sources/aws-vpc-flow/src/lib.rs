@@ -9,7 +9,7 @@ use lakegate_plugin_sdk::ocsf::{
 };
 use lakegate_plugin_sdk::{export_source, Framing, Manifest, Output, Reject, Source};
 
-use format::{Field, Format, MAX_FIELDS};
+use format::{Field, Format};
 
 /// The VPC Flow Logs plugin.
 pub struct VpcFlow;
@@ -80,14 +80,18 @@ fn flow_metadata() -> Box<ocsf::Metadata> {
 
 /// Builds one Network Activity record from the fields of `line`.
 fn translate_line(format: &Format, line: &str) -> Result<NetworkActivity, Reject> {
-    // The values go on the stack: a line has as many as its format has fields, or is refused.
-    let mut values = [""; MAX_FIELDS];
+    // One pass: a line is set into the flow while its values are counted; a line with the
+    // wrong number of values is refused for that before any value's own fault.
+    let mut f = Flow::default();
+    let mut fields = format.fields.iter();
     let mut found = 0;
+    let mut fault = None;
     for value in format::values(line) {
-        if let Some(slot) = values.get_mut(found) {
-            *slot = value;
-        }
         found += 1;
+        match fields.next() {
+            Some(field) if fault.is_none() => fault = f.set(field, value).err(),
+            _ => {}
+        }
     }
     if found != format.fields.len() {
         return Err(Reject::new(format!(
@@ -96,9 +100,8 @@ fn translate_line(format: &Format, line: &str) -> Result<NetworkActivity, Reject
             format.describe(),
         )));
     }
-    let mut f = Flow::default();
-    for (field, value) in format.fields.iter().zip(values) {
-        f.set(field, value)?;
+    if let Some(fault) = fault {
+        return Err(fault);
     }
     f.into_event()
 }
