@@ -3,9 +3,11 @@
 
 mod format;
 
+use std::borrow::Cow;
+
 use lakegate_plugin_sdk::ocsf::{
     self, class, Action, Cloud, Datetime, Disposition, NetworkActivity, NetworkActivityActivity,
-    NetworkConnectionInfo, NetworkEndpoint, NetworkTraffic, Unmapped,
+    NetworkEndpoint, Unmapped,
 };
 use lakegate_plugin_sdk::{export_source, Framing, Manifest, Output, Reject, Source};
 
@@ -50,23 +52,30 @@ impl Source for VpcFlow {
             out.set_carry(Some(line.as_bytes().to_vec()));
             return Ok(());
         }
-        let event = format::with_format(out.carry(), |format| translate_line(format, line))?;
-        out.emit(&event);
-        METADATA.set(event.metadata);
-        Ok(())
+        let mut event = EVENT.take().unwrap_or_else(flow_event);
+        let filled = format::with_format(out.carry(), |format| {
+            translate_line(format, line, &mut event)
+        });
+        if filled.is_ok() {
+            out.emit(&*event);
+        }
+        EVENT.set(Some(event));
+        filled
     }
 }
 
 export_source!(VpcFlow);
 
 thread_local! {
-    /// The previous record's `metadata`, taken back after it is emitted: every record has the
-    /// same but for the flow log version, and building it was a dozen allocations per record.
-    static METADATA: std::cell::Cell<Option<Box<ocsf::Metadata>>> = const { std::cell::Cell::new(None) };
+    /// The previous record's event, filled in again for the next one: every record sets the
+    /// same members, so their strings and boxes are reused rather than allocated, dropped and
+    /// moved per record (a flow record has a dozen of them). `metadata` is the same for every
+    /// record but for the flow log version.
+    static EVENT: std::cell::Cell<Option<Box<NetworkActivity>>> = const { std::cell::Cell::new(None) };
 }
 
-/// The `metadata` of a flow record, without its version.
-fn flow_metadata() -> Box<ocsf::Metadata> {
+/// A flow event before its first record: the members every record has.
+fn flow_event() -> Box<NetworkActivity> {
     let mut metadata = ocsf::metadata("AWS", "Amazon VPC");
     metadata.profiles = vec!["cloud".into(), "security_control".into(), "datetime".into()];
     if let Some(product) = metadata.product.as_mut() {
@@ -75,11 +84,40 @@ fn flow_metadata() -> Box<ocsf::Metadata> {
             ..Default::default()
         }));
     }
-    metadata
+    Box::new(NetworkActivity {
+        severity_id: ocsf::Severity::Informational,
+        metadata: Some(metadata),
+        cloud: Some(Box::new(Cloud {
+            provider: Some("AWS".into()),
+            ..Default::default()
+        })),
+        src_endpoint: Some(Box::default()),
+        dst_endpoint: Some(Box::default()),
+        connection_info: Some(Box::default()),
+        ..Default::default()
+    })
 }
 
-/// Builds one Network Activity record from the fields of `line`.
-fn translate_line(format: &Format, line: &str) -> Result<NetworkActivity, Reject> {
+/// Sets `slot` to `value`, reusing the string already there.
+fn set_text(slot: &mut Option<String>, value: Option<&str>) {
+    match (slot.as_mut(), value) {
+        (Some(text), Some(value)) => {
+            text.clear();
+            text.push_str(value);
+        }
+        (None, Some(value)) => *slot = Some(value.to_owned()),
+        (_, None) => *slot = None,
+    }
+}
+
+/// The boxed object in `slot`, there from the first record on.
+fn member<T: Default>(slot: &mut Option<Box<T>>) -> &mut T {
+    slot.get_or_insert_with(Box::default)
+}
+
+/// Fills `event` with the Network Activity record of the fields of `line`; on a fault, leaves
+/// it as it was.
+fn translate_line(format: &Format, line: &str, event: &mut NetworkActivity) -> Result<(), Reject> {
     // One pass: a line is set into the flow while its values are counted; a line with the
     // wrong number of values is refused for that before any value's own fault.
     let mut f = Flow::default();
@@ -103,7 +141,7 @@ fn translate_line(format: &Format, line: &str) -> Result<NetworkActivity, Reject
     if let Some(fault) = fault {
         return Err(fault);
     }
-    f.into_event()
+    f.fill(event)
 }
 
 /// One flow record, field by field; `-` (not applicable) is absent.
@@ -112,10 +150,10 @@ struct Flow<'a> {
     version: Option<&'a str>,
     account: Option<&'a str>,
     interface: Option<&'a str>,
-    srcaddr: Option<String>,
-    dstaddr: Option<String>,
-    pkt_srcaddr: Option<String>,
-    pkt_dstaddr: Option<String>,
+    srcaddr: Option<Cow<'a, str>>,
+    dstaddr: Option<Cow<'a, str>>,
+    pkt_srcaddr: Option<Cow<'a, str>>,
+    pkt_dstaddr: Option<Cow<'a, str>>,
     srcport: Option<i32>,
     dstport: Option<i32>,
     protocol: Option<i32>,
@@ -146,8 +184,14 @@ fn number<T: std::str::FromStr>(field: &Field, value: &str) -> Result<T, Reject>
         .map_err(|_| Reject::at(field.name(), format!("`{value}` is not a number")))
 }
 
-fn address(field: &Field, value: &str) -> Result<String, Reject> {
+/// The address in canonical form: an IPv4 address as it is (its only valid text is canonical),
+/// an IPv6 address rewritten.
+fn address<'a>(field: &Field, value: &'a str) -> Result<Cow<'a, str>, Reject> {
+    if value.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(Cow::Borrowed(value));
+    }
     ocsf::ip(value)
+        .map(Cow::Owned)
         .ok_or_else(|| Reject::at(field.name(), format!("`{value}` is not an IP address")))
 }
 
@@ -190,7 +234,9 @@ impl<'a> Flow<'a> {
         Ok(())
     }
 
-    fn into_event(self) -> Result<NetworkActivity, Reject> {
+    /// Fills `event` (see [`translate_line`]): first everything that can fail, then every
+    /// member a flow record may have, set or cleared.
+    fn fill(self, event: &mut NetworkActivity) -> Result<(), Reject> {
         let start = self
             .start
             .ok_or_else(|| Reject::at("start", "missing: a flow record's time is its start"))?;
@@ -228,102 +274,154 @@ impl<'a> Flow<'a> {
             Some(_) => (ocsf::Direction::Other, false),
             None => (ocsf::Direction::Unknown, false),
         };
-        let mut src = NetworkEndpoint {
-            port: self.srcport,
-            svc_name: self.src_service.map(Into::into),
-            ..Default::default()
-        };
-        let mut dst = NetworkEndpoint {
-            port: self.dstport,
-            svc_name: self.dst_service.map(Into::into),
-            ..Default::default()
-        };
-        // The packet address is the endpoint; a different interface address is an intermediate hop.
-        place_address(&mut src, self.pkt_srcaddr, self.srcaddr);
-        place_address(&mut dst, self.pkt_dstaddr, self.dstaddr);
+        event.activity_id = activity;
+        event.time = Some(time);
+        event.time_dt = Some(Datetime(time));
+        event.start_time = Some(time);
+        event.start_time_dt = Some(Datetime(time));
+        event.end_time = end_time;
+        event.end_time_dt = end_time.map(Datetime);
+        event.action_id = Some(action);
+        event.disposition_id = Some(disposition);
+        set_text(&mut event.status_code, self.log_status);
+        set_text(&mut event.status_detail, self.reject_reason);
+
         // The flow log's interface, VPC, subnet and instance belong to the local side: the
         // destination of inbound traffic, the source otherwise (as Security Lake does).
-        let local = if inbound { &mut dst } else { &mut src };
-        local.interface_uid = self.interface.map(Into::into);
-        local.vpc_uid = self.vpc.map(Into::into);
-        local.subnet_uid = self.subnet.map(Into::into);
-        local.instance_uid = self.instance.map(Into::into);
-        // A NODATA/SKIPDATA record knows only its interface: it stands for both ends.
-        if dst == NetworkEndpoint::default() {
-            dst.interface_uid = self.interface.map(Into::into);
-        }
-        if src == NetworkEndpoint::default() {
-            src.interface_uid = self.interface.map(Into::into);
-        }
-        let connection_info = NetworkConnectionInfo {
-            direction_id,
-            direction: (direction_id == ocsf::Direction::Other)
-                .then(|| self.direction.unwrap_or_default().to_string()),
-            protocol_num: self.protocol,
-            tcp_flags: self.tcp_flags,
-            protocol_ver: self.ip_type.map(Into::into),
-            protocol_ver_id: match self.ip_type {
-                Some("IPv4") => Some(ocsf::ProtocolVer::InternetProtocolVersion4IPv4),
-                Some("IPv6") => Some(ocsf::ProtocolVer::InternetProtocolVersion6IPv6),
-                _ => None,
-            },
-            // traffic-path 1..=8 lines up with boundary_id 4..=11 in OCSF 1.1.0.
-            boundary_id: self
-                .traffic_path
-                .and_then(|p| (1..=8).contains(&p).then(|| p + 3))
-                .and_then(ocsf::Boundary::from_id),
-            ..Default::default()
+        let local = Local {
+            interface: self.interface,
+            vpc: self.vpc,
+            subnet: self.subnet,
+            instance: self.instance,
         };
+        let (src_local, dst_local) = if inbound {
+            (Local::default(), local)
+        } else {
+            (local, Local::default())
+        };
+        let src = member(&mut event.src_endpoint);
+        let dst = member(&mut event.dst_endpoint);
+        fill_endpoint(
+            src,
+            self.srcport,
+            self.src_service,
+            self.pkt_srcaddr,
+            self.srcaddr,
+            src_local,
+        );
+        fill_endpoint(
+            dst,
+            self.dstport,
+            self.dst_service,
+            self.pkt_dstaddr,
+            self.dstaddr,
+            dst_local,
+        );
+        // A NODATA/SKIPDATA record knows only its interface: it stands for both ends.
+        for end in [dst, src] {
+            if is_blank(end) {
+                set_text(&mut end.interface_uid, self.interface);
+            }
+        }
+
+        let info = member(&mut event.connection_info);
+        info.direction_id = direction_id;
+        set_text(
+            &mut info.direction,
+            self.direction
+                .filter(|_| direction_id == ocsf::Direction::Other),
+        );
+        info.protocol_num = self.protocol;
+        info.tcp_flags = self.tcp_flags;
+        set_text(&mut info.protocol_ver, self.ip_type);
+        info.protocol_ver_id = match self.ip_type {
+            Some("IPv4") => Some(ocsf::ProtocolVer::InternetProtocolVersion4IPv4),
+            Some("IPv6") => Some(ocsf::ProtocolVer::InternetProtocolVersion6IPv6),
+            _ => None,
+        };
+        // traffic-path 1..=8 lines up with boundary_id 4..=11 in OCSF 1.1.0.
+        info.boundary_id = self
+            .traffic_path
+            .and_then(|p| (1..=8).contains(&p).then(|| p + 3))
+            .and_then(ocsf::Boundary::from_id);
+
+        let cloud = member(&mut event.cloud);
+        set_text(&mut cloud.region, self.region);
+        set_text(&mut cloud.zone, self.zone);
+        match self.account {
+            Some(uid) => set_text(&mut member(&mut cloud.account).uid, Some(uid)),
+            None => cloud.account = None,
+        }
+
+        if self.packets.is_none() && self.bytes.is_none() {
+            event.traffic = None;
+        } else {
+            let traffic = member(&mut event.traffic);
+            traffic.packets = self.packets;
+            traffic.bytes = self.bytes;
+        }
+
         let mut unmapped = self.unmapped;
         if let Some(p) = self.traffic_path.filter(|p| !(1..=8).contains(p)) {
             unmapped.insert("traffic_path", p.to_string());
         }
-        let mut metadata = METADATA.take().unwrap_or_else(flow_metadata);
-        if let Some(product) = metadata.product.as_mut() {
+        event.unmapped = Some(unmapped);
+        if let Some(product) = event.metadata.as_mut().and_then(|m| m.product.as_mut()) {
             if product.version.as_deref() != self.version {
-                product.version = self.version.map(Into::into);
+                set_text(&mut product.version, self.version);
             }
         }
-        Ok(NetworkActivity {
-            activity_id: activity,
-            severity_id: ocsf::Severity::Informational,
-            time: Some(time),
-            time_dt: Some(Datetime(time)),
-            start_time: Some(time),
-            start_time_dt: Some(Datetime(time)),
-            end_time,
-            end_time_dt: end_time.map(Datetime),
-            action_id: Some(action),
-            disposition_id: Some(disposition),
-            status_code: self.log_status.map(Into::into),
-            status_detail: self.reject_reason.map(Into::into),
-            metadata: Some(metadata),
-            cloud: Some(Box::new(Cloud {
-                provider: Some("AWS".into()),
-                region: self.region.map(Into::into),
-                zone: self.zone.map(Into::into),
-                account: self.account.map(|uid| {
-                    Box::new(ocsf::Account {
-                        uid: Some(uid.into()),
-                        ..Default::default()
-                    })
-                }),
-                ..Default::default()
-            })),
-            src_endpoint: Some(Box::new(src)),
-            dst_endpoint: Some(Box::new(dst)),
-            connection_info: Some(Box::new(connection_info)),
-            traffic: (self.packets.is_some() || self.bytes.is_some()).then(|| {
-                Box::new(NetworkTraffic {
-                    packets: self.packets,
-                    bytes: self.bytes,
-                    ..Default::default()
-                })
-            }),
-            unmapped: Some(unmapped),
-            ..Default::default()
-        })
+        Ok(())
     }
+}
+
+/// The flow log's own resources, on the side of the flow they belong to.
+#[derive(Default)]
+struct Local<'a> {
+    interface: Option<&'a str>,
+    vpc: Option<&'a str>,
+    subnet: Option<&'a str>,
+    instance: Option<&'a str>,
+}
+
+/// Sets every member of an endpoint a flow record may have. The packet address is the
+/// endpoint; a different interface address is an intermediate hop.
+fn fill_endpoint(
+    endpoint: &mut NetworkEndpoint,
+    port: Option<i32>,
+    service: Option<&str>,
+    packet: Option<Cow<'_, str>>,
+    interface: Option<Cow<'_, str>>,
+    local: Local<'_>,
+) {
+    endpoint.port = port;
+    set_text(&mut endpoint.svc_name, service);
+    endpoint.intermediate_ips.clear();
+    let ip = match (packet, interface) {
+        (Some(p), Some(i)) if p != i => {
+            endpoint.intermediate_ips.push(i.into_owned());
+            Some(p)
+        }
+        (Some(p), _) => Some(p),
+        (None, i) => i,
+    };
+    set_text(&mut endpoint.ip, ip.as_deref());
+    set_text(&mut endpoint.interface_uid, local.interface);
+    set_text(&mut endpoint.vpc_uid, local.vpc);
+    set_text(&mut endpoint.subnet_uid, local.subnet);
+    set_text(&mut endpoint.instance_uid, local.instance);
+}
+
+/// Whether an endpoint has none of the members [`fill_endpoint`] sets (it sets no others).
+fn is_blank(endpoint: &NetworkEndpoint) -> bool {
+    endpoint.port.is_none()
+        && endpoint.svc_name.is_none()
+        && endpoint.ip.is_none()
+        && endpoint.intermediate_ips.is_empty()
+        && endpoint.interface_uid.is_none()
+        && endpoint.vpc_uid.is_none()
+        && endpoint.subnet_uid.is_none()
+        && endpoint.instance_uid.is_none()
 }
 
 fn port(field: &Field, value: &str) -> Result<i32, Reject> {
@@ -335,21 +433,6 @@ fn port(field: &Field, value: &str) -> Result<i32, Reject> {
             field.name(),
             format!("{port} is not a port number"),
         ))
-    }
-}
-
-fn place_address(
-    endpoint: &mut NetworkEndpoint,
-    packet: Option<String>,
-    interface: Option<String>,
-) {
-    match (packet, interface) {
-        (Some(p), Some(i)) if p != i => {
-            endpoint.ip = Some(p);
-            endpoint.intermediate_ips = vec![i];
-        }
-        (Some(p), _) => endpoint.ip = Some(p),
-        (None, i) => endpoint.ip = i,
     }
 }
 
@@ -399,6 +482,54 @@ mod tests {
             assert_eq!(metadata["product"]["feature"]["name"], "Flowlogs");
             assert_eq!(metadata["profiles"].as_array().map(Vec::len), Some(3));
         }
+    }
+
+    #[test]
+    fn every_record_is_as_if_translated_alone_though_the_event_is_reused() {
+        let header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status vpc-id subnet-id instance-id tcp-flags type pkt-srcaddr pkt-dstaddr region az-id sublocation-type pkt-src-aws-service flow-direction traffic-path reject-reason";
+        let lines = [
+            // Inbound through an intermediate address, everything set.
+            "5 111122223333 eni-a 10.0.0.1 10.0.0.2 443 50000 6 10 900 1649721732 1649721788 ACCEPT OK vpc-1 subnet-1 i-1 2 IPv4 203.0.113.9 10.0.0.2 us-east-1 use1-az1 outpost S3 ingress 2 -",
+            // Outbound, most fields absent, an IPv6 address, a path kept unmapped.
+            "5 - eni-b 2001:DB8::1 10.0.0.3 - - 17 - - 1649721733 - REJECT OK - - - - IPv6 - - - - - - egress 9 BPA",
+            // NODATA: only the interface, for both ends.
+            "5 111122223333 eni-c - - - - - - - 1649721734 1649721794 - NODATA - - - - - - - - - - - - - -",
+            // Refused: a bad address, then a direction of its own.
+            "5 111122223333 eni-d 10.0.0.x 10.0.0.2 1 2 6 1 1 1649721735 1649721795 ACCEPT OK - - - - - - - - - - - - - -",
+            "5 444455556666 eni-e 10.0.0.5 10.0.0.6 1 2 6 1 1 1649721736 1649721796 ACCEPT OK - - - - - - - eu-west-1 - - - sideways - -",
+            // The first line again, after all the others.
+            "5 111122223333 eni-a 10.0.0.1 10.0.0.2 443 50000 6 10 900 1649721732 1649721788 ACCEPT OK vpc-1 subnet-1 i-1 2 IPv4 203.0.113.9 10.0.0.2 us-east-1 use1-az1 outpost S3 ingress 2 -",
+        ];
+        let outcome = |report: &lakegate_plugin_sdk::host::runner::Report| {
+            let events: Vec<_> = report.accepted.iter().map(|a| a.event()).collect();
+            let reasons: Vec<_> = report.rejected.iter().map(|r| r.reason.clone()).collect();
+            (events, reasons)
+        };
+        let together = format!("{header}\n{}\n", lines.join("\n"));
+        let together = outcome(&harness::run::<VpcFlow>(together.as_bytes()).expect("runs"));
+        // Alone: each in a thread of its own, where the plugin's reused event starts afresh.
+        let mut alone = (Vec::new(), Vec::new());
+        for line in lines {
+            let input = format!("{header}\n{line}\n");
+            let report = std::thread::spawn(move || harness::run::<VpcFlow>(input.as_bytes()))
+                .join()
+                .expect("runs")
+                .expect("runs");
+            let (events, reasons) = outcome(&report);
+            alone.0.extend(events);
+            alone.1.extend(reasons);
+        }
+        assert_eq!((together.0.len(), together.1.len()), (5, 1));
+        assert_eq!(together, alone);
+        // What each case is for is there.
+        let e = &together.0;
+        assert_eq!(e[0]["src_endpoint"]["intermediate_ips"][0], "10.0.0.1");
+        assert_eq!(e[0]["dst_endpoint"]["vpc_uid"], "vpc-1");
+        assert_eq!(e[1]["src_endpoint"]["ip"], "2001:db8::1");
+        assert_eq!(e[1]["unmapped"]["traffic_path"], "9");
+        assert_eq!(e[2]["src_endpoint"]["interface_uid"], "eni-c");
+        assert_eq!(e[2]["dst_endpoint"]["interface_uid"], "eni-c");
+        assert_eq!(e[3]["connection_info"]["direction"], "sideways");
     }
 
     #[test]
