@@ -30,12 +30,23 @@ macro_rules! ocsf_record {
     };
 }
 
+/// Emits `record` (built by `ocsf_record!`) and keeps its `metadata` and `cloud` for the next.
+macro_rules! emit_and_keep {
+    ($out:expr, $record:expr) => {{
+        let record = $record;
+        $out.emit(&record);
+        if let (Some(metadata), Some(cloud)) = (record.metadata, record.cloud) {
+            $crate::KEPT.set(Some((metadata, cloud)));
+        }
+    }};
+}
+
 mod classify;
 mod identity;
 
 use lakegate_plugin_sdk::input::{keep_raw, JsonRecord};
 use lakegate_plugin_sdk::ocsf::{
-    self, class, time, Api, Cloud, Datetime, Feature, HttpRequest, Json, NetworkEndpoint, Request,
+    self, class, time, Api, Cloud, Datetime, HttpRequest, Json, NetworkEndpoint, Request,
     ResourceDetails, Response, Unmapped,
 };
 use lakegate_plugin_sdk::{export_source, Framing, Manifest, Output, Reject, Source};
@@ -146,6 +157,14 @@ impl Source for CloudTrail {
 
 export_source!(CloudTrail);
 
+thread_local! {
+    /// `metadata` and `cloud` of the previous record, taken back after it is emitted: their
+    /// constant parts (OCSF version, product, profiles, provider) were a dozen allocations per
+    /// record. Every member a record sets in them is set or cleared for each record.
+    static KEPT: std::cell::Cell<Option<(Box<ocsf::Metadata>, Box<Cloud>)>> =
+        const { std::cell::Cell::new(None) };
+}
+
 /// What every CloudTrail record carries, read once whatever its class.
 pub(crate) struct Common {
     pub(crate) time: i64,
@@ -179,32 +198,30 @@ impl Common {
         let api_service = r.take_str("eventSource");
         let mut unmapped = Unmapped::default();
 
-        let mut metadata = ocsf::metadata("AWS", "CloudTrail");
+        let (mut metadata, mut cloud) = KEPT.take().unwrap_or_else(|| {
+            let mut metadata = ocsf::metadata("AWS", "CloudTrail");
+            metadata.profiles = vec!["cloud".into(), "datetime".into()];
+            let cloud = Box::new(Cloud {
+                provider: Some("AWS".into()),
+                ..Default::default()
+            });
+            (metadata, cloud)
+        });
         metadata.uid = r.take_str("eventID");
         metadata.event_code = r.take_str("eventType");
-        metadata.profiles = vec!["cloud".into(), "datetime".into()];
         if let Some(product) = metadata.product.as_mut() {
             product.version = r.take_str("eventVersion");
             // Security Lake's label when a record predates `eventCategory`.
             let feature = r
                 .take_str("eventCategory")
                 .unwrap_or_else(|| "Management, Data, and Insights".into());
-            product.feature = Some(Box::new(Feature {
-                name: Some(feature),
-                ..Default::default()
-            }));
+            product.feature.get_or_insert_default().name = Some(feature);
         }
-        let cloud = Box::new(Cloud {
-            provider: Some("AWS".into()),
-            region: r.take_str("awsRegion"),
-            account: r.take_str("recipientAccountId").map(|uid| {
-                Box::new(ocsf::Account {
-                    uid: Some(uid),
-                    ..Default::default()
-                })
-            }),
-            ..Default::default()
-        });
+        cloud.region = r.take_str("awsRegion");
+        match r.take_str("recipientAccountId") {
+            Some(uid) => cloud.account.get_or_insert_default().uid = Some(uid),
+            None => cloud.account = None,
+        }
         let identity = r.take_object("userIdentity").ok_or_else(|| {
             Reject::at(
                 "userIdentity",
@@ -317,11 +334,12 @@ fn emit_api(
     let ok = event.error_code.is_none();
     // TLS details have no attribute in OCSF 1.1.0 API Activity: they are kept in `unmapped`.
     r.into_unmapped("", &mut event.unmapped);
-    out.emit(
-        &ocsf_record!(ApiActivity, event, activity, ok: ok, ocsf::ApiActivityStatus;
+    emit_and_keep!(
+        out,
+        ocsf_record!(ApiActivity, event, activity, ok: ok, ocsf::ApiActivityStatus;
             src_endpoint: Some(src_endpoint),
             resources: resources,
-        ),
+        )
     );
     Ok(())
 }
@@ -412,6 +430,49 @@ mod tests {
         assert_eq!(e["status_code"], "AccessDenied");
         assert_eq!(e["api"]["response"]["error"], "AccessDenied");
         assert_eq!(e["unmapped"]["tlsDetails.tlsVersion"], "TLSv1.2");
+    }
+
+    #[test]
+    fn every_record_is_as_if_translated_alone_though_metadata_and_cloud_are_reused() {
+        let full = r#"{"eventVersion":"1.09","eventCategory":"Data","userIdentity":{"type":"AWSService","invokedBy":"s3.amazonaws.com"},"eventTime":"2024-03-01T12:00:01Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","awsRegion":"eu-west-1","sourceIPAddress":"s3.amazonaws.com","requestID":"r2","eventID":"e2","eventType":"AwsApiCall","recipientAccountId":"444455556666"}"#;
+        let bare = r#"{"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/bob","accountId":"1"},"eventTime":"2024-03-01T12:00:02Z","eventSource":"iam.amazonaws.com","eventName":"CreateUser","sourceIPAddress":"192.0.2.9","requestParameters":{"userName":"carol"},"requestID":"r3"}"#;
+        let records = [
+            full,
+            CONSOLE_LOGIN,
+            bare,
+            r#"{"eventName":"GetObject"}"#,
+            full,
+        ];
+        let outcome = |input: String| {
+            let report = harness::run::<CloudTrail>(input.as_bytes()).expect("runs");
+            let events: Vec<_> = report.accepted.iter().map(|a| a.event()).collect();
+            let reasons: Vec<_> = report.rejected.iter().map(|r| r.reason.clone()).collect();
+            (events, reasons)
+        };
+        let together = outcome(records.join("\n"));
+        // Alone: each in a thread of its own, where the kept objects start afresh.
+        let mut alone = (Vec::new(), Vec::new());
+        for record in records {
+            let (events, reasons) = std::thread::spawn(move || outcome(record.to_string()))
+                .join()
+                .expect("runs");
+            alone.0.extend(events);
+            alone.1.extend(reasons);
+        }
+        assert_eq!((together.0.len(), together.1.len()), (4, 1));
+        assert_eq!(together, alone);
+        let e = &together.0;
+        assert_eq!(e[0]["metadata"]["product"]["feature"]["name"], "Data");
+        assert_eq!(
+            e[2]["metadata"]["product"]["version"],
+            serde_json::Value::Null
+        );
+        assert_eq!(
+            e[2]["metadata"]["product"]["feature"]["name"],
+            "Management, Data, and Insights"
+        );
+        assert_eq!(e[2]["cloud"]["account"], serde_json::Value::Null);
+        assert_eq!(e[3]["cloud"]["account"]["uid"], "444455556666");
     }
 
     #[test]
