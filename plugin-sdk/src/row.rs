@@ -109,6 +109,15 @@ pub trait RowWrite {
     fn text(&mut self, v: &str);
     /// Fills in a count reserved by [`RowWrite::array`] or [`RowWrite::map`].
     fn set_count(&mut self, at: usize, count: usize);
+    /// Member `index` with an `Int` value: what [`RowWrite::member`] and [`RowWrite::int`]
+    /// write, as one append (a record writes dozens of members, and each append checks the
+    /// buffer's room); likewise the other `*_member` methods.
+    fn int_member(&mut self, index: u16, v: i64);
+    fn float_member(&mut self, index: u16, v: f64);
+    fn bool_member(&mut self, index: u16, v: bool);
+    /// Member `index` with a `String` value: its index, tag and length as one append, then the
+    /// text.
+    fn string_member(&mut self, index: u16, v: &str);
 }
 
 impl RowWrite for Vec<u8> {
@@ -173,6 +182,39 @@ impl RowWrite for Vec<u8> {
     fn set_count(&mut self, at: usize, count: usize) {
         self[at..at + 4].copy_from_slice(&(count as u32).to_le_bytes());
     }
+
+    #[inline]
+    fn int_member(&mut self, index: u16, v: i64) {
+        self.extend_from_slice(&member_head::<8, 11>(index, Tag::Int, v.to_le_bytes()));
+    }
+
+    #[inline]
+    fn float_member(&mut self, index: u16, v: f64) {
+        self.extend_from_slice(&member_head::<8, 11>(index, Tag::Float, v.to_le_bytes()));
+    }
+
+    #[inline]
+    fn bool_member(&mut self, index: u16, v: bool) {
+        self.extend_from_slice(&member_head::<1, 4>(index, Tag::Bool, [u8::from(v)]));
+    }
+
+    #[inline]
+    fn string_member(&mut self, index: u16, v: &str) {
+        // As in `text`: OCSF strings are at most 64 KiB.
+        let len = (v.len() as u32).to_le_bytes();
+        self.extend_from_slice(&member_head::<4, 7>(index, Tag::String, len));
+        self.extend_from_slice(v.as_bytes());
+    }
+}
+
+/// A member's index, a tag and `payload` (`M` is `N + 3`), ready to append at once.
+#[inline]
+fn member_head<const N: usize, const M: usize>(index: u16, tag: Tag, payload: [u8; N]) -> [u8; M] {
+    let mut bytes = [0; M];
+    bytes[..2].copy_from_slice(&index.to_le_bytes());
+    bytes[2] = tag as u8;
+    bytes[3..].copy_from_slice(&payload);
+    bytes
 }
 
 /// Writes `tag` and a count of zero; returns where the count is, to be set later.

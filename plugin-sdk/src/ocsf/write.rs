@@ -4,48 +4,20 @@
 //! to read it.
 
 use super::{Datetime, Json, Unmapped};
-use crate::row::{RowWrite, Tag};
+use crate::row::RowWrite;
 
 /// A value that writes itself into a row.
 pub trait WriteRow {
     /// Appends the value (its tag and payload) to `out`.
     fn write_row(&self, out: &mut Vec<u8>);
 
-    /// Appends the value as member `index` of an object: the index, then the value. Scalars
-    /// write the index, tag and fixed-size payload in one append: a record writes dozens of
-    /// members, and each append checks the buffer's room.
+    /// Appends the value as member `index` of an object: the index, then the value (scalars
+    /// as one append, `RowWrite::int_member` and the like).
     #[inline]
     fn write_member(&self, index: u16, out: &mut Vec<u8>) {
         out.member(index);
         self.write_row(out);
     }
-}
-
-/// A member's index, a tag and a fixed-size payload, as one append.
-#[inline]
-fn fixed_member<const N: usize, const M: usize>(
-    out: &mut Vec<u8>,
-    index: u16,
-    tag: Tag,
-    payload: [u8; N],
-) {
-    let mut bytes = [0; M];
-    bytes[..2].copy_from_slice(&index.to_le_bytes());
-    bytes[2] = tag as u8;
-    bytes[3..].copy_from_slice(&payload);
-    out.extend_from_slice(&bytes);
-}
-
-/// A member's index and a string: the index, tag and length as one append, then the text.
-#[inline]
-fn string_member(out: &mut Vec<u8>, index: u16, text: &str) {
-    let mut head = [0; 7];
-    head[..2].copy_from_slice(&index.to_le_bytes());
-    head[2] = Tag::String as u8;
-    // As `RowWrite::text`: OCSF strings are at most 64 KiB.
-    head[3..].copy_from_slice(&(text.len() as u32).to_le_bytes());
-    out.extend_from_slice(&head);
-    out.extend_from_slice(text.as_bytes());
 }
 
 /// Writes the members of one object (or of a record's root), then its end.
@@ -85,7 +57,7 @@ impl WriteRow for str {
 
     #[inline]
     fn write_member(&self, index: u16, out: &mut Vec<u8>) {
-        string_member(out, index, self);
+        out.string_member(index, self);
     }
 }
 
@@ -96,7 +68,7 @@ impl WriteRow for String {
 
     #[inline]
     fn write_member(&self, index: u16, out: &mut Vec<u8>) {
-        string_member(out, index, self);
+        out.string_member(index, self);
     }
 }
 
@@ -118,7 +90,7 @@ impl WriteRow for i64 {
 
     #[inline]
     fn write_member(&self, index: u16, out: &mut Vec<u8>) {
-        fixed_member::<8, 11>(out, index, Tag::Int, self.to_le_bytes());
+        out.int_member(index, *self);
     }
 }
 
@@ -140,7 +112,7 @@ impl WriteRow for f64 {
 
     #[inline]
     fn write_member(&self, index: u16, out: &mut Vec<u8>) {
-        fixed_member::<8, 11>(out, index, Tag::Float, self.to_le_bytes());
+        out.float_member(index, *self);
     }
 }
 
@@ -151,7 +123,7 @@ impl WriteRow for bool {
 
     #[inline]
     fn write_member(&self, index: u16, out: &mut Vec<u8>) {
-        fixed_member::<1, 4>(out, index, Tag::Bool, [u8::from(*self)]);
+        out.bool_member(index, *self);
     }
 }
 
