@@ -100,19 +100,10 @@ fn flow_event() -> Box<NetworkActivity> {
 
 /// Sets `slot` to `value`, reusing the string already there.
 fn set_text(slot: &mut Option<String>, value: Option<&str>) {
-    match (slot.as_mut(), value) {
-        (Some(text), Some(value)) => {
-            text.clear();
-            text.push_str(value);
-        }
-        (None, Some(value)) => *slot = Some(value.to_owned()),
-        (_, None) => *slot = None,
+    match value {
+        Some(value) => value.clone_into(slot.get_or_insert_default()),
+        None => *slot = None,
     }
-}
-
-/// The boxed object in `slot`, there from the first record on.
-fn member<T: Default>(slot: &mut Option<Box<T>>) -> &mut T {
-    slot.get_or_insert_with(Box::default)
 }
 
 /// Fills `event` with the Network Activity record of the fields of `line`; on a fault, leaves
@@ -299,8 +290,8 @@ impl<'a> Flow<'a> {
         } else {
             (local, Local::default())
         };
-        let src = member(&mut event.src_endpoint);
-        let dst = member(&mut event.dst_endpoint);
+        let src = event.src_endpoint.get_or_insert_default();
+        let dst = event.dst_endpoint.get_or_insert_default();
         fill_endpoint(
             src,
             self.srcport,
@@ -324,7 +315,7 @@ impl<'a> Flow<'a> {
             }
         }
 
-        let info = member(&mut event.connection_info);
+        let info = event.connection_info.get_or_insert_default();
         info.direction_id = direction_id;
         set_text(
             &mut info.direction,
@@ -345,18 +336,18 @@ impl<'a> Flow<'a> {
             .and_then(|p| (1..=8).contains(&p).then(|| p + 3))
             .and_then(ocsf::Boundary::from_id);
 
-        let cloud = member(&mut event.cloud);
+        let cloud = event.cloud.get_or_insert_default();
         set_text(&mut cloud.region, self.region);
         set_text(&mut cloud.zone, self.zone);
         match self.account {
-            Some(uid) => set_text(&mut member(&mut cloud.account).uid, Some(uid)),
+            Some(uid) => set_text(&mut cloud.account.get_or_insert_default().uid, Some(uid)),
             None => cloud.account = None,
         }
 
         if self.packets.is_none() && self.bytes.is_none() {
             event.traffic = None;
         } else {
-            let traffic = member(&mut event.traffic);
+            let traffic = event.traffic.get_or_insert_default();
             traffic.packets = self.packets;
             traffic.bytes = self.bytes;
         }
@@ -367,9 +358,7 @@ impl<'a> Flow<'a> {
         }
         event.unmapped = Some(unmapped);
         if let Some(product) = event.metadata.as_mut().and_then(|m| m.product.as_mut()) {
-            if product.version.as_deref() != self.version {
-                set_text(&mut product.version, self.version);
-            }
+            set_text(&mut product.version, self.version);
         }
         Ok(())
     }
