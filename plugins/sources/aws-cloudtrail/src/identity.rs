@@ -181,15 +181,12 @@ pub(crate) fn emit_authentication(
         })
     });
     r.into_unmapped("", &mut event.unmapped);
-    emit_and_keep!(
-        out,
-        ocsf_record!(Authentication, event, activity, ok: ok, ocsf::AuthenticationStatus;
-            src_endpoint: event.src_endpoint,
-            user: Some(user),
-            is_mfa: is_mfa,
-            dst_endpoint: dst_endpoint,
-            service: service,
-        )
+    emit_record!(out, Authentication, event, activity, ok: ok, ocsf::AuthenticationStatus;
+        src_endpoint: event.src_endpoint,
+        user: Some(user),
+        is_mfa: is_mfa,
+        dst_endpoint: dst_endpoint,
+        service: service,
     );
     Ok(())
 }
@@ -244,12 +241,9 @@ pub(crate) fn emit_account_change(
     };
     let ok = event.error_code.is_none();
     r.into_unmapped("", &mut event.unmapped);
-    emit_and_keep!(
-        out,
-        ocsf_record!(AccountChange, event, activity, ok: ok, ocsf::AccountChangeStatus;
-            src_endpoint: event.src_endpoint,
-            user: Some(user),
-        )
+    emit_record!(out, AccountChange, event, activity, ok: ok, ocsf::AccountChangeStatus;
+        src_endpoint: event.src_endpoint,
+        user: Some(user),
     );
     Ok(())
 }

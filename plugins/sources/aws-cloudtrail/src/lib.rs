@@ -4,11 +4,12 @@
 //! The mapping follows what Amazon Security Lake does for its own CloudTrail source (version 2),
 //! with the strict-1.1.0 fixes noted inline.
 
-/// An OCSF class built from a [`Common`]: the attributes every CloudTrail class shares, then the
-/// class's own. `ok` picks Success or Failure of the class's status enum.
-macro_rules! ocsf_record {
-    ($class:ident, $event:ident, $activity:expr, ok: $ok:expr, $($status:ident)::+; $($field:ident: $value:expr),* $(,)?) => {
-        ocsf::$class {
+/// Emits an OCSF class built from a [`Common`]: the attributes every CloudTrail class shares,
+/// then the class's own. `ok` picks Success or Failure of the class's status enum. The record's
+/// `metadata` and `cloud` are kept for the next record to fill in (see `KEPT`).
+macro_rules! emit_record {
+    ($out:expr, $class:ident, $event:ident, $activity:expr, ok: $ok:expr, $($status:ident)::+; $($field:ident: $value:expr),* $(,)?) => {{
+        let record = ocsf::$class {
             activity_id: $activity,
             // An activity OCSF 1.1.0 has no value for is Other, named after the event.
             activity_name: ($activity.id() == 99).then(|| $event.api_operation.clone()),
@@ -26,14 +27,7 @@ macro_rules! ocsf_record {
             unmapped: Some($event.unmapped),
             $($field: $value,)*
             ..Default::default()
-        }
-    };
-}
-
-/// Emits `record` (built by `ocsf_record!`) and keeps its `metadata` and `cloud` for the next.
-macro_rules! emit_and_keep {
-    ($out:expr, $record:expr) => {{
-        let record = $record;
+        };
         $out.emit(&record);
         if let (Some(metadata), Some(cloud)) = (record.metadata, record.cloud) {
             $crate::KEPT.set(Some((metadata, cloud)));
@@ -334,12 +328,9 @@ fn emit_api(
     let ok = event.error_code.is_none();
     // TLS details have no attribute in OCSF 1.1.0 API Activity: they are kept in `unmapped`.
     r.into_unmapped("", &mut event.unmapped);
-    emit_and_keep!(
-        out,
-        ocsf_record!(ApiActivity, event, activity, ok: ok, ocsf::ApiActivityStatus;
-            src_endpoint: Some(src_endpoint),
-            resources: resources,
-        )
+    emit_record!(out, ApiActivity, event, activity, ok: ok, ocsf::ApiActivityStatus;
+        src_endpoint: Some(src_endpoint),
+        resources: resources,
     );
     Ok(())
 }
