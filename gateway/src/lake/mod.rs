@@ -477,7 +477,12 @@ pub fn build(
             &table.schema,
             &table.columns,
             &table.layout,
-            rows.iter().map(|(_, r)| &arena[r.clone()]),
+            rows.iter().enumerate().map(|(i, (_, r))| {
+                if let Some((_, ahead)) = rows.get(i + PREFETCH_AHEAD) {
+                    prefetch(&arena[ahead.clone()]);
+                }
+                &arena[r.clone()]
+            }),
         );
         match batch {
             Ok(batch) => return Ok(Some(batch)),
@@ -492,6 +497,26 @@ pub fn build(
         }
     }
     Ok(None)
+}
+
+/// How many rows ahead of the one being appended [`build`] asks the CPU to load: sorted by
+/// time, rows are read in an order unrelated to where they lie in the arena, and a row's first
+/// bytes were a cache miss (a quarter of the cycles of the row walk).
+const PREFETCH_AHEAD: usize = 2;
+
+/// Asks the CPU to start loading the first cache lines of `bytes` (the rest follow as the
+/// hardware prefetcher sees them read in order). A hint: it changes no value.
+#[inline]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64).take(4) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch reads nothing the program sees and cannot fault; `line` is a
+        // valid slice anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 /// Writes a sealed partition as a Parquet file under a hidden temporary name in its partition
