@@ -58,6 +58,7 @@ pub fn build<'a>(
                 reason: format!("{e}: a gateway bug, as the validator wrote it for this table"),
             })?;
     }
+    fill_captions(children, layout, count);
     let arrays: Vec<ArrayRef> = children
         .iter_mut()
         .map(|c| {
@@ -327,29 +328,83 @@ fn object(
         let tag = row.tag()?;
         child.append(row, tag, &slot.nested)?;
     }
-    for caption in layout.captions() {
-        derive_caption(children, at, caption);
-    }
     Ok(())
 }
 
-/// Stores the caption of the object's enum value when the row left the caption out (the SDK's
-/// types leave out every caption that is the schema's: the host knows them).
-fn derive_caption(children: &mut [Builder], at: usize, caption: &Caption) {
-    let id = match children.get(usize::from(caption.id)) {
-        Some(Builder::Integer(b)) => b.values_slice().get(at).copied().map(i64::from),
-        Some(Builder::Long(b)) => b.values_slice().get(at).copied(),
-        _ => None,
-    };
-    let text = id.and_then(|id| caption.values.of(id));
-    if let (Some(text), Some(name)) = (text, children.get_mut(usize::from(caption.name))) {
-        if name.len() <= at {
-            name.pad_to(at);
-            if let Builder::String(b) = name {
-                b.append_value(text);
-            }
+/// Stores, in every caption column of the objects `children` build (`len` entries, `layout`
+/// placing their members), the caption of the entry's enum value where the row left the caption
+/// out (the SDK's types leave out every caption that is the schema's: the host knows them).
+/// Once per batch, column by column: a caption is a function of its enum column.
+fn fill_captions(children: &mut [Builder], layout: &Layout, len: usize) {
+    for slot in layout.slots() {
+        let Some(child) = children.get_mut(usize::from(slot.position)) else {
+            continue;
+        };
+        child.pad_to(len);
+        let object = match child {
+            Builder::List { child, .. } => child.as_mut(),
+            object => object,
+        };
+        if let Builder::Struct {
+            children, validity, ..
+        } = object
+        {
+            fill_captions(children, &slot.nested, validity.len());
         }
     }
+    for caption in layout.captions() {
+        fill_caption(children, len, caption);
+    }
+}
+
+/// The caption column of `caption` with the schema's caption wherever no caption was given.
+fn fill_caption(children: &mut [Builder], len: usize, caption: &Caption) {
+    let Some(name) = children.get_mut(usize::from(caption.name)) else {
+        return;
+    };
+    name.pad_to(len);
+    let Builder::String(given) = name else {
+        return;
+    };
+    let given = std::mem::replace(given, StringBuilder::new());
+    let Some(ids) = children.get_mut(usize::from(caption.id)) else {
+        return;
+    };
+    ids.pad_to(len);
+    let ids = &*ids;
+    let id = |i: usize| -> Option<i64> {
+        let valid = |bits: Option<&[u8]>| bits.is_none_or(|b| b[i / 8] & (1 << (i % 8)) != 0);
+        match ids {
+            Builder::Integer(b) => {
+                valid(b.validity_slice()).then(|| i64::from(b.values_slice()[i]))
+            }
+            Builder::Long(b) => valid(b.validity_slice()).then(|| b.values_slice()[i]),
+            _ => None,
+        }
+    };
+    let given_bits = given.validity_slice();
+    let any_given = given_bits.is_none_or(|bits| bits.iter().any(|&b| b != 0));
+    let (offsets, bytes) = (given.offsets_slice(), given.values_slice());
+    let mut filled = StringBuilder::with_capacity(len, bytes.len() + len * 8);
+    // Enum values come in runs (the same class, activity, severity...): one lookup per run.
+    let mut last: Option<(i64, Option<&str>)> = None;
+    for i in 0..len {
+        if any_given && given_bits.is_none_or(|b| b[i / 8] & (1 << (i % 8)) != 0) {
+            let text = &bytes[offsets[i] as usize..offsets[i + 1] as usize];
+            filled.append_value(std::str::from_utf8(text).expect("a string column holds UTF-8"));
+            continue;
+        }
+        let text = id(i).and_then(|id| match last {
+            Some((seen, text)) if seen == id => text,
+            _ => {
+                let text = caption.values.of(id);
+                last = Some((id, text));
+                text
+            }
+        });
+        filled.append_option(text);
+    }
+    children[usize::from(caption.name)] = Builder::String(filled);
 }
 
 #[cfg(test)]
@@ -379,6 +434,9 @@ pub(super) mod tests {
             "dst_endpoint.port",
             "traffic.bytes",
             "enrichments",
+            "connection_info.direction_id",
+            "connection_info.direction",
+            "observables",
             "unmapped",
         ];
         let declarations = Declarations::new(
@@ -589,6 +647,44 @@ pub(super) mod tests {
         assert_eq!(
             column("severity"),
             [Some("Informational".to_string()), Some("Info".to_string())]
+        );
+    }
+
+    #[test]
+    fn captions_are_the_schemas_in_nested_objects_and_list_items_too() {
+        let records = [
+            record(
+                1,
+                r#", "connection_info": {"direction_id": 1}, "observables": [{"name": "a", "type_id": 2}, {"name": "b", "type_id": 1, "type": "own"}]"#,
+            ),
+            record(2, ""),
+            record(
+                3,
+                r#", "connection_info": {"direction_id": 2, "direction": "custom"}, "observables": [{"name": "c", "type_id": 2}, {"name": "d", "type_id": 99}]"#,
+            ),
+            record(4, r#", "connection_info": {"direction_id": 99}"#),
+        ];
+        let batch = batch(&records);
+        let connection = batch.column_by_name("connection_info").unwrap().as_struct();
+        assert_eq!(
+            strings(connection.column_by_name("direction").unwrap()),
+            [Some("Inbound"), None, Some("custom"), Some("Other")]
+        );
+        assert!(connection.is_null(1));
+        let observables = batch
+            .column_by_name("observables")
+            .unwrap()
+            .as_list::<i32>();
+        assert_eq!(observables.value_offsets(), [0, 2, 2, 4, 4]);
+        let items = observables.values().as_struct();
+        assert_eq!(
+            strings(items.column_by_name("type").unwrap()),
+            [
+                Some("IP Address"),
+                Some("own"),
+                Some("IP Address"),
+                Some("Other")
+            ]
         );
     }
 

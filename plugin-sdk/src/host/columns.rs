@@ -102,6 +102,11 @@ impl Layout {
         self.slots.get(index)?.as_ref()
     }
 
+    /// The columns of the object's members, in attribute order.
+    pub fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().flatten()
+    }
+
     /// The object's enums whose captions have columns.
     pub fn captions(&self) -> &[Caption] {
         &self.captions
