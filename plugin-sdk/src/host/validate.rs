@@ -123,6 +123,68 @@ pub(super) struct Definition {
     /// attribute).
     at_least_one: Vec<(String, usize)>,
     just_one: Vec<(String, usize)>,
+    /// `required` and the constraints as attribute sets, for the check of an object that meets
+    /// them all (the usual case) in a few word operations; the lists above name what is missing.
+    demands: Demands,
+}
+
+/// What a definition demands of an object's attributes, as sets over their indexes.
+#[derive(Debug, Default)]
+struct Demands {
+    /// Always required.
+    required: Present,
+    /// Required with a profile: its bit in a record's profile set, and the attribute.
+    by_profile: Vec<(u64, usize)>,
+    /// The `at_least_one` and `just_one` groups, when the definition has them.
+    at_least_one: Option<Present>,
+    just_one: Option<Present>,
+}
+
+impl Demands {
+    fn new(
+        required: &[(String, usize, Requirement)],
+        at_least_one: &[(String, usize)],
+        just_one: &[(String, usize)],
+    ) -> Demands {
+        let set = |group: &[(String, usize)]| {
+            let mut set = Present::default();
+            for (_, index) in group.iter().filter(|(_, i)| *i < MAX_ATTRIBUTES) {
+                set.set(*index);
+            }
+            set
+        };
+        let mut demands = Demands {
+            at_least_one: (!at_least_one.is_empty()).then(|| set(at_least_one)),
+            just_one: (!just_one.is_empty()).then(|| set(just_one)),
+            ..Demands::default()
+        };
+        for (_, index, requirement) in required {
+            match requirement {
+                Requirement::Required => demands.required.set(*index),
+                Requirement::RequiredByProfile(bit) => demands.by_profile.push((*bit, *index)),
+                Requirement::Optional => {}
+            }
+        }
+        demands
+    }
+
+    /// Whether an object with the attributes `present`, in a record with `profiles`, meets
+    /// every demand.
+    fn met_by(&self, present: &Present, profiles: u64) -> bool {
+        present.contains(&self.required)
+            && self
+                .by_profile
+                .iter()
+                .all(|(bit, index)| profiles & bit == 0 || present.has(*index))
+            && self
+                .at_least_one
+                .as_ref()
+                .is_none_or(|group| present.meets(group))
+            && self
+                .just_one
+                .as_ref()
+                .is_none_or(|group| present.meets_once(group))
+    }
 }
 
 /// The `datetime_t` values a row may hold as epoch milliseconds: the years 0 to 9999, which
@@ -1282,31 +1344,24 @@ impl<'a> Walk<'a> {
 
     /// The checks on a whole object of `def` once its members are known.
     fn finish(&mut self, def: &Definition, present: &Present) {
-        for (name, index, requirement) in &def.required {
-            let required = match requirement {
-                Requirement::RequiredByProfile(bit) => self.profiles & bit != 0,
-                _ => true,
-            };
-            if required && !present.has(*index) {
-                self.violation_at(
+        if def.demands.met_by(present, self.profiles) {
+            return;
+        }
+        for unmet in def.unmet(present, self.profiles) {
+            match unmet {
+                Unmet::Missing(name) => self.violation_at(
                     join(&self.path_text(), name),
                     "required attribute is missing",
-                );
+                ),
+                Unmet::AtLeastOne => self.violation(format!(
+                    "at least one of {} is required",
+                    names(&def.at_least_one)
+                )),
+                Unmet::JustOne => self.violation(format!(
+                    "exactly one of {} is required",
+                    names(&def.just_one)
+                )),
             }
-        }
-        let count =
-            |group: &[(String, usize)]| group.iter().filter(|(_, i)| present.has(*i)).count();
-        if !def.at_least_one.is_empty() && count(&def.at_least_one) == 0 {
-            self.violation(format!(
-                "at least one of {} is required",
-                names(&def.at_least_one)
-            ));
-        }
-        if !def.just_one.is_empty() && count(&def.just_one) != 1 {
-            self.violation(format!(
-                "exactly one of {} is required",
-                names(&def.just_one)
-            ));
         }
     }
 
@@ -1616,7 +1671,7 @@ fn parses_as(kind: Kind, s: &str) -> bool {
 }
 
 /// Which attributes of one object are present and not null, by [`Attribute::index`].
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Present([u64; MAX_ATTRIBUTES / 64]);
 
 impl Present {
@@ -1628,6 +1683,24 @@ impl Present {
         self.0
             .get(index / 64)
             .is_some_and(|word| word & (1 << (index % 64)) != 0)
+    }
+
+    /// Whether every attribute of `other` is here.
+    fn contains(&self, other: &Present) -> bool {
+        self.0.iter().zip(&other.0).all(|(a, b)| a & b == *b)
+    }
+
+    /// Whether any attribute of `other` is here.
+    fn meets(&self, other: &Present) -> bool {
+        self.0.iter().zip(&other.0).any(|(a, b)| a & b != 0)
+    }
+
+    /// Whether exactly one attribute of `other` is here (without counting bits: the target's
+    /// baseline has no instruction for it).
+    fn meets_once(&self, other: &Present) -> bool {
+        let mut words = self.0.iter().zip(&other.0).map(|(a, b)| a & b);
+        let mut one = words.by_ref().filter(|w| *w != 0);
+        one.next().is_some_and(|w| w.is_power_of_two()) && one.next().is_none()
     }
 }
 
@@ -2060,7 +2133,44 @@ fn describe_json(v: &Value) -> String {
     format!("{} {short}{ellipsis}", kind(v))
 }
 
+/// A demand of its definition that an object does not meet.
+#[derive(Debug, PartialEq, Eq)]
+enum Unmet<'d> {
+    /// This required attribute is missing.
+    Missing(&'d str),
+    /// None of the `at_least_one` group is there.
+    AtLeastOne,
+    /// Not exactly one of the `just_one` group is there.
+    JustOne,
+}
+
 impl Definition {
+    /// The demands an object with the attributes `present`, in a record with `profiles`, does
+    /// not meet, attribute by attribute (what [`Demands::met_by`] answers at once).
+    fn unmet(&self, present: &Present, profiles: u64) -> Vec<Unmet<'_>> {
+        let mut unmet: Vec<Unmet<'_>> = self
+            .required
+            .iter()
+            .filter(|(_, index, requirement)| {
+                let required = match requirement {
+                    Requirement::RequiredByProfile(bit) => profiles & bit != 0,
+                    _ => true,
+                };
+                required && !present.has(*index)
+            })
+            .map(|(name, ..)| Unmet::Missing(name))
+            .collect();
+        let count =
+            |group: &[(String, usize)]| group.iter().filter(|(_, i)| present.has(*i)).count();
+        if !self.at_least_one.is_empty() && count(&self.at_least_one) == 0 {
+            unmet.push(Unmet::AtLeastOne);
+        }
+        if !self.just_one.is_empty() && count(&self.just_one) != 1 {
+            unmet.push(Unmet::JustOne);
+        }
+        unmet
+    }
+
     fn parse(
         name: &str,
         def: &Value,
@@ -2156,6 +2266,7 @@ impl Definition {
         required.sort();
         let at_least_one = list("at_least_one");
         let just_one = list("just_one");
+        let demands = Demands::new(&required, &at_least_one, &just_one);
         Ok(Definition {
             name: name.to_string(),
             caption: def["caption"].as_str().unwrap_or(name).to_string(),
@@ -2169,6 +2280,7 @@ impl Definition {
             required,
             at_least_one,
             just_one,
+            demands,
         })
     }
 }
@@ -2248,6 +2360,61 @@ mod tests {
         "actor.user",
         "api.operation",
     ];
+
+    #[test]
+    fn demands_met_at_once_agree_with_the_attribute_by_attribute_check() {
+        let schema = schema_1_1_0();
+        let definitions = schema.classes.values().chain(schema.objects.iter());
+        let (mut checked, mut unmet_seen, mut groups) = (0, 0, 0);
+        for def in definitions {
+            groups += usize::from(!def.at_least_one.is_empty() || !def.just_one.is_empty());
+            // The members: each required attribute, each group member, and one optional one.
+            let mut indexes: Vec<usize> = def.required.iter().map(|(_, i, _)| *i).collect();
+            indexes.extend(
+                def.at_least_one
+                    .iter()
+                    .chain(&def.just_one)
+                    .map(|(_, i)| *i)
+                    .filter(|i| *i < MAX_ATTRIBUTES),
+            );
+            indexes.extend(def.by_index.first().map(|(_, a)| a.index));
+            indexes.sort_unstable();
+            indexes.dedup();
+            // Every set with one or two of them left out, and every one alone, under no
+            // profile and under all.
+            let mut sets = vec![indexes.clone(), Vec::new()];
+            for (a, &left_out) in indexes.iter().enumerate() {
+                sets.push(indexes.iter().copied().filter(|i| *i != left_out).collect());
+                sets.push(vec![left_out]);
+                for &also in &indexes[a + 1..] {
+                    let kept = indexes.iter().copied();
+                    sets.push(kept.filter(|i| *i != left_out && *i != also).collect());
+                }
+            }
+            for set in &sets {
+                let mut present = Present::default();
+                for index in set {
+                    present.set(*index);
+                }
+                for profiles in [0, u64::MAX] {
+                    let unmet = def.unmet(&present, profiles);
+                    assert_eq!(
+                        def.demands.met_by(&present, profiles),
+                        unmet.is_empty(),
+                        "{}: {set:?} under profiles {profiles:x}: {unmet:?}",
+                        def.name
+                    );
+                    checked += 1;
+                    unmet_seen += usize::from(!unmet.is_empty());
+                }
+            }
+        }
+        assert!(groups > 0, "the schema has constraint groups");
+        assert!(
+            checked > 5_000 && unmet_seen > checked / 4,
+            "{checked} {unmet_seen}"
+        );
+    }
 
     #[test]
     fn violations_name_their_path_with_array_indexes() {
