@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -160,7 +160,9 @@ pub struct Wal {
     segment_bytes: u64,
     fsync: bool,
     segments: BTreeMap<u64, Segment>,
-    current: BufWriter<File>,
+    /// The segment being appended to: each frame is one `write` (frames are built whole in
+    /// memory, with room for their header, so nothing is copied into a buffer again).
+    current: File,
     current_index: u64,
     current_len: u64,
     next_seq: u64,
@@ -288,7 +290,7 @@ impl Wal {
                 segment_bytes,
                 fsync,
                 segments,
-                current: BufWriter::with_capacity(1 << 20, file),
+                current: file,
                 current_index,
                 current_len: 0,
                 next_seq,
@@ -310,21 +312,22 @@ impl Wal {
         self.next_seq += 1;
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
+        buf.resize(HEADER, 0);
         buf.push(DATA);
         buf.extend_from_slice(&seq.to_le_bytes());
         put_str(&mut buf, source);
         buf.extend_from_slice(&(events.len() as u32).to_le_bytes());
         let mut starts = Vec::with_capacity(events.len() + 1);
         for e in events {
-            starts.push(buf.len());
+            starts.push(buf.len() - HEADER);
             encode_event(&mut buf, e);
         }
-        starts.push(buf.len());
+        starts.push(buf.len() - HEADER);
         let place = Place {
             segment: self.current_index,
             // The payload follows the frame's header at the end of the segment.
             base: self.current_len + HEADER as u64,
-            payload: &buf,
+            payload: &buf[HEADER..],
             starts,
             rows: true,
         };
@@ -332,7 +335,7 @@ impl Wal {
             .iter()
             .map(|r| place.span(r.clone()).expect("runs lie within the entry"))
             .collect();
-        let written = self.write_frame(&buf);
+        let written = self.write_frame(&mut buf);
         self.buf = buf;
         written?;
         if let Some(s) = self.segments.get_mut(&self.current_index) {
@@ -343,7 +346,8 @@ impl Wal {
 
     /// Appends a commit entry and makes it durable.
     pub fn commit(&mut self, commit: &CommitEntry) -> Result<(), WalError> {
-        let mut buf = Vec::with_capacity(64 + commit.seqs.len() * 8);
+        let mut buf = Vec::with_capacity(HEADER + 64 + commit.seqs.len() * 8);
+        buf.resize(HEADER, 0);
         buf.push(COMMIT);
         put_str(&mut buf, &commit.file);
         put_str(&mut buf, &commit.partition);
@@ -351,18 +355,19 @@ impl Wal {
         for s in &commit.seqs {
             buf.extend_from_slice(&s.to_le_bytes());
         }
-        self.write_frame(&buf)?;
+        self.write_frame(&mut buf)?;
         self.sync()
     }
 
-    fn write_frame(&mut self, payload: &[u8]) -> Result<(), WalError> {
+    /// Writes `frame`, whose first [`HEADER`] bytes are left for its header and the rest is
+    /// the payload, at the end of the current segment.
+    fn write_frame(&mut self, frame: &mut [u8]) -> Result<(), WalError> {
         let path = &self.segments[&self.current_index].path;
-        let mut header = [0u8; HEADER];
+        let (header, payload) = frame.split_at_mut(HEADER);
         header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
         header[4..].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        self.current.write_all(&header).map_err(io(path))?;
-        self.current.write_all(payload).map_err(io(path))?;
-        self.current_len += (HEADER + payload.len()) as u64;
+        self.current.write_all(frame).map_err(io(path))?;
+        self.current_len += frame.len() as u64;
         Ok(())
     }
 
@@ -370,9 +375,8 @@ impl Wal {
     /// segment when this one is full.
     pub fn sync(&mut self) -> Result<(), WalError> {
         let path = self.segments[&self.current_index].path.clone();
-        self.current.flush().map_err(io(&path))?;
         if self.fsync {
-            self.current.get_ref().sync_data().map_err(io(&path))?;
+            self.current.sync_data().map_err(io(&path))?;
         }
         if self.current_len >= self.segment_bytes {
             self.current_index += 1;
@@ -385,7 +389,7 @@ impl Wal {
             if self.fsync {
                 sync_dir(&self.dir)?;
             }
-            self.current = BufWriter::with_capacity(1 << 20, file);
+            self.current = file;
             self.current_len = 0;
             self.segments.insert(
                 self.current_index,
@@ -769,7 +773,8 @@ mod tests {
         wal.append_data("s", &[json.clone(), event(6)], &[])
             .unwrap();
         // A data entry as lakegate wrote it before it logged rows: every event as JSON.
-        let mut old = vec![DATA_JSON];
+        let mut old = vec![0; HEADER];
+        old.push(DATA_JSON);
         old.extend_from_slice(&2u64.to_le_bytes());
         put_str(&mut old, "s");
         old.extend_from_slice(&1u32.to_le_bytes());
@@ -779,7 +784,7 @@ mod tests {
         put_str(&mut old, "external");
         old.extend_from_slice(&10u32.to_le_bytes());
         old.extend_from_slice(br#"{"time":7}"#);
-        wal.write_frame(&old).unwrap();
+        wal.write_frame(&mut old).unwrap();
         wal.sync().unwrap();
         drop(wal);
         let (got, _, wal) = replay(&d.join("wal"), &d);
