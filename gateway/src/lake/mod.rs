@@ -52,6 +52,8 @@ pub struct LakeTable {
     /// Those of them that are 64-bit integers (`time`, `*_dt`, counters), written as
     /// differences (`DELTA_BINARY_PACKED`).
     delta_columns: Vec<ColumnPath>,
+    /// The string bytes of the table's last batch, room for the next.
+    string_sizes: Mutex<rows::StringSizes>,
 }
 
 impl LakeTable {
@@ -97,6 +99,7 @@ impl LakeTable {
             max_age,
             plain_columns,
             delta_columns,
+            string_sizes: Mutex::default(),
         }
     }
 
@@ -472,6 +475,10 @@ pub fn build(
         }
     }
     rows.sort_by_key(|(time, _)| *time);
+    let mut sizes = table
+        .string_sizes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     while !rows.is_empty() {
         let batch = rows::build(
             &table.schema,
@@ -483,6 +490,8 @@ pub fn build(
                 }
                 &arena[r.clone()]
             }),
+            &mut sizes,
+            total,
         );
         match batch {
             Ok(batch) => return Ok(Some(batch)),
@@ -837,6 +846,8 @@ mod tests {
             &table.columns,
             &table.layout,
             rows.iter().map(|r| &r[..]),
+            &mut rows::StringSizes::default(),
+            usize::MAX,
         )
         .unwrap();
         let mut plain: Vec<String> = strings_without_dictionary(&batch)

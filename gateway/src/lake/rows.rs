@@ -28,16 +28,29 @@ pub struct RowError {
     pub reason: String,
 }
 
+/// How many bytes each string column of a table took in its last batch, per 256 rows, in the
+/// order [`build`] makes its builders: the next batch's string builders start with that much
+/// room (for as many rows), so they need not grow by copying what they hold.
+#[derive(Debug, Default)]
+pub struct StringSizes(Vec<u32>);
+
 /// Builds a batch from rows in order. `columns` are the ones `schema` was made from, and
-/// `layout` places the rows' members among them.
+/// `layout` places the rows' members among them. `sizes` are the table's [`StringSizes`] (taken
+/// as room for strings up to `max_bytes` a column, then updated to this batch's).
 pub fn build<'a>(
     schema: &SchemaRef,
     columns: &[Column],
     layout: &Layout,
     rows: impl ExactSizeIterator<Item = &'a [u8]>,
+    sizes: &mut StringSizes,
+    max_bytes: usize,
 ) -> Result<RecordBatch, RowError> {
     let count = rows.len();
-    let mut root = Builder::for_struct(columns, schema.fields(), count);
+    let mut room = sizes
+        .0
+        .iter()
+        .map(|&per_256| (per_256 as usize * count / 256).min(max_bytes));
+    let mut root = Builder::for_struct(columns, schema.fields(), count, &mut room);
     let Builder::Struct { children, .. } = &mut root else {
         unreachable!("the root is a struct")
     };
@@ -59,6 +72,11 @@ pub fn build<'a>(
             })?;
     }
     fill_captions(children, layout, count);
+    sizes.0.clear();
+    root.string_sizes(count, &mut sizes.0);
+    let Builder::Struct { children, .. } = &mut root else {
+        unreachable!("the root is a struct")
+    };
     let arrays: Vec<ArrayRef> = children
         .iter_mut()
         .map(|c| {
@@ -97,19 +115,31 @@ enum Builder {
 }
 
 impl Builder {
-    fn for_struct(columns: &[Column], fields: &Fields, capacity: usize) -> Builder {
+    /// A struct's builder with room for `capacity` entries, and for the string bytes `room`
+    /// gives its string columns in order (none once it runs out).
+    fn for_struct(
+        columns: &[Column],
+        fields: &Fields,
+        capacity: usize,
+        room: &mut impl Iterator<Item = usize>,
+    ) -> Builder {
         Builder::Struct {
             fields: fields.clone(),
             children: columns
                 .iter()
                 .zip(fields.iter())
-                .map(|(c, f)| Builder::new(c, f.data_type(), capacity))
+                .map(|(c, f)| Builder::new(c, f.data_type(), capacity, room))
                 .collect(),
             validity: NullBufferBuilder::new(capacity),
         }
     }
 
-    fn new(column: &Column, data_type: &DataType, capacity: usize) -> Builder {
+    fn new(
+        column: &Column,
+        data_type: &DataType,
+        capacity: usize,
+        room: &mut impl Iterator<Item = usize>,
+    ) -> Builder {
         if let (true, DataType::List(field)) = (column.is_array, data_type) {
             let item = Column {
                 is_array: false,
@@ -117,17 +147,17 @@ impl Builder {
             };
             return Builder::List {
                 field: field.clone(),
-                child: Box::new(Builder::new(&item, field.data_type(), 0)),
+                child: Box::new(Builder::new(&item, field.data_type(), 0, room)),
                 offsets: vec![0],
                 validity: NullBufferBuilder::new(capacity),
             };
         }
         // Every column ends up with an entry per row (absent values are padded in as nulls), so
-        // room for all of them up front saves the copies of growing; only string bytes, which
-        // nulls do not take, start empty.
+        // room for all of them up front saves the copies of growing; string bytes get the room
+        // the table's last batch took.
         match (&column.kind, data_type) {
             (ColumnKind::Struct(members), DataType::Struct(fields)) => {
-                Builder::for_struct(members, fields, capacity)
+                Builder::for_struct(members, fields, capacity, room)
             }
             (ColumnKind::Map, _) => Builder::Map(Box::new(MapBuilder::new(
                 Some(MapFieldNames {
@@ -138,8 +168,8 @@ impl Builder {
                 StringBuilder::new(),
                 StringBuilder::new(),
             ))),
-            (ColumnKind::Json, _) => Builder::Json(StringBuilder::with_capacity(capacity, 0)),
-            (ColumnKind::String, _) => Builder::String(StringBuilder::with_capacity(capacity, 0)),
+            (ColumnKind::Json, _) => Builder::Json(strings(capacity, room)),
+            (ColumnKind::String, _) => Builder::String(strings(capacity, room)),
             (ColumnKind::Integer, _) => Builder::Integer(Int32Builder::with_capacity(capacity)),
             (ColumnKind::Long, _) => Builder::Long(Int64Builder::with_capacity(capacity)),
             (ColumnKind::Float, _) => Builder::Float(Float64Builder::with_capacity(capacity)),
@@ -163,6 +193,22 @@ impl Builder {
             Builder::Datetime(b) => b.len(),
             Builder::Map(b) => b.len(),
             Builder::Struct { validity, .. } | Builder::List { validity, .. } => validity.len(),
+        }
+    }
+
+    /// Notes the bytes per 256 of `rows` of each string column, in the order [`Builder::new`]
+    /// makes them.
+    fn string_sizes(&self, rows: usize, sizes: &mut Vec<u32>) {
+        match self {
+            Builder::String(b) | Builder::Json(b) => {
+                let per_256 = b.values_slice().len() * 256 / rows.max(1);
+                sizes.push(u32::try_from(per_256).unwrap_or(u32::MAX));
+            }
+            Builder::Struct { children, .. } => {
+                children.iter().for_each(|c| c.string_sizes(rows, sizes))
+            }
+            Builder::List { child, .. } => child.string_sizes(rows, sizes),
+            _ => {}
         }
     }
 
@@ -305,6 +351,11 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// A string builder with room for `capacity` entries and the bytes `room` gives next.
+fn strings(capacity: usize, room: &mut impl Iterator<Item = usize>) -> StringBuilder {
+    StringBuilder::with_capacity(capacity, room.next().unwrap_or(0))
 }
 
 /// Appends the members of one object from `row` to `children`, as entry `at` of each: the
@@ -476,7 +527,16 @@ pub(super) mod tests {
                 .unwrap_or_else(|v| panic!("{text}: {v:?}"));
             rows.push(row);
         }
-        build(&schema, &columns, &layout, rows.iter().map(|r| &r[..])).unwrap()
+        let rows = rows.iter().map(|r| &r[..]);
+        build(
+            &schema,
+            &columns,
+            &layout,
+            rows,
+            &mut StringSizes::default(),
+            usize::MAX,
+        )
+        .unwrap()
     }
 
     fn strings(array: &dyn Array) -> Vec<Option<&str>> {
@@ -689,6 +749,58 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn string_sizes_are_each_string_columns_bytes_per_256_rows_in_column_order() {
+        let (declarations, schema, columns, layout) = table();
+        let rows: Vec<Vec<u8>> = (0..100)
+            .map(|t| {
+                let text = record(
+                    t,
+                    r#", "enrichments": [{"name": "n", "value": "v", "data": {}}]"#,
+                );
+                let mut row = Vec::new();
+                schema_1_1_0()
+                    .validate_row(&text, &declarations, &mut row)
+                    .unwrap();
+                row
+            })
+            .collect();
+        let mut sizes = StringSizes::default();
+        let build_with = |sizes: &mut StringSizes| {
+            let rows = rows.iter().map(|r| &r[..]);
+            build(&schema, &columns, &layout, rows, sizes, usize::MAX).unwrap()
+        };
+        let first = build_with(&mut sizes);
+        // The same walk over the finished arrays: strings (JSON text too) and what lists and
+        // structs hold, not the keys and values of maps.
+        fn walk(array: &dyn Array, rows: usize, out: &mut Vec<u32>) {
+            match array.data_type() {
+                DataType::Utf8 => {
+                    let bytes = array.as_string::<i32>().values().len();
+                    out.push((bytes * 256 / rows) as u32);
+                }
+                DataType::Struct(_) => {
+                    for c in array.as_struct().columns() {
+                        walk(c.as_ref(), rows, out);
+                    }
+                }
+                DataType::List(_) => walk(array.as_list::<i32>().values().as_ref(), rows, out),
+                _ => {}
+            }
+        }
+        let mut expected = Vec::new();
+        for column in first.columns() {
+            walk(column.as_ref(), 100, &mut expected);
+        }
+        assert_eq!(sizes.0, expected);
+        // "10.0.0.1" and "10.0.0.2" in every row; "n" once in each.
+        assert_eq!(expected.iter().filter(|s| **s == 8 * 256).count(), 2);
+        assert!(expected.contains(&256));
+        // The room changes no value.
+        assert_eq!(build_with(&mut sizes), first);
+        assert_eq!(sizes.0, expected);
+    }
+
+    #[test]
     fn rows_that_do_not_fit_are_errors_not_panics() {
         let (declarations, schema, columns, layout) = table();
         let mut good = Vec::new();
@@ -709,10 +821,14 @@ pub(super) mod tests {
             ("no such column", &beyond[..]),
             ("garbage", &[0xff, 0x00, 0x01][..]),
         ] {
-            let e = build(&schema, &columns, &layout, [&good[..], row].into_iter()).unwrap_err();
+            let rows = [&good[..], row].into_iter();
+            let mut sizes = StringSizes::default();
+            let e = build(&schema, &columns, &layout, rows, &mut sizes, 1 << 20).unwrap_err();
             assert_eq!(e.index, 1, "{what}");
             assert!(e.reason.contains("gateway bug"), "{what}: {e:?}");
         }
-        assert!(build(&schema, &columns, &layout, [&good[..]].into_iter()).is_ok());
+        let mut sizes = StringSizes::default();
+        let rows = [&good[..]].into_iter();
+        assert!(build(&schema, &columns, &layout, rows, &mut sizes, 1 << 20).is_ok());
     }
 }
