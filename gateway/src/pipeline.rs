@@ -1,4 +1,4 @@
-//! The durable half of the gateway, on three threads:
+//! The durable half of the gateway, on four threads:
 //! - `lakegate-wal` makes batches durable: the write-ahead log (group commit: every append that
 //!   is waiting goes into one fsync) and the dead-letter area. Ingest handlers send it translated
 //!   batches and wait for its reply; only then do they acknowledge. It hands where each durable
@@ -6,9 +6,10 @@
 //! - `lakegate-lake` owns the partition buffers (spans of the log, not records): it decides
 //!   when a partition is due, hands it to the writer, and deletes the log segments nothing
 //!   buffered or being written needs any more.
-//! - `lakegate-writer` reads a due partition's events back from the log, writes its Parquet file,
-//!   commits it through the shared log and records it in the catalog, so neither
-//!   acknowledgements nor buffering wait for an encoder.
+//! - `lakegate-writer` reads a due partition's events back from the log and builds its columns;
+//!   `lakegate-commit` writes the Parquet file of the partition built before, commits it
+//!   through the shared log and records it in the catalog. So neither acknowledgements nor
+//!   buffering wait for an encoder, and building one file overlaps encoding the last.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arrow_array::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
@@ -123,15 +125,18 @@ impl Pipeline {
             first_segment: first_segment.clone(),
         };
         let mut writer = Writer {
-            lake: lake.clone(),
-            zstd_level: config.flush.zstd_level,
             dead_letters: DeadLetterWriter::new(&lake, &format!("{run}-lake")),
-            catalog,
-            sources,
+            sources: sources.clone(),
             reader: LogReader::new(&lake.join("wal")),
             arena: Vec::new(),
             first_segment,
-            flushed: Flushed::default(),
+            committer: Committer {
+                lake: lake.clone(),
+                zstd_level: config.flush.zstd_level,
+                catalog,
+                sources,
+                flushed: Flushed::default(),
+            },
         };
         let mut orphans = Vec::new();
         let (wal, recovery) = Wal::open(
@@ -273,19 +278,40 @@ struct State {
     first_segment: Arc<AtomicU64>,
 }
 
-/// The writer thread's state: reads partitions back, writes and commits their files.
+/// The writer thread's state: reads partitions back and builds their columns, for its
+/// [`Committer`] to encode and commit (one partition is built while the one before it is
+/// encoded, so a burst of partitions, as at shutdown, keeps both cores busy).
 struct Writer {
-    lake: PathBuf,
-    zstd_level: i32,
     dead_letters: DeadLetterWriter,
-    catalog: Catalog,
     sources: Arc<Sources>,
     reader: LogReader,
-    /// The rows of the partition being written, read back (kept for the next one).
+    /// The rows of the partition being built, read back (kept for the next one).
     arena: Vec<u8>,
     first_segment: Arc<AtomicU64>,
+    committer: Committer,
+}
+
+/// The second stage of the writer: writes a built partition's file and commits it.
+struct Committer {
+    lake: PathBuf,
+    zstd_level: i32,
+    catalog: Catalog,
+    sources: Arc<Sources>,
     /// What the jobs of the flush now in progress wrote.
     flushed: Flushed,
+}
+
+/// Work for the committer, in order.
+enum Built {
+    /// A partition's columns, to be written as a file.
+    Write {
+        id: u64,
+        sealed: Sealed,
+        batch: RecordBatch,
+        for_flush: bool,
+    },
+    /// Report what the flush's writes came to (every write before it is done).
+    Report(oneshot::Sender<Flushed>),
 }
 
 /// Work for the writer thread, in order.
@@ -559,17 +585,105 @@ impl State {
 }
 
 impl Writer {
-    fn run(mut self, wal: &Mutex<Wal>, jobs: Receiver<Job>, done: std::sync::mpsc::Sender<Done>) {
-        for job in jobs {
+    fn run(self, wal: &Mutex<Wal>, jobs: Receiver<Job>, done: std::sync::mpsc::Sender<Done>) {
+        let Writer {
+            mut dead_letters,
+            sources,
+            mut reader,
+            mut arena,
+            first_segment,
+            committer,
+        } = self;
+        // No partition waits between the stages: at most one is built while one is encoded.
+        let (to_committer, built) = sync_channel(0);
+        let committed = done.clone();
+        std::thread::scope(|scope| {
+            let committing = std::thread::Builder::new()
+                .name("lakegate-commit".into())
+                .spawn_scoped(scope, move || committer.run(wal, built, committed));
+            if let Err(e) = committing {
+                error!(error = %e, "cannot start the committer thread; partitions stay buffered and logged");
+                return;
+            }
+            for job in jobs {
+                let built = match job {
+                    Job::Write {
+                        id,
+                        sealed,
+                        for_flush,
+                    } => {
+                        let source = sources.by_name.get(&sealed.table.source).cloned();
+                        let mut misfits = Vec::new();
+                        let batch = lake::build(&sealed, &mut reader, &mut arena, &mut misfits)
+                            .and_then(|batch| {
+                                if !misfits.is_empty() {
+                                    dead_letter_misfits(
+                                        &mut dead_letters,
+                                        &sealed.table.source,
+                                        source.as_deref(),
+                                        misfits,
+                                    )?;
+                                }
+                                Ok(batch)
+                            });
+                        reader.forget_below(first_segment.load(Relaxed));
+                        match batch {
+                            Ok(Some(batch)) => Built::Write {
+                                id,
+                                sealed,
+                                batch,
+                                for_flush,
+                            },
+                            // Nothing left to write: the log no longer needs these entries.
+                            Ok(None) => {
+                                let _ = done.send(Done { id, failed: None });
+                                continue;
+                            }
+                            Err(e) => {
+                                error!(partition = %sealed.key.dir(), error = %e, "cannot write partition; its records stay buffered and logged");
+                                let _ = done.send(Done {
+                                    id,
+                                    failed: Some(sealed),
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                    Job::Report(reply) => Built::Report(reply),
+                };
+                if let Err(e) = to_committer.send(built) {
+                    // The committer is gone (it panicked): keep the partition.
+                    if let Built::Write { id, sealed, .. } = e.0 {
+                        let _ = done.send(Done {
+                            id,
+                            failed: Some(sealed),
+                        });
+                    }
+                }
+            }
+            drop(to_committer);
+        });
+    }
+}
+
+impl Committer {
+    fn run(
+        mut self,
+        wal: &Mutex<Wal>,
+        built: Receiver<Built>,
+        done: std::sync::mpsc::Sender<Done>,
+    ) {
+        for job in built {
             match job {
-                Job::Write {
+                Built::Write {
                     id,
                     sealed,
+                    batch,
                     for_flush,
                 } => {
-                    let failed = match self.write(wal, &sealed) {
+                    let failed = match self.write(wal, &sealed, &batch) {
                         Ok(rows) => {
-                            if let (Some(rows), true) = (rows, for_flush) {
+                            if for_flush {
                                 self.flushed.files += 1;
                                 self.flushed.events += rows;
                             }
@@ -581,30 +695,24 @@ impl Writer {
                         }
                     };
                     let _ = done.send(Done { id, failed });
-                    self.reader.forget_below(self.first_segment.load(Relaxed));
                 }
-                Job::Report(reply) => {
+                Built::Report(reply) => {
                     let _ = reply.send(std::mem::take(&mut self.flushed));
                 }
             }
         }
     }
 
-    /// Reads a sealed partition back from the log, writes its file and commits it; returns
-    /// the rows written, or why the partition could not be written.
-    fn write(&mut self, wal: &Mutex<Wal>, sealed: &Sealed) -> Result<Option<u64>, String> {
-        let (table, key) = (&sealed.table, &sealed.key);
-        let source = self.sources.by_name.get(&table.source).cloned();
-        let mut misfits = Vec::new();
-        let batch = lake::build(sealed, &mut self.reader, &mut self.arena, &mut misfits)?;
-        if !misfits.is_empty() {
-            self.dead_letter_misfits(&table.source, source.as_deref(), misfits)?;
-        }
-        let Some(batch) = batch else {
-            // Nothing left to write: the log no longer needs these entries for it.
-            return Ok(None);
-        };
-        let (tmp, file) = lake::write_parquet(&self.lake, sealed, &batch, self.zstd_level)?;
+    /// Writes a built partition's file and commits it; returns the rows written, or why the
+    /// partition could not be written.
+    fn write(
+        &mut self,
+        wal: &Mutex<Wal>,
+        sealed: &Sealed,
+        batch: &RecordBatch,
+    ) -> Result<u64, String> {
+        let key = &sealed.key;
+        let (tmp, file) = lake::write_parquet(&self.lake, sealed, batch, self.zstd_level)?;
         let rows = batch.num_rows() as u64;
         let commit = CommitEntry {
             file: file.clone(),
@@ -627,45 +735,45 @@ impl Writer {
         ) {
             error!(error = %e, "cannot update the catalog");
         }
-        if let Some(source) = source {
+        if let Some(source) = self.sources.by_name.get(&sealed.table.source) {
             Counters::add(&source.counters.events_written, rows);
             Counters::add(&source.counters.files_written, 1);
             source.counters.last_write_ms.store(now_ms(), Relaxed);
         }
         info!(file = %file, rows, "committed");
-        Ok(Some(rows))
+        Ok(rows)
     }
+}
 
-    /// Sends the events a partition's file cannot take to the dead-letter area, durably.
-    fn dead_letter_misfits(
-        &mut self,
-        source_name: &str,
-        source: Option<&Source>,
-        misfits: Vec<lake::Misfit>,
-    ) -> Result<(), String> {
-        let letters: Vec<DeadLetter> = misfits
-            .into_iter()
-            .map(|m| {
-                error!(source = source_name, reason = %m.reason, "an acknowledged event cannot go into the lake: dead-lettered");
-                if m.is_row {
-                    lake_letter(source_name, source, &Logged::Row(m.bytes), m.reason)
-                } else {
-                    let plugin = source.map(|s| (&s.manifest, &s.info));
-                    DeadLetter {
-                        framing: "lakegate-wal-events".into(),
-                        ..DeadLetter::new(source_name, plugin, "lake", m.reason, &m.bytes)
-                    }
+/// Sends the events a partition's file cannot take to the dead-letter area, durably.
+fn dead_letter_misfits(
+    dead_letters: &mut DeadLetterWriter,
+    source_name: &str,
+    source: Option<&Source>,
+    misfits: Vec<lake::Misfit>,
+) -> Result<(), String> {
+    let letters: Vec<DeadLetter> = misfits
+        .into_iter()
+        .map(|m| {
+            error!(source = source_name, reason = %m.reason, "an acknowledged event cannot go into the lake: dead-lettered");
+            if m.is_row {
+                lake_letter(source_name, source, &Logged::Row(m.bytes), m.reason)
+            } else {
+                let plugin = source.map(|s| (&s.manifest, &s.info));
+                DeadLetter {
+                    framing: "lakegate-wal-events".into(),
+                    ..DeadLetter::new(source_name, plugin, "lake", m.reason, &m.bytes)
                 }
-            })
-            .collect();
-        if let Some(source) = source {
-            Counters::add(&source.counters.dead_lettered, letters.len() as u64);
-        }
-        self.dead_letters
-            .append(&letters)
-            .and_then(|()| self.dead_letters.sync())
-            .map_err(|e| format!("dead-letter area: {e}"))
+            }
+        })
+        .collect();
+    if let Some(source) = source {
+        Counters::add(&source.counters.dead_lettered, letters.len() as u64);
     }
+    dead_letters
+        .append(&letters)
+        .and_then(|()| dead_letters.sync())
+        .map_err(|e| format!("dead-letter area: {e}"))
 }
 
 impl Logger {

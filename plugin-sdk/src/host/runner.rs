@@ -495,6 +495,7 @@ impl<T: Translator> Runner<T> {
         }
         // Stable: a record's events keep the order the plugin emitted them in.
         events.sort_by_key(|event| event.0);
+        report.accepted.reserve(events.len());
         let mut events = events.into_iter().peekable();
         for (i, outcome) in outcome.into_iter().enumerate() {
             let (number, raw) = batch[i];
