@@ -130,13 +130,13 @@ impl Pipeline {
             reader: LogReader::new(&lake.join("wal")),
             arena: Vec::new(),
             first_segment,
-            committer: Committer {
-                lake: lake.clone(),
-                zstd_level: config.flush.zstd_level,
-                catalog,
-                sources,
-                flushed: Flushed::default(),
-            },
+        };
+        let committer = Committer {
+            lake: lake.clone(),
+            zstd_level: config.flush.zstd_level,
+            catalog,
+            sources,
+            flushed: Flushed::default(),
         };
         let mut orphans = Vec::new();
         let (wal, recovery) = Wal::open(
@@ -171,10 +171,22 @@ impl Pipeline {
         // written, and stops (pushing back on the WAL thread) only when the writer falls behind.
         let (jobs, for_writer) = sync_channel(2);
         let (done, from_writer) = std::sync::mpsc::channel();
-        let writer_wal = wal.clone();
+        // No built partition waits between the writer and the committer: at most one is built
+        // while the one before it is encoded.
+        let (built, for_committer) = sync_channel(0);
+        let committer_wal = wal.clone();
+        let committed = done.clone();
+        let committer_thread = std::thread::Builder::new()
+            .name("lakegate-commit".into())
+            .spawn(move || committer.run(&committer_wal, for_committer, committed))?;
         let writer_thread = std::thread::Builder::new()
             .name("lakegate-writer".into())
-            .spawn(move || writer.run(&writer_wal, for_writer, done))?;
+            .spawn(move || {
+                writer.run(for_writer, built, done);
+                // The committer ends once the writer's sender is gone: joining the writer
+                // waits for both.
+                let _ = committer_thread.join();
+            })?;
         let lake_thread = std::thread::Builder::new()
             .name("lakegate-lake".into())
             .spawn(move || {
@@ -278,7 +290,7 @@ struct State {
     first_segment: Arc<AtomicU64>,
 }
 
-/// The writer thread's state: reads partitions back and builds their columns, for its
+/// The writer thread's state: reads partitions back and builds their columns, for the
 /// [`Committer`] to encode and commit (one partition is built while the one before it is
 /// encoded, so a burst of partitions, as at shutdown, keeps both cores busy).
 struct Writer {
@@ -288,7 +300,6 @@ struct Writer {
     /// The rows of the partition being built, read back (kept for the next one).
     arena: Vec<u8>,
     first_segment: Arc<AtomicU64>,
-    committer: Committer,
 }
 
 /// The second stage of the writer: writes a built partition's file and commits it.
@@ -585,84 +596,72 @@ impl State {
 }
 
 impl Writer {
-    fn run(self, wal: &Mutex<Wal>, jobs: Receiver<Job>, done: std::sync::mpsc::Sender<Done>) {
-        let Writer {
-            mut dead_letters,
-            sources,
-            mut reader,
-            mut arena,
-            first_segment,
-            committer,
-        } = self;
-        // No partition waits between the stages: at most one is built while one is encoded.
-        let (to_committer, built) = sync_channel(0);
-        let committed = done.clone();
-        std::thread::scope(|scope| {
-            let committing = std::thread::Builder::new()
-                .name("lakegate-commit".into())
-                .spawn_scoped(scope, move || committer.run(wal, built, committed));
-            if let Err(e) = committing {
-                error!(error = %e, "cannot start the committer thread; partitions stay buffered and logged");
-                return;
-            }
-            for job in jobs {
-                let built = match job {
-                    Job::Write {
+    /// Builds each sealed partition's columns and hands them to the committer, in order.
+    fn run(
+        mut self,
+        jobs: Receiver<Job>,
+        committer: SyncSender<Built>,
+        done: std::sync::mpsc::Sender<Done>,
+    ) {
+        for job in jobs {
+            let built = match job {
+                Job::Write {
+                    id,
+                    sealed,
+                    for_flush,
+                } => match self.build(&sealed) {
+                    Ok(Some(batch)) => Built::Write {
                         id,
                         sealed,
+                        batch,
                         for_flush,
-                    } => {
-                        let source = sources.by_name.get(&sealed.table.source).cloned();
-                        let mut misfits = Vec::new();
-                        let batch = lake::build(&sealed, &mut reader, &mut arena, &mut misfits)
-                            .and_then(|batch| {
-                                if !misfits.is_empty() {
-                                    dead_letter_misfits(
-                                        &mut dead_letters,
-                                        &sealed.table.source,
-                                        source.as_deref(),
-                                        misfits,
-                                    )?;
-                                }
-                                Ok(batch)
-                            });
-                        reader.forget_below(first_segment.load(Relaxed));
-                        match batch {
-                            Ok(Some(batch)) => Built::Write {
-                                id,
-                                sealed,
-                                batch,
-                                for_flush,
-                            },
-                            // Nothing left to write: the log no longer needs these entries.
-                            Ok(None) => {
-                                let _ = done.send(Done { id, failed: None });
-                                continue;
-                            }
-                            Err(e) => {
-                                error!(partition = %sealed.key.dir(), error = %e, "cannot write partition; its records stay buffered and logged");
-                                let _ = done.send(Done {
-                                    id,
-                                    failed: Some(sealed),
-                                });
-                                continue;
-                            }
-                        }
+                    },
+                    // Nothing left to write: the log no longer needs these entries for it.
+                    Ok(None) => {
+                        let _ = done.send(Done { id, failed: None });
+                        continue;
                     }
-                    Job::Report(reply) => Built::Report(reply),
-                };
-                if let Err(e) = to_committer.send(built) {
-                    // The committer is gone (it panicked): keep the partition.
-                    if let Built::Write { id, sealed, .. } = e.0 {
+                    Err(e) => {
+                        error!(partition = %sealed.key.dir(), error = %e, "cannot write partition; its records stay buffered and logged");
                         let _ = done.send(Done {
                             id,
                             failed: Some(sealed),
                         });
+                        continue;
                     }
+                },
+                Job::Report(reply) => Built::Report(reply),
+            };
+            if let Err(e) = committer.send(built) {
+                // The committer is gone (it panicked): keep the partition.
+                if let Built::Write { id, sealed, .. } = e.0 {
+                    let _ = done.send(Done {
+                        id,
+                        failed: Some(sealed),
+                    });
                 }
             }
-            drop(to_committer);
-        });
+        }
+    }
+
+    /// Reads a sealed partition back from the log and builds its columns (`None`: nothing is
+    /// left to write); events that do not fit go to the dead-letter area.
+    fn build(&mut self, sealed: &Sealed) -> Result<Option<RecordBatch>, String> {
+        let source_name = &sealed.table.source;
+        let mut misfits = Vec::new();
+        let batch = lake::build(sealed, &mut self.reader, &mut self.arena, &mut misfits);
+        self.reader.forget_below(self.first_segment.load(Relaxed));
+        let batch = batch?;
+        if !misfits.is_empty() {
+            let source = self.sources.by_name.get(source_name).cloned();
+            dead_letter_misfits(
+                &mut self.dead_letters,
+                source_name,
+                source.as_deref(),
+                misfits,
+            )?;
+        }
+        Ok(batch)
     }
 }
 
