@@ -73,10 +73,9 @@ pub fn build<'a>(
     }
     fill_captions(children, layout, count);
     sizes.0.clear();
-    root.string_sizes(count, &mut sizes.0);
-    let Builder::Struct { children, .. } = &mut root else {
-        unreachable!("the root is a struct")
-    };
+    for child in children.iter() {
+        child.string_sizes(count, &mut sizes.0);
+    }
     let arrays: Vec<ArrayRef> = children
         .iter_mut()
         .map(|c| {

@@ -1698,9 +1698,9 @@ impl Present {
     /// Whether exactly one attribute of `other` is here (without counting bits: the target's
     /// baseline has no instruction for it).
     fn meets_once(&self, other: &Present) -> bool {
-        let mut words = self.0.iter().zip(&other.0).map(|(a, b)| a & b);
-        let mut one = words.by_ref().filter(|w| *w != 0);
-        one.next().is_some_and(|w| w.is_power_of_two()) && one.next().is_none()
+        let common = self.0.iter().zip(&other.0).map(|(a, b)| a & b);
+        let mut words = common.filter(|w| *w != 0);
+        words.next().is_some_and(|w| w.is_power_of_two()) && words.next().is_none()
     }
 }
 
