@@ -1400,6 +1400,10 @@ impl<'a> Walk<'a> {
         def: &'a Definition,
         present: &mut Present,
     ) -> Result<(), Malformed> {
+        // One place in the path for the member being checked, set for each (not pushed and
+        // popped: a member costs a store).
+        let depth = self.path.len();
+        self.path.push(Segment::Index(0));
         while let Some(index) = r.member()? {
             let tag = r.tag()?;
             let Some(entry) = node.entries.get(index) else {
@@ -1407,11 +1411,13 @@ impl<'a> Walk<'a> {
                     "member {index} is not an attribute of OCSF {} `{}`",
                     self.schema.version, def.name
                 );
+                self.path.truncate(depth);
                 self.violation(rule);
+                self.path.push(Segment::Index(0));
                 skip(r, tag)?;
                 continue;
             };
-            self.path.push(Segment::Attribute(def, index));
+            self.path[depth] = Segment::Attribute(def, index);
             let is_set = tag != Tag::Null;
             if !entry.is_declared() {
                 self.violation("the plugin did not declare this attribute in its manifest");
@@ -1434,8 +1440,8 @@ impl<'a> Walk<'a> {
                 }
                 present.set(index);
             }
-            self.path.pop();
         }
+        self.path.truncate(depth);
         Ok(())
     }
 
@@ -1450,12 +1456,14 @@ impl<'a> Walk<'a> {
             self.violation("must be an array");
             return skip(r, tag);
         }
+        let depth = self.path.len();
+        self.path.push(Segment::Index(0));
         for i in 0..r.count()? {
-            self.path.push(Segment::Index(i));
+            self.path[depth] = Segment::Index(i);
             let tag = r.tag()?;
             self.row_value(r, tag, plan, entry, true)?;
-            self.path.pop();
         }
+        self.path.truncate(depth);
         Ok(())
     }
 
@@ -2810,6 +2818,32 @@ mod tests {
             [
                 "cloud.provider: required attribute is missing",
                 "cloud.region: expected a string, found an integer"
+            ]
+        );
+        // Paths name list items and the members after an unknown one.
+        assert_eq!(
+            rules(&|r| {
+                r.member(index("api_activity", "src_endpoint"));
+                r.object();
+                r.member(index("network_endpoint", "intermediate_ips"));
+                let count = r.array();
+                r.set_count(count, 3);
+                r.string("10.0.0.1");
+                r.int(7);
+                r.string("10.0.0.300");
+                r.member(999);
+                r.int(1);
+                r.member(index("network_endpoint", "port"));
+                r.string("80");
+                r.end();
+            }),
+            [
+                "src_endpoint.intermediate_ips[1]: expected an IP address string, found an integer",
+                "src_endpoint.intermediate_ips[2]: expected an IP address string, found string \"10.0.0.300\"",
+                "src_endpoint.port: expected a port number 0-65535, found a string",
+                "src_endpoint: appears more than once in its object",
+                "src_endpoint: at least one of ip, uid, name, hostname, svc_name, instance_uid, interface_uid, interface_name is required",
+                "src_endpoint: member 999 is not an attribute of OCSF 1.1.0 `network_endpoint`",
             ]
         );
         // A datetime is epoch milliseconds (or RFC 3339 text), within the years RFC 3339 writes.
