@@ -11,8 +11,8 @@ use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, MapBuilder, MapFieldNames,
     StringBuilder, TimestampMillisecondBuilder,
 };
-use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
-use arrow_buffer::{NullBufferBuilder, OffsetBuffer};
+use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StructArray};
+use arrow_buffer::{bit_util, NullBufferBuilder, OffsetBuffer};
 use arrow_schema::{DataType, FieldRef, Fields, SchemaRef};
 use lakegate_plugin_sdk::host::columns::{Caption, Column, ColumnKind, Layout};
 use lakegate_plugin_sdk::ocsf::time::parse_rfc3339_ms;
@@ -416,32 +416,29 @@ fn fill_caption(children: &mut [Builder], len: usize, caption: &Caption) {
     let Builder::String(given) = name else {
         return;
     };
-    let given = std::mem::replace(given, StringBuilder::new());
+    let given = std::mem::replace(given, StringBuilder::new()).finish();
     let Some(ids) = children.get_mut(usize::from(caption.id)) else {
         return;
     };
     ids.pad_to(len);
     let ids = &*ids;
+    let is_set = |bits: Option<&[u8]>, i| bits.is_none_or(|b| bit_util::get_bit(b, i));
     let id = |i: usize| -> Option<i64> {
-        let valid = |bits: Option<&[u8]>| bits.is_none_or(|b| b[i / 8] & (1 << (i % 8)) != 0);
         match ids {
             Builder::Integer(b) => {
-                valid(b.validity_slice()).then(|| i64::from(b.values_slice()[i]))
+                is_set(b.validity_slice(), i).then(|| i64::from(b.values_slice()[i]))
             }
-            Builder::Long(b) => valid(b.validity_slice()).then(|| b.values_slice()[i]),
+            Builder::Long(b) => is_set(b.validity_slice(), i).then(|| b.values_slice()[i]),
             _ => None,
         }
     };
-    let given_bits = given.validity_slice();
-    let any_given = given_bits.is_none_or(|bits| bits.iter().any(|&b| b != 0));
-    let (offsets, bytes) = (given.offsets_slice(), given.values_slice());
-    let mut filled = StringBuilder::with_capacity(len, bytes.len() + len * 8);
+    let any_given = given.null_count() < len;
+    let mut filled = StringBuilder::with_capacity(len, given.values().len() + len * 8);
     // Enum values come in runs (the same class, activity, severity...): one lookup per run.
     let mut last: Option<(i64, Option<&str>)> = None;
     for i in 0..len {
-        if any_given && given_bits.is_none_or(|b| b[i / 8] & (1 << (i % 8)) != 0) {
-            let text = &bytes[offsets[i] as usize..offsets[i + 1] as usize];
-            filled.append_value(std::str::from_utf8(text).expect("a string column holds UTF-8"));
+        if any_given && given.is_valid(i) {
+            filled.append_value(given.value(i));
             continue;
         }
         let text = id(i).and_then(|id| match last {
