@@ -79,8 +79,8 @@ pub(crate) fn run_bench(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Each job's median over the rounds: wall and CPU time each the median of its own, peak RSS the
-/// highest.
+/// Each job's median over the rounds (jobs matched by name): wall and CPU time each the median
+/// of its own, peak RSS the highest.
 fn medians(rounds: &[Vec<Measure>]) -> Vec<Measure> {
     let median = |mut values: Vec<f64>| {
         values.sort_by(f64::total_cmp);
@@ -88,9 +88,11 @@ fn medians(rounds: &[Vec<Measure>]) -> Vec<Measure> {
     };
     rounds[0]
         .iter()
-        .enumerate()
-        .map(|(job, first)| {
-            let runs: Vec<&Measure> = rounds.iter().filter_map(|r| r.get(job)).collect();
+        .map(|first| {
+            let runs: Vec<&Measure> = rounds
+                .iter()
+                .filter_map(|r| r.iter().find(|m| m.name == first.name))
+                .collect();
             Measure {
                 secs: median(runs.iter().map(|m| m.secs).collect()),
                 cpu: median(runs.iter().map(|m| m.cpu).collect()),
